@@ -1,0 +1,66 @@
+#pragma once
+
+// Parallax's configuration: one TOML file plus command-line overrides.
+//
+// Precedence: built-in defaults < the file given with --config < each
+// `--set key=value` in order. Keys are `parallax.<component>.<kebab-option>`.
+// Every problem is reported as one `error` whose message names the key (and,
+// for files, the line and column); tools print it and exit with code 2.
+
+#include "parallax/pipeline/logging.hpp"
+#include "parallax/schemas/error.hpp"
+#include "parallax/schemas/wire.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace parallax {
+
+struct config {
+  std::filesystem::path data_dir;                ///< parallax.data-dir
+  log_level log = log_level::info;               ///< parallax.log-level
+  std::uint64_t scheduler_threads = 0;           ///< parallax.scheduler-threads
+  std::chrono::milliseconds metrics_interval{};  ///< parallax.metrics.report-interval
+  std::uint64_t storage_map_size = 0;            ///< parallax.storage.map-size
+  wire::limits wire;                             ///< parallax.wire.*
+
+  /// The built-in defaults (defaults.hpp).
+  static config defaults();
+};
+
+/// One documented option, as listed by `parallax config --example`.
+struct option_info {
+  std::string_view key;
+  std::string_view type; ///< "string", "path", "integer", "size", "duration", "level"
+  std::string_view doc;
+};
+
+/// Every option, in documentation order.
+std::span<const option_info> options();
+
+/// Builds the effective configuration. `file` may be empty (defaults only).
+/// Each override is "key=value"; the value is read as a TOML value if it is
+/// one (2, "x", true) and as a plain string otherwise (./var, 10s).
+result<config> load_config(const std::optional<std::filesystem::path>& file,
+                           std::span<const std::string> overrides = {});
+
+/// Parses a TOML document from memory; `origin` names it in errors.
+result<config> parse_config(std::string_view toml, std::string_view origin,
+                            std::span<const std::string> overrides = {});
+
+/// A TOML document listing every option with its documentation and its value
+/// in `cfg`. With `config::defaults()` this is the example config.
+std::string render_config(const config& cfg);
+
+/// Parses "10s", "500ms", "2m", "1h", "1d" (also "1h30m").
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view s);
+
+/// Parses "64GiB", "512KiB", "10MB", "4096" into bytes.
+std::optional<std::uint64_t> parse_size(std::string_view s);
+
+} // namespace parallax

@@ -1,0 +1,500 @@
+#include "parallax/pipeline/config.hpp"
+
+#include "parallax/pipeline/defaults.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include <fmt/format.h>
+
+// toml++ is used only in this translation unit; without exceptions it
+// returns parse results that carry the error position.
+// Debian builds the library with exceptions, so the no-exception flavour
+// is compiled here, header-only.
+#define TOML_HEADER_ONLY 1
+#define TOML_EXCEPTIONS 0
+#include <toml++/toml.h>
+
+namespace parallax {
+
+config config::defaults() {
+  config c;
+  c.data_dir = std::filesystem::path{std::string{defaults::data_dir}};
+  c.log = log_level::info;
+  c.scheduler_threads = defaults::scheduler_threads;
+  c.metrics_interval = defaults::metrics_interval;
+  c.storage_map_size = defaults::storage_map_size;
+  c.wire.max_frame_bytes = defaults::wire_max_frame_bytes;
+  c.wire.max_events = defaults::wire_max_events;
+  c.wire.max_fields = defaults::wire_max_fields;
+  c.wire.max_string_bytes = defaults::wire_max_string_bytes;
+  c.wire.max_name_bytes = defaults::wire_max_name_bytes;
+  return c;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
+  using namespace std::chrono;
+  if (s.empty())
+    return std::nullopt;
+  std::int64_t total = 0;
+  while (!s.empty()) {
+    std::int64_t n = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec != std::errc{} || p == s.data() || n < 0)
+      return std::nullopt;
+    s.remove_prefix(static_cast<std::size_t>(p - s.data()));
+    std::int64_t unit = 0;
+    if (s.starts_with("ms")) {
+      unit = 1;
+      s.remove_prefix(2);
+    } else if (!s.empty()) {
+      switch (s.front()) {
+        case 's': unit = 1000; break;
+        case 'm': unit = 60'000; break;
+        case 'h': unit = 3'600'000; break;
+        case 'd': unit = 86'400'000; break;
+        default: return std::nullopt;
+      }
+      s.remove_prefix(1);
+    } else {
+      return std::nullopt; // a unit is required: "10" is ambiguous
+    }
+    if (n > (std::int64_t{1} << 50) / unit)
+      return std::nullopt;
+    total += n * unit;
+  }
+  return milliseconds{total};
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view s) {
+  std::uint64_t n = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc{} || p == s.data())
+    return std::nullopt;
+  std::string_view unit{p, static_cast<std::size_t>(s.data() + s.size() - p)};
+  static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
+    {"", 1},
+    {"B", 1},
+    {"KiB", std::uint64_t{1} << 10},
+    {"MiB", std::uint64_t{1} << 20},
+    {"GiB", std::uint64_t{1} << 30},
+    {"TiB", std::uint64_t{1} << 40},
+    {"KB", 1'000},
+    {"MB", 1'000'000},
+    {"GB", 1'000'000'000},
+    {"TB", 1'000'000'000'000},
+  };
+  for (auto [name, mult] : units)
+    if (unit == name) {
+      if (n > std::numeric_limits<std::uint64_t>::max() / mult)
+        return std::nullopt;
+      return n * mult;
+    }
+  return std::nullopt;
+}
+
+namespace {
+
+std::string render_duration(std::chrono::milliseconds d) {
+  auto ms = d.count();
+  if (ms != 0 && ms % 86'400'000 == 0)
+    return fmt::format("{}d", ms / 86'400'000);
+  if (ms != 0 && ms % 3'600'000 == 0)
+    return fmt::format("{}h", ms / 3'600'000);
+  if (ms != 0 && ms % 60'000 == 0)
+    return fmt::format("{}m", ms / 60'000);
+  if (ms % 1000 == 0)
+    return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+std::string render_size(std::uint64_t n) {
+  static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
+    {"TiB", std::uint64_t{1} << 40},
+    {"GiB", std::uint64_t{1} << 30},
+    {"MiB", std::uint64_t{1} << 20},
+    {"KiB", std::uint64_t{1} << 10},
+  };
+  for (auto [name, mult] : units)
+    if (n != 0 && n % mult == 0)
+      return fmt::format("\"{}{}\"", n / mult, name);
+  return fmt::format("{}", n);
+}
+
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20)
+          out += fmt::format("\\u{:04X}", c);
+        else
+          out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string show(const toml::node& n) {
+  std::ostringstream os;
+  if (auto s = n.value<std::string>())
+    return quote(*s);
+  n.visit([&](auto&& v) { os << v; });
+  return os.str();
+}
+
+// A setter returns an empty string on success, or what was wrong.
+using setter = std::string (*)(config&, const toml::node&);
+using getter = std::string (*)(const config&);
+
+struct option {
+  option_info info;
+  setter set;
+  getter get;
+};
+
+std::string want_uint(const toml::node& n, std::uint64_t lo, std::uint64_t hi,
+                      std::uint64_t& out) {
+  auto v = n.value_exact<std::int64_t>();
+  if (!v)
+    return fmt::format("expected an integer, got {}", show(n));
+  if (*v < 0 || static_cast<std::uint64_t>(*v) < lo
+      || static_cast<std::uint64_t>(*v) > hi)
+    return fmt::format("expected an integer from {} to {}, got {}", lo, hi, *v);
+  out = static_cast<std::uint64_t>(*v);
+  return {};
+}
+
+std::string want_size(const toml::node& n, std::uint64_t lo, std::uint64_t hi,
+                      std::uint64_t& out) {
+  std::optional<std::uint64_t> v;
+  if (auto i = n.value_exact<std::int64_t>(); i && *i >= 0)
+    v = static_cast<std::uint64_t>(*i);
+  else if (auto s = n.value_exact<std::string>())
+    v = parse_size(*s);
+  if (!v)
+    return fmt::format("expected a size such as \"64GiB\", \"10MB\" or a "
+                       "number of bytes, got {}",
+                       show(n));
+  if (*v < lo || *v > hi)
+    return fmt::format("expected a size from {} to {} bytes, got {}", lo, hi,
+                       *v);
+  out = *v;
+  return {};
+}
+
+std::string want_duration(const toml::node& n, std::chrono::milliseconds lo,
+                          std::chrono::milliseconds& out) {
+  auto s = n.value_exact<std::string>();
+  auto d = s ? parse_duration(*s) : std::nullopt;
+  if (!d)
+    return fmt::format("expected a duration such as \"10s\", \"500ms\" or "
+                       "\"1h\", got {}",
+                       show(n));
+  if (*d < lo)
+    return fmt::format("expected at least {}, got {}", render_duration(lo),
+                       show(n));
+  out = *d;
+  return {};
+}
+
+std::size_t to_size(std::uint64_t v) {
+  return static_cast<std::size_t>(v);
+}
+
+// The option table: documentation order, grouped by TOML table.
+const std::array<option, 10> table = {{
+  {{"parallax.data-dir", "path",
+    "Directory for the store, locks and state. Relative to the working "
+    "directory. `--data DIR` overrides it."},
+   [](config& c, const toml::node& n) -> std::string {
+     auto s = n.value_exact<std::string>();
+     if (!s || s->empty())
+       return fmt::format("expected a non-empty path string, got {}", show(n));
+     c.data_dir = *s;
+     return {};
+   },
+   [](const config& c) { return quote(c.data_dir.string()); }},
+  {{"parallax.log-level", "level",
+    "Least severe message written to standard error: error, warning, info "
+    "or debug."},
+   [](config& c, const toml::node& n) -> std::string {
+     auto s = n.value_exact<std::string>();
+     for (auto l : {log_level::error, log_level::warning, log_level::info,
+                    log_level::debug})
+       if (s && *s == to_string(l)) {
+         c.log = l;
+         return {};
+       }
+     return fmt::format("expected one of \"error\", \"warning\", \"info\", "
+                        "\"debug\", got {}",
+                        show(n));
+   },
+   [](const config& c) { return quote(to_string(c.log)); }},
+  {{"parallax.scheduler-threads", "integer",
+    "Worker threads of the actor scheduler; 0 means one per core."},
+   [](config& c, const toml::node& n) {
+     return want_uint(n, 0, 256, c.scheduler_threads);
+   },
+   [](const config& c) { return fmt::format("{}", c.scheduler_threads); }},
+  {{"parallax.metrics.report-interval", "duration",
+    "How often `parallax serve` logs its self-metrics (at debug level, only "
+    "when they changed)."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::milliseconds{100},
+                          c.metrics_interval);
+   },
+   [](const config& c) {
+     return quote(render_duration(c.metrics_interval));
+   }},
+  {{"parallax.storage.map-size", "size",
+    "Largest size the LMDB store may reach; writes beyond it fail with "
+    "MDB_MAP_FULL. Reserves address space, not memory."},
+   [](config& c, const toml::node& n) {
+     return want_size(n, std::uint64_t{1} << 20, std::uint64_t{1} << 44,
+                      c.storage_map_size);
+   },
+   [](const config& c) { return render_size(c.storage_map_size); }},
+  {{"parallax.wire.max-frame-bytes", "size",
+    "Largest batch frame a receiver accepts; larger frames are rejected "
+    "with oversized_frame."},
+   [](config& c, const toml::node& n) {
+     std::uint64_t v = 0;
+     auto e = want_size(n, 64, std::uint64_t{1} << 30, v);
+     c.wire.max_frame_bytes = to_size(v);
+     return e;
+   },
+   [](const config& c) {
+     return render_size(c.wire.max_frame_bytes);
+   }},
+  {{"parallax.wire.max-events", "integer",
+    "Most events in one batch; more are rejected with too_many_events."},
+   [](config& c, const toml::node& n) {
+     std::uint64_t v = 0;
+     auto e = want_uint(n, 1, 10'000'000, v);
+     c.wire.max_events = to_size(v);
+     return e;
+   },
+   [](const config& c) { return fmt::format("{}", c.wire.max_events); }},
+  {{"parallax.wire.max-fields", "integer",
+    "Most fields in one event; more are rejected with too_many_fields."},
+   [](config& c, const toml::node& n) {
+     std::uint64_t v = 0;
+     auto e = want_uint(n, 1, 65'535, v);
+     c.wire.max_fields = to_size(v);
+     return e;
+   },
+   [](const config& c) { return fmt::format("{}", c.wire.max_fields); }},
+  {{"parallax.wire.max-string-bytes", "size",
+    "Longest raw text or string field value; longer ones are rejected with "
+    "string_too_long. At most parallax.wire.max-frame-bytes."},
+   [](config& c, const toml::node& n) {
+     std::uint64_t v = 0;
+     auto e = want_size(n, 1, std::uint64_t{1} << 30, v);
+     c.wire.max_string_bytes = to_size(v);
+     return e;
+   },
+   [](const config& c) {
+     return render_size(c.wire.max_string_bytes);
+   }},
+  {{"parallax.wire.max-name-bytes", "integer",
+    "Longest field name, index, host, source, sourcetype or source id."},
+   [](config& c, const toml::node& n) {
+     std::uint64_t v = 0;
+     auto e = want_uint(n, 1, 65'535, v);
+     c.wire.max_name_bytes = to_size(v);
+     return e;
+   },
+   [](const config& c) { return fmt::format("{}", c.wire.max_name_bytes); }},
+}};
+
+const std::vector<option_info>& infos() {
+  static const auto v = [] {
+    std::vector<option_info> out;
+    for (const auto& o : table)
+      out.push_back(o.info);
+    return out;
+  }();
+  return v;
+}
+
+const option* find_option(std::string_view key) {
+  for (const auto& o : table)
+    if (o.info.key == key)
+      return &o;
+  return nullptr;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1,
+                         prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+error unknown_key(std::string_view key, std::string_view where) {
+  const option* best = nullptr;
+  std::size_t best_d = 4; // suggest only close matches
+  for (const auto& o : table) {
+    auto d = edit_distance(key, o.info.key);
+    if (d < best_d) {
+      best_d = d;
+      best = &o;
+    }
+  }
+  auto hint = best ? fmt::format("; did you mean {}?", best->info.key)
+                   : std::string{"; `parallax config --example` lists every "
+                                 "option"};
+  return error{ec::config_unknown_key,
+               fmt::format("{}: unknown key ({}){}", key, where, hint)};
+}
+
+std::string where(std::string_view origin, const toml::source_region& r) {
+  return fmt::format("{}:{}:{}", origin, r.begin.line, r.begin.column);
+}
+
+error apply(config& c, std::string_view key, const toml::node& n,
+            std::string_view at) {
+  auto opt = find_option(key);
+  if (!opt)
+    return unknown_key(key, at);
+  if (auto msg = opt->set(c, n); !msg.empty())
+    return error{ec::config_bad_value,
+                 fmt::format("{}: {} ({})", key, msg, at)};
+  return {};
+}
+
+// Applies every leaf of `tbl`; `prefix` is the dotted path of `tbl`.
+error apply_table(config& c, const toml::table& tbl, const std::string& prefix,
+                  std::string_view origin) {
+  for (auto&& [k, node] : tbl) {
+    auto key = prefix.empty() ? std::string{k.str()}
+                              : fmt::format("{}.{}", prefix, k.str());
+    if (auto sub = node.as_table()) {
+      if (auto err = apply_table(c, *sub, key, origin))
+        return err;
+      continue;
+    }
+    if (auto err = apply(c, key, node, where(origin, node.source())))
+      return err;
+  }
+  return {};
+}
+
+error apply_override(config& c, const std::string& ov) {
+  auto eq = ov.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return error{ec::config_bad_value,
+                 fmt::format("--set {}: expected key=value", ov)};
+  auto key = ov.substr(0, eq);
+  auto text = ov.substr(eq + 1);
+  // A TOML value if it is one ("2", "true", "\"x\""), a string otherwise.
+  auto doc = toml::parse("v = " + text);
+  if (doc && doc.table().contains("v") && doc.table().size() == 1)
+    return apply(c, key, *doc.table().get("v"), "from --set");
+  toml::value<std::string> s{text};
+  return apply(c, key, s, "from --set");
+}
+
+error validate(const config& c) {
+  if (c.wire.max_string_bytes > c.wire.max_frame_bytes)
+    return error{ec::config_bad_value,
+                 fmt::format("parallax.wire.max-string-bytes: {} exceeds "
+                             "parallax.wire.max-frame-bytes ({})",
+                             c.wire.max_string_bytes, c.wire.max_frame_bytes)};
+  return {};
+}
+
+} // namespace
+
+std::span<const option_info> options() {
+  return infos();
+}
+
+result<config> parse_config(std::string_view text, std::string_view origin,
+                            std::span<const std::string> overrides) {
+  auto c = config::defaults();
+  if (!text.empty()) {
+    auto doc = toml::parse(text, origin);
+    if (!doc) {
+      const auto& e = doc.error();
+      return error{ec::config_parse,
+                   fmt::format("{}: {}", where(origin, e.source()),
+                               e.description())};
+    }
+    if (auto err = apply_table(c, doc.table(), "", origin))
+      return err;
+  }
+  for (const auto& ov : overrides)
+    if (auto err = apply_override(c, ov))
+      return err;
+  if (auto err = validate(c))
+    return err;
+  return c;
+}
+
+result<config> load_config(const std::optional<std::filesystem::path>& file,
+                           std::span<const std::string> overrides) {
+  std::string text;
+  std::string origin = "(defaults)";
+  if (file) {
+    std::ifstream in{*file, std::ios::binary};
+    if (!in)
+      return error{ec::config_parse,
+                   fmt::format("{}: cannot read the config file",
+                               file->string())};
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+    origin = file->string();
+  }
+  return parse_config(text, origin, overrides);
+}
+
+std::string render_config(const config& c) {
+  std::string out = "# Parallax configuration. Every option, its meaning and "
+                    "its value.\n"
+                    "# Generated by `parallax config --example`; keys are "
+                    "parallax.<component>.<option>.\n";
+  std::string section;
+  for (const auto& o : table) {
+    auto key = o.info.key;
+    auto dot = key.rfind('.');
+    auto sec = std::string{key.substr(0, dot)};
+    if (sec != section) {
+      out += fmt::format("\n[{}]\n", sec);
+      section = sec;
+    }
+    // Wrap the documentation at ~76 columns.
+    std::string line = "#";
+    std::istringstream words{std::string{o.info.doc}};
+    for (std::string w; words >> w;) {
+      if (line.size() + 1 + w.size() > 78) {
+        out += line + "\n";
+        line = "#";
+      }
+      line += " " + w;
+    }
+    out += line + "\n";
+    out += fmt::format("# type: {}\n", o.info.type);
+    out += fmt::format("{} = {}\n", key.substr(dot + 1), o.get(c));
+  }
+  return out;
+}
+
+} // namespace parallax

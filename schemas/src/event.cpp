@@ -1,0 +1,75 @@
+#include "parallax/schemas/event.hpp"
+
+namespace parallax {
+
+namespace {
+
+constexpr std::string_view type_names[] = {"string", "integer", "float",
+                                           "boolean"};
+
+} // namespace
+
+std::string_view type_name(const value& v) noexcept {
+  return type_names[v.index()];
+}
+
+std::string_view type_name(const value_view& v) noexcept {
+  return type_names[v.index()];
+}
+
+value materialize(const value_view& v) {
+  switch (v.index()) {
+    case 0:
+      return std::string{std::get<0>(v)};
+    case 1:
+      return std::get<1>(v);
+    case 2:
+      return std::get<2>(v);
+    default:
+      return std::get<3>(v);
+  }
+}
+
+value_view view(const value& v) noexcept {
+  switch (v.index()) {
+    case 0:
+      return std::string_view{std::get<0>(v)};
+    case 1:
+      return std::get<1>(v);
+    case 2:
+      return std::get<2>(v);
+    default:
+      return std::get<3>(v);
+  }
+}
+
+const value* event::find(std::string_view name) const noexcept {
+  for (const auto& f : fields)
+    if (f.name == name)
+      return &f.value;
+  return nullptr;
+}
+
+const value_view* event_view::find(std::string_view name) const noexcept {
+  for (const auto& f : fields)
+    if (f.name == name)
+      return &f.value;
+  return nullptr;
+}
+
+event event_view::materialize() const {
+  event e;
+  e.time = time;
+  e.index = index;
+  e.host = host;
+  e.source = source;
+  e.sourcetype = sourcetype;
+  if (raw)
+    e.raw = std::string{*raw};
+  e.fields.reserve(fields.size());
+  for (const auto& f : fields)
+    e.fields.push_back(field{std::string{f.name}, parallax::materialize(f.value)});
+  return e;
+}
+
+} // namespace parallax

@@ -1,0 +1,79 @@
+#include "parallax/schemas/wire.hpp"
+
+#include <msgpack.hpp>
+
+namespace parallax::wire {
+
+namespace {
+
+// msgpack-cxx's packer writes through any type with write(const char*, size_t).
+struct string_sink {
+  std::string* out;
+  void write(const char* data, std::size_t size) {
+    out->append(data, size);
+  }
+};
+
+using packer = msgpack::packer<string_sink>;
+
+void pack_str(packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<std::uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+
+void pack_value(packer& pk, const value& v) {
+  switch (v.index()) {
+    case 0:
+      pack_str(pk, std::get<0>(v));
+      break;
+    case 1:
+      pk.pack_int64(std::get<1>(v)); // packs the shortest form
+      break;
+    case 2:
+      pk.pack_double(std::get<2>(v));
+      break;
+    default:
+      if (std::get<3>(v))
+        pk.pack_true();
+      else
+        pk.pack_false();
+  }
+}
+
+} // namespace
+
+void encode(const batch& b, std::string& out) {
+  string_sink sink{&out};
+  packer pk{sink};
+  pk.pack_array(batch_elements);
+  pk.pack_uint64(major_version);
+  pk.pack_uint64(minor_version);
+  pack_str(pk, b.source_id);
+  pk.pack_uint64(b.sequence);
+  pk.pack_array(static_cast<std::uint32_t>(b.events.size()));
+  for (const auto& e : b.events) {
+    pk.pack_array(event_elements);
+    pk.pack_int64(e.time);
+    pack_str(pk, e.index);
+    pack_str(pk, e.host);
+    pack_str(pk, e.source);
+    pack_str(pk, e.sourcetype);
+    if (e.raw)
+      pack_str(pk, *e.raw);
+    else
+      pk.pack_nil();
+    pk.pack_map(static_cast<std::uint32_t>(e.fields.size()));
+    for (const auto& f : e.fields) {
+      pack_str(pk, f.name);
+      pack_value(pk, f.value);
+    }
+  }
+}
+
+std::string encode(const batch& b) {
+  std::string out;
+  encode(b, out);
+  return out;
+}
+
+} // namespace parallax::wire

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what Parallax needs from Debian 12's packages, skipping what is
+# already installed. Idempotent: run it as often as you like.
+#
+#   scripts/setup.sh          # build + test dependencies
+#
+# Why each package is here (one line each, so a reviewer can argue with it):
+#   build-essential cmake pkg-config ccache   toolchain; ccache because CAF TUs are slow
+#   libcaf-dev            the actor framework of the design card (0.17.6)
+#   libzmq3-dev cppzmq-dev  ZeroMQ and its header-only C++ binding
+#   libmsgpack-cxx-dev    MessagePack (wire format)
+#   liblmdb-dev           the event store
+#   libfmt-dev            formatting and logging
+#   doctest-dev           unit tests
+#   libtomlplusplus-dev   the config file is TOML (one file, typed values, line numbers in errors)
+#   libcli11-dev          subcommands and a --help that helps
+#   python3 python3-msgpack  a second, independent wire-format client in the tests
+#   docker-compose        validates docker-compose.yml in the tests (no engine needed)
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config ccache
+  libcaf-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev liblmdb-dev libfmt-dev
+  doctest-dev libtomlplusplus-dev libcli11-dev
+  python3 python3-msgpack docker-compose
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

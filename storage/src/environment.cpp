@@ -1,0 +1,179 @@
+#include "parallax/storage/environment.hpp"
+
+#include <array>
+#include <cstring>
+#include <system_error>
+
+#include <fmt/format.h>
+#include <lmdb.h>
+
+namespace parallax::storage {
+
+namespace {
+
+// The meta database holds one record: "format" -> magic + version (u32, big
+// endian). The magic tells a Parallax store from any other LMDB file.
+constexpr std::string_view meta_db = "meta";
+constexpr std::string_view format_key = "format";
+constexpr std::array<char, 4> magic = {'P', 'L', 'X', 'S'};
+
+std::array<char, 8> encode_format(format_version v) {
+  std::array<char, 8> out{};
+  std::memcpy(out.data(), magic.data(), magic.size());
+  auto x = static_cast<std::uint32_t>(v);
+  for (int i = 0; i < 4; ++i)
+    out[4 + i] = static_cast<char>((x >> (24 - 8 * i)) & 0xff);
+  return out;
+}
+
+MDB_val as_val(std::string_view s) {
+  return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+
+} // namespace
+
+std::string describe_mdb(int rc) {
+  const char* name = nullptr;
+  switch (rc) {
+    case MDB_MAP_FULL: name = "MDB_MAP_FULL"; break;
+    case MDB_VERSION_MISMATCH: name = "MDB_VERSION_MISMATCH"; break;
+    case MDB_INVALID: name = "MDB_INVALID"; break;
+    case MDB_NOTFOUND: name = "MDB_NOTFOUND"; break;
+    case MDB_READERS_FULL: name = "MDB_READERS_FULL"; break;
+    case MDB_DBS_FULL: name = "MDB_DBS_FULL"; break;
+    case MDB_CORRUPTED: name = "MDB_CORRUPTED"; break;
+    default: break;
+  }
+  if (name)
+    return fmt::format("{}: {}", name, mdb_strerror(rc));
+  return mdb_strerror(rc);
+}
+
+result<environment> environment::open(const std::filesystem::path& dir,
+                                      const environment_options& opts) {
+  auto fail = [&](std::string what, int rc) {
+    return error{ec::storage_error, fmt::format("{} ({}): {}", what,
+                                                dir.string(), describe_mdb(rc))};
+  };
+  if (!opts.read_only) {
+    std::error_code fs_err;
+    std::filesystem::create_directories(dir, fs_err);
+    if (fs_err)
+      return error{ec::storage_error,
+                   fmt::format("cannot create {}: {}", dir.string(),
+                               fs_err.message())};
+  } else if (!std::filesystem::exists(dir / "data.mdb")) {
+    return error{ec::storage_error,
+                 fmt::format("no Parallax store in {}", dir.string())};
+  }
+  MDB_env* env = nullptr;
+  if (auto rc = mdb_env_create(&env); rc != 0)
+    return fail("cannot create LMDB environment", rc);
+  // From here on, every failure path must close `env`.
+  auto close_and = [&](error e) {
+    mdb_env_close(env);
+    return e;
+  };
+  if (auto rc = mdb_env_set_mapsize(env, opts.map_size); rc != 0)
+    return close_and(fail("cannot set map size", rc));
+  if (auto rc = mdb_env_set_maxdbs(env, opts.max_dbs); rc != 0)
+    return close_and(fail("cannot set max dbs", rc));
+  unsigned flags = MDB_NOTLS;
+  if (opts.read_only)
+    flags |= MDB_RDONLY;
+  if (auto rc = mdb_env_open(env, dir.c_str(), flags, 0644); rc != 0)
+    return close_and(fail("cannot open LMDB environment", rc));
+  // Read the format record first, in a read transaction: a mismatch must be
+  // found before anything is written.
+  MDB_txn* txn = nullptr;
+  if (auto rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn); rc != 0)
+    return close_and(fail("cannot begin read transaction", rc));
+  MDB_dbi dbi;
+  auto rc = mdb_dbi_open(txn, meta_db.data(), 0, &dbi);
+  bool fresh = rc == MDB_NOTFOUND;
+  if (rc == 0) {
+    auto key = as_val(format_key);
+    MDB_val val;
+    rc = mdb_get(txn, dbi, &key, &val);
+    if (rc == MDB_NOTFOUND) {
+      fresh = true;
+    } else if (rc != 0) {
+      mdb_txn_abort(txn);
+      return close_and(fail("cannot read the format record", rc));
+    } else {
+      auto bytes = static_cast<const unsigned char*>(val.mv_data);
+      if (val.mv_size != 8 || std::memcmp(bytes, magic.data(), 4) != 0) {
+        mdb_txn_abort(txn);
+        return close_and(error{ec::storage_version,
+                               fmt::format("{} holds an LMDB store that is "
+                                           "not Parallax's; refusing to touch "
+                                           "it",
+                                           dir.string())});
+      }
+      std::uint32_t v = (std::uint32_t{bytes[4]} << 24)
+                        | (std::uint32_t{bytes[5]} << 16)
+                        | (std::uint32_t{bytes[6]} << 8) | bytes[7];
+      mdb_txn_abort(txn);
+      if (v != static_cast<std::uint32_t>(format_version::latest))
+        return close_and(error{
+          ec::storage_version,
+          fmt::format("{} holds storage format {}; this parallax reads "
+                      "format {}. Nothing was changed: use a parallax of "
+                      "the matching version, or another data directory",
+                      dir.string(), v,
+                      static_cast<std::uint32_t>(format_version::latest))});
+      return environment{env, dir, format_version::latest};
+    }
+  } else if (rc != MDB_NOTFOUND) {
+    mdb_txn_abort(txn);
+    return close_and(fail("cannot open the meta database", rc));
+  }
+  mdb_txn_abort(txn);
+  if (!fresh || opts.read_only)
+    return close_and(error{ec::storage_error,
+                           fmt::format("no Parallax store in {}",
+                                       dir.string())});
+  // A fresh store: write the format record.
+  if (rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != 0)
+    return close_and(fail("cannot begin write transaction", rc));
+  if (rc = mdb_dbi_open(txn, meta_db.data(), MDB_CREATE, &dbi); rc != 0) {
+    mdb_txn_abort(txn);
+    return close_and(fail("cannot create the meta database", rc));
+  }
+  auto record = encode_format(format_version::latest);
+  auto key = as_val(format_key);
+  MDB_val val{record.size(), record.data()};
+  if (rc = mdb_put(txn, dbi, &key, &val, 0); rc != 0) {
+    mdb_txn_abort(txn);
+    return close_and(fail("cannot write the format record", rc));
+  }
+  if (rc = mdb_txn_commit(txn); rc != 0)
+    return close_and(fail("cannot commit the format record", rc));
+  return environment{env, dir, format_version::latest};
+}
+
+environment::environment(environment&& other) noexcept
+  : env_{other.env_},
+    path_{std::move(other.path_)},
+    version_{other.version_} {
+  other.env_ = nullptr;
+}
+
+environment& environment::operator=(environment&& other) noexcept {
+  if (this != &other) {
+    if (env_)
+      mdb_env_close(env_);
+    env_ = other.env_;
+    path_ = std::move(other.path_);
+    version_ = other.version_;
+    other.env_ = nullptr;
+  }
+  return *this;
+}
+
+environment::~environment() {
+  if (env_)
+    mdb_env_close(env_);
+}
+
+} // namespace parallax::storage

@@ -1,0 +1,141 @@
+#include "parallax/pipeline/config.hpp"
+
+#include "parallax/pipeline/defaults.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace parallax;
+using namespace std::chrono_literals;
+
+namespace {
+
+error parse_error(std::string_view toml, std::vector<std::string> sets = {}) {
+  auto c = parse_config(toml, "test.toml", sets);
+  REQUIRE_MESSAGE(!c, "expected a config error");
+  return c.error();
+}
+
+} // namespace
+
+TEST_CASE("config: no file means the documented defaults") {
+  auto c = parse_config("", "none");
+  REQUIRE(c);
+  CHECK(c->data_dir == "./var");
+  CHECK(c->log == log_level::info);
+  CHECK(c->scheduler_threads == 0);
+  CHECK(c->metrics_interval == 10s);
+  CHECK(c->storage_map_size == std::uint64_t{64} << 30);
+  CHECK(c->wire.max_frame_bytes == defaults::wire_max_frame_bytes);
+  CHECK(c->wire.max_string_bytes == 512u << 10);
+}
+
+TEST_CASE("config: a file sets values in tables and as dotted keys") {
+  auto c = parse_config(R"(
+[parallax]
+data-dir = "/srv/parallax"
+log-level = "debug"
+
+[parallax.storage]
+map-size = "2GiB"
+
+[parallax.wire]
+max-frame-bytes = 1048576
+max-string-bytes = "64KiB"
+)",
+                        "test.toml");
+  REQUIRE(c);
+  CHECK(c->data_dir == "/srv/parallax");
+  CHECK(c->log == log_level::debug);
+  CHECK(c->storage_map_size == std::uint64_t{2} << 30);
+  CHECK(c->wire.max_frame_bytes == 1u << 20);
+  CHECK(c->wire.max_string_bytes == 64u << 10);
+  auto d = parse_config("parallax.metrics.report-interval = \"1m30s\"\n", "t");
+  REQUIRE(d);
+  CHECK(d->metrics_interval == 90s);
+}
+
+TEST_CASE("config: overrides come last and are typed like TOML") {
+  auto c = parse_config("parallax.log-level = \"error\"\n", "test.toml",
+                        std::vector<std::string>{"parallax.log-level=warning",
+                                                 "parallax.scheduler-threads=3",
+                                                 "parallax.data-dir=./x y"});
+  REQUIRE(c);
+  CHECK(c->log == log_level::warning);
+  CHECK(c->scheduler_threads == 3);
+  CHECK(c->data_dir == "./x y");
+}
+
+TEST_CASE("config: an unknown key is named, with its position and a hint") {
+  auto err = parse_error("[parallax.storage]\nmap-sise = \"1GiB\"\n");
+  CHECK(err.code == ec::config_unknown_key);
+  CHECK(err.message == "parallax.storage.map-sise: unknown key (test.toml:2:12); "
+                       "did you mean parallax.storage.map-size?");
+  err = parse_error("", {"parallax.nothing.like.this=1"});
+  CHECK(err.code == ec::config_unknown_key);
+  CHECK(err.message.find("from --set") != std::string::npos);
+}
+
+TEST_CASE("config: a bad value names the key, the expectation and the place") {
+  auto err = parse_error("parallax.log-level = \"loud\"\n");
+  CHECK(err.code == ec::config_bad_value);
+  CHECK(err.message.find("parallax.log-level: expected one of") == 0);
+  CHECK(err.message.find("(test.toml:1:22)") != std::string::npos);
+  err = parse_error("parallax.scheduler-threads = -1\n");
+  CHECK(err.message.find("parallax.scheduler-threads: expected an integer from 0") == 0);
+  err = parse_error("parallax.scheduler-threads = \"two\"\n");
+  CHECK(err.message.find("expected an integer, got \"two\"") != std::string::npos);
+  err = parse_error("parallax.metrics.report-interval = 10\n");
+  CHECK(err.message.find("expected a duration") != std::string::npos);
+  err = parse_error("parallax.metrics.report-interval = \"1ms\"\n");
+  CHECK(err.message.find("expected at least 100ms") != std::string::npos);
+  err = parse_error("parallax.storage.map-size = \"lots\"\n");
+  CHECK(err.message.find("parallax.storage.map-size: expected a size") == 0);
+  err = parse_error("parallax.data-dir = \"\"\n");
+  CHECK(err.message.find("parallax.data-dir") == 0);
+}
+
+TEST_CASE("config: cross-option constraints name the offending key") {
+  auto err = parse_error("[parallax.wire]\nmax-frame-bytes = 1024\n"
+                         "max-string-bytes = 4096\n");
+  CHECK(err.code == ec::config_bad_value);
+  CHECK(err.message.find("parallax.wire.max-string-bytes") == 0);
+}
+
+TEST_CASE("config: a TOML syntax error gives line and column") {
+  auto err = parse_error("[parallax\nlog-level = 1\n");
+  CHECK(err.code == ec::config_parse);
+  CHECK(err.message.find("test.toml:1:") == 0);
+}
+
+TEST_CASE("config: a missing file is an error naming the file") {
+  auto c = load_config(std::filesystem::path{"/nonexistent/parallax.toml"});
+  REQUIRE_FALSE(c);
+  CHECK(c.error().message.find("/nonexistent/parallax.toml") == 0);
+}
+
+TEST_CASE("config: the rendered example parses back to the defaults") {
+  auto text = render_config(config::defaults());
+  for (const auto& o : options()) {
+    auto leaf = o.key.substr(o.key.rfind('.') + 1);
+    CHECK_MESSAGE(text.find(std::string{leaf} + " = ") != std::string::npos,
+                  o.key);
+  }
+  auto c = parse_config(text, "example");
+  REQUIRE(c);
+  CHECK(render_config(*c) == text);
+}
+
+TEST_CASE("config: durations and sizes") {
+  CHECK(parse_duration("500ms") == 500ms);
+  CHECK(parse_duration("2m") == 120s);
+  CHECK(parse_duration("1h30m") == 90min);
+  CHECK(parse_duration("1d") == 24h);
+  CHECK_FALSE(parse_duration("10"));
+  CHECK_FALSE(parse_duration("-1s"));
+  CHECK_FALSE(parse_duration("s"));
+  CHECK(parse_size("4096") == 4096u);
+  CHECK(parse_size("10MB") == 10'000'000u);
+  CHECK(parse_size("64GiB") == std::uint64_t{64} << 30);
+  CHECK_FALSE(parse_size("64 GiB"));
+  CHECK_FALSE(parse_size("99999999999TiB"));
+}

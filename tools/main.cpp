@@ -1,0 +1,103 @@
+// `parallax`: one binary, one subcommand per job.
+
+#include "commands.hpp"
+
+#include "parallax/bench/codec.hpp"
+#include "parallax/version.hpp"
+
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+namespace {
+
+void add_config_options(CLI::App& cmd, parallax::tools::config_args& args) {
+  cmd.add_option("-c,--config", args.file, "Read options from this TOML file")
+    ->check(CLI::ExistingFile);
+  cmd.add_option("-d,--data", args.data,
+                 "Data directory (same as --set parallax.data-dir=DIR; "
+                 "default ./var)");
+  cmd.add_option("--set", args.sets,
+                 "Override one option, e.g. --set parallax.log-level=debug "
+                 "(repeatable; `parallax config --example` lists them)");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  using namespace parallax::tools;
+  CLI::App app{"Parallax: watches a fleet of virtual machines from the "
+               "hypervisor and from inside each guest,\nand tells you where "
+               "the two views disagree.",
+               "parallax"};
+  app.set_version_flag("-V,--version",
+                       std::string{"parallax "} + parallax::version_string);
+  app.require_subcommand(1);
+  app.footer("Exit codes: 0 success, 1 failure, 2 bad usage or configuration.\n"
+             "Run `parallax COMMAND --help` for a command's options.");
+
+  config_args serve_args;
+  auto serve = app.add_subcommand(
+    "serve", "Run the Parallax daemon until SIGINT or SIGTERM");
+  add_config_options(*serve, serve_args);
+
+  decode_args dec_args;
+  auto decode = app.add_subcommand(
+    "decode", "Decode one wire-format batch frame and print its events "
+              "(or why it is rejected)");
+  add_config_options(*decode, dec_args.cfg);
+  decode->add_option("file", dec_args.file, "Frame file, or - for stdin")
+    ->capture_default_str();
+  decode->add_flag("--json", dec_args.json,
+                   "One JSON object per line: the batch header, then events");
+
+  config_cmd_args cfg_args;
+  auto config = app.add_subcommand(
+    "config", "Print the effective configuration, or every option with "
+              "--example");
+  add_config_options(*config, cfg_args.cfg);
+  config->add_flag("--example", cfg_args.example,
+                   "Print every option with its documentation and default");
+
+  auto bench = app.add_subcommand("bench", "Run a benchmark and print its "
+                                           "figures");
+  bench->require_subcommand(1);
+  parallax::bench::codec_options codec_opts;
+  auto codec = bench->add_subcommand(
+    "codec", "Wire-format encode/decode rates on realistic mixed events, "
+             "with peers");
+  codec->add_option("--events", codec_opts.events, "Events per run")
+    ->capture_default_str();
+  codec->add_option("--batch", codec_opts.batch, "Events per frame")
+    ->capture_default_str();
+  codec->add_option("--runs", codec_opts.runs, "Runs; medians are reported")
+    ->capture_default_str();
+  codec->add_flag("--json", codec_opts.json, "One machine-readable JSON line");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    if (argc == 1) {
+      std::fputs(app.help().c_str(), stderr);
+      return 2;
+    }
+    std::fprintf(stderr, "parallax: %s\nRun `parallax --help` for usage.\n",
+                 e.what());
+    return 2;
+  }
+  if (*serve)
+    return run_serve(serve_args);
+  if (*decode)
+    return run_decode(dec_args);
+  if (*config)
+    return run_config(cfg_args);
+  if (*codec)
+    return parallax::bench::run_codec(codec_opts);
+  return 2;
+}
