@@ -15,13 +15,14 @@
 #   libtomlplusplus-dev   the config file is TOML (one file, typed values, line numbers in errors)
 #   libcli11-dev          subcommands and a --help that helps
 #   python3 python3-msgpack  a second, independent wire-format client in the tests
+#   libsqlite3-dev        SQLite FTS5, the peer that `parallax bench ingest` measures against
 #   docker-compose        validates docker-compose.yml in the tests (no engine needed)
 set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config ccache
   libcaf-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev liblmdb-dev libfmt-dev
-  doctest-dev libtomlplusplus-dev libcli11-dev
+  doctest-dev libtomlplusplus-dev libcli11-dev libsqlite3-dev
   python3 python3-msgpack docker-compose
 )
 

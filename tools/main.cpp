@@ -3,6 +3,7 @@
 #include "commands.hpp"
 
 #include "parallax/bench/codec.hpp"
+#include "parallax/bench/ingest.hpp"
 #include "parallax/version.hpp"
 
 #include <cstdio>
@@ -74,6 +75,26 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   codec->add_flag("--json", codec_opts.json, "One machine-readable JSON line");
 
+  parallax::bench::ingest_options ingest_opts;
+  auto ingest = bench->add_subcommand(
+    "ingest", "End-to-end ingest through the real endpoint from a separate "
+              "client process, every ack after a synced commit; SQLite FTS5 "
+              "as the peer");
+  ingest->add_option("--events", ingest_opts.events, "Events to send")
+    ->capture_default_str();
+  ingest->add_option("--batch", ingest_opts.batch,
+                     "Events per frame (and per SQLite transaction)")
+    ->capture_default_str();
+  ingest->add_option("--window", ingest_opts.window,
+                     "Frames the client keeps in flight")
+    ->capture_default_str();
+  ingest->add_option("--data", ingest_opts.data,
+                     "Data directory to use (default: a fresh temporary one, "
+                     "removed afterwards)");
+  ingest->add_flag("--no-peer", ingest_opts.skip_peer,
+                   "Skip the SQLite FTS5 peer");
+  ingest->add_flag("--json", ingest_opts.json, "One machine-readable JSON line");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -99,5 +120,7 @@ int main(int argc, char** argv) {
     return run_config(cfg_args);
   if (*codec)
     return parallax::bench::run_codec(codec_opts);
+  if (*ingest)
+    return parallax::bench::run_ingest(ingest_opts);
   return 2;
 }

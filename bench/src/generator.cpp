@@ -27,15 +27,38 @@ std::string uuid_of(std::size_t vm) {
 
 } // namespace
 
+struct mixed_generator::impl {
+  generator_options opts;
+  std::mt19937_64 rng;
+  std::size_t i = 0;
+};
+
+mixed_generator::mixed_generator(const generator_options& opts)
+  : impl_{new impl{opts, std::mt19937_64{opts.seed}}} {
+}
+
+mixed_generator::~mixed_generator() {
+  delete impl_;
+}
+
 std::vector<event> make_mixed_events(std::size_t n,
                                      const generator_options& opts) {
-  std::mt19937_64 rng{opts.seed};
+  mixed_generator gen{opts};
+  std::vector<event> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    out.push_back(gen.next());
+  return out;
+}
+
+event mixed_generator::next() {
+  auto& rng = impl_->rng;
+  const auto& opts = impl_->opts;
+  auto i = impl_->i++;
   auto pick = [&](std::size_t k) {
     return static_cast<std::size_t>(rng() % k);
   };
-  std::vector<event> out;
-  out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
+  {
     event e;
     e.time = opts.start + static_cast<time_ns>(i) * opts.step;
     auto vm = pick(opts.vms);
@@ -101,9 +124,8 @@ std::vector<event> make_mixed_events(std::size_t n,
         break;
       }
     }
-    out.push_back(std::move(e));
+    return e;
   }
-  return out;
 }
 
 } // namespace parallax::bench

@@ -28,6 +28,12 @@ config config::defaults() {
   c.scheduler_threads = defaults::scheduler_threads;
   c.metrics_interval = defaults::metrics_interval;
   c.storage_map_size = defaults::storage_map_size;
+  c.bucket_span = defaults::storage_bucket_span;
+  c.rollup_interval = defaults::storage_rollup_interval;
+  c.retention = defaults::storage_retention;
+  c.collector_endpoint = std::string{defaults::collector_endpoint};
+  c.max_inflight_bytes = defaults::collector_max_inflight_bytes;
+  c.max_future = defaults::collector_max_future;
   c.wire.max_frame_bytes = defaults::wire_max_frame_bytes;
   c.wire.max_events = defaults::wire_max_events;
   c.wire.max_fields = defaults::wire_max_fields;
@@ -211,7 +217,7 @@ std::size_t to_size(std::uint64_t v) {
 }
 
 // The option table: documentation order, grouped by TOML table.
-const std::array<option, 10> table = {{
+const std::array<option, 16> table = {{
   {{"parallax.data-dir", "path",
     "Directory for the store, locks and state. Relative to the working "
     "directory. `--data DIR` overrides it."},
@@ -263,6 +269,55 @@ const std::array<option, 10> table = {{
                       c.storage_map_size);
    },
    [](const config& c) { return render_size(c.storage_map_size); }},
+  {{"parallax.storage.bucket-span", "duration",
+    "Width of a time bucket. Fixed when a store is created: opening a store "
+    "with another span is an error."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::minutes{1}, c.bucket_span);
+   },
+   [](const config& c) { return quote(render_duration(c.bucket_span)); }},
+  {{"parallax.storage.rollup-interval", "duration",
+    "Width of a metric rollup interval (count, sum, min, max, sum of squares "
+    "per host and metric). At most the bucket span."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::seconds{1}, c.rollup_interval);
+   },
+   [](const config& c) { return quote(render_duration(c.rollup_interval)); }},
+  {{"parallax.storage.retention", "duration",
+    "Buckets that ended longer ago than this are dropped whole, checked "
+    "every minute; \"0s\" keeps everything."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::milliseconds{0}, c.retention);
+   },
+   [](const config& c) { return quote(render_duration(c.retention)); }},
+  {{"parallax.collector.endpoint", "string",
+    "ZeroMQ endpoint where the collector accepts batch frames (a ROUTER "
+    "socket; clients use DEALER)."},
+   [](config& c, const toml::node& n) -> std::string {
+     auto s = n.value_exact<std::string>();
+     if (!s || s->find("://") == std::string::npos)
+       return fmt::format("expected an endpoint such as "
+                          "\"tcp://127.0.0.1:7400\", got {}",
+                          show(n));
+     c.collector_endpoint = *s;
+     return {};
+   },
+   [](const config& c) { return quote(c.collector_endpoint); }},
+  {{"parallax.collector.max-inflight-bytes", "size",
+    "Bytes of frames that may wait for their commit. Beyond this the "
+    "collector stops reading (backpressure: clients see slower acks)."},
+   [](config& c, const toml::node& n) {
+     return want_size(n, std::uint64_t{1} << 20, std::uint64_t{1} << 34,
+                      c.max_inflight_bytes);
+   },
+   [](const config& c) { return render_size(c.max_inflight_bytes); }},
+  {{"parallax.collector.max-future", "duration",
+    "How far ahead of the server's clock an event time may be. A batch with "
+    "a later time, or a time before 1970, is rejected (invalid_value)."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::milliseconds{0}, c.max_future);
+   },
+   [](const config& c) { return quote(render_duration(c.max_future)); }},
   {{"parallax.wire.max-frame-bytes", "size",
     "Largest batch frame a receiver accepts; larger frames are rejected "
     "with oversized_frame."},
@@ -412,6 +467,10 @@ error apply_override(config& c, const std::string& ov) {
 }
 
 error validate(const config& c) {
+  if (c.rollup_interval > c.bucket_span)
+    return error{ec::config_bad_value,
+                 "parallax.storage.rollup-interval: longer than "
+                 "parallax.storage.bucket-span"};
   if (c.wire.max_string_bytes > c.wire.max_frame_bytes)
     return error{ec::config_bad_value,
                  fmt::format("parallax.wire.max-string-bytes: {} exceeds "

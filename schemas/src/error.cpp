@@ -29,6 +29,7 @@ constexpr auto names = std::array{
   std::string_view{"storage_error"},
   std::string_view{"storage_version"},
   std::string_view{"storage_locked"},
+  std::string_view{"storage_full"},
   std::string_view{"system_error"},
   std::string_view{"usage"},
 };

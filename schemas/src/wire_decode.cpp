@@ -4,6 +4,7 @@
 // byte offset, and it allocates per batch (two vectors), never per field.
 
 #include "parallax/schemas/utf8.hpp"
+#include "parallax/schemas/reply.hpp"
 #include "parallax/schemas/wire.hpp"
 
 #include <cmath>
@@ -164,6 +165,21 @@ public:
         b.fields_.data() + first_field[i], last - first_field[i]};
     }
     return b;
+  }
+
+  // Reads the envelope up to the sequence, as far as it is readable.
+  envelope_peek peek() {
+    envelope_peek out;
+    std::size_t n = 0;
+    std::uint64_t major = 0, minor = 0, seq = 0;
+    std::string_view src;
+    if (!read_array(n, "the batch") || n < 4 || !read_uint(major, "major")
+        || !read_uint(minor, "minor") || !read_name(src, "the source id"))
+      return out;
+    out.source_id = src;
+    if (read_uint(seq, "the sequence"))
+      out.sequence = seq;
+    return out;
   }
 
 private:
@@ -546,6 +562,17 @@ result<batch_view> decode(std::string frame, const limits& lim) {
   auto owned = std::make_shared<const std::string>(std::move(frame));
   auto bytes = std::as_bytes(std::span{owned->data(), owned->size()});
   return decode(bytes, std::move(owned), lim);
+}
+
+envelope_peek peek_envelope(std::string_view frame) noexcept {
+  try {
+    limits lim;
+    lim.max_frame_bytes = frame.size();
+    return decoder{std::as_bytes(std::span{frame.data(), frame.size()}), lim}
+      .peek();
+  } catch (...) {
+    return {}; // allocation failure: nothing to name
+  }
 }
 
 batch batch_view::materialize() const {

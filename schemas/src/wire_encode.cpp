@@ -40,7 +40,55 @@ void pack_value(packer& pk, const value& v) {
   }
 }
 
+void pack_value(packer& pk, const value_view& v) {
+  switch (v.index()) {
+    case 0:
+      pack_str(pk, std::get<0>(v));
+      break;
+    case 1:
+      pk.pack_int64(std::get<1>(v));
+      break;
+    case 2:
+      pk.pack_double(std::get<2>(v));
+      break;
+    default:
+      if (std::get<3>(v))
+        pk.pack_true();
+      else
+        pk.pack_false();
+  }
+}
+
 } // namespace
+
+void encode(std::string_view source_id, std::uint64_t sequence,
+            std::span<const event_view* const> events, std::string& out) {
+  string_sink sink{&out};
+  packer pk{sink};
+  pk.pack_array(batch_elements);
+  pk.pack_uint64(major_version);
+  pk.pack_uint64(minor_version);
+  pack_str(pk, source_id);
+  pk.pack_uint64(sequence);
+  pk.pack_array(static_cast<std::uint32_t>(events.size()));
+  for (const auto* e : events) {
+    pk.pack_array(event_elements);
+    pk.pack_int64(e->time);
+    pack_str(pk, e->index);
+    pack_str(pk, e->host);
+    pack_str(pk, e->source);
+    pack_str(pk, e->sourcetype);
+    if (e->raw)
+      pack_str(pk, *e->raw);
+    else
+      pk.pack_nil();
+    pk.pack_map(static_cast<std::uint32_t>(e->fields.size()));
+    for (const auto& f : e->fields) {
+      pack_str(pk, f.name);
+      pack_value(pk, f.value);
+    }
+  }
+}
 
 void encode(const batch& b, std::string& out) {
   string_sink sink{&out};

@@ -22,8 +22,24 @@ struct generator_options {
   std::size_t hosts = 4;
 };
 
-/// `n` events, cycling through the three kinds at a 1:2:1 ratio
-/// (hypervisor sample, process sample, log line).
+/// An endless, deterministic stream of mixed events, cycling through the
+/// three kinds at a 1:2:1 ratio (hypervisor sample, process sample, log
+/// line), for workloads too large to hold in memory.
+class mixed_generator {
+public:
+  explicit mixed_generator(const generator_options& opts = {});
+  ~mixed_generator();
+  mixed_generator(const mixed_generator&) = delete;
+  mixed_generator& operator=(const mixed_generator&) = delete;
+
+  event next();
+
+private:
+  struct impl;
+  impl* impl_;
+};
+
+/// The first `n` events of `mixed_generator{opts}`.
 std::vector<event> make_mixed_events(std::size_t n,
                                      const generator_options& opts = {});
 

@@ -5,8 +5,14 @@
 //
 // CAF 0.17 atoms are at most 10 characters; they are verbs.
 
+#include "parallax/schemas/event.hpp"
+#include "parallax/schemas/wire.hpp"
+
+#include <cstdint>
+#include <memory>
 #include <string>
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
@@ -17,6 +23,22 @@ namespace parallax {
 
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using ingest_atom = caf::atom_constant<caf::atom("ingest")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
+
+// -- messages -----------------------------------------------------------------
+
+/// A decoded, validated batch on its way from the collector to the indexer,
+/// with what is needed to answer the client once it is committed.
+struct ingest_item {
+  wire::batch_view batch;
+  std::string peer;        ///< ZeroMQ routing id of the client
+  std::uint64_t bytes = 0; ///< frame size, for the collector's credit
+};
+
+/// Batches travel by pointer: one allocation per batch, no copies.
+using ingest_ptr = std::shared_ptr<ingest_item>;
 
 // -- interfaces ---------------------------------------------------------------
 
@@ -28,4 +50,18 @@ using node_actor = caf::typed_actor<
   // Periodic self-report; sent by the node to itself.
   caf::reacts_to<tick_atom>>;
 
+/// Owns the store's write side on its own thread (spawn it detached):
+/// batches are grouped into one LMDB write transaction per flush (group
+/// commit) and every batch is answered after the commit returned.
+using indexer_actor = caf::typed_actor<
+  // Queues a batch for the next group commit.
+  caf::reacts_to<ingest_atom, ingest_ptr>,
+  // Commits everything queued; sent by the indexer to itself.
+  caf::reacts_to<flush_atom>,
+  // Drops buckets past the retention period; periodic, sent to itself.
+  caf::reacts_to<expire_atom>>;
+
 } // namespace parallax
+
+// Local-only message type (never serialized).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(parallax::ingest_ptr)

@@ -27,6 +27,12 @@ struct config {
   std::uint64_t scheduler_threads = 0;           ///< parallax.scheduler-threads
   std::chrono::milliseconds metrics_interval{};  ///< parallax.metrics.report-interval
   std::uint64_t storage_map_size = 0;            ///< parallax.storage.map-size
+  std::chrono::milliseconds bucket_span{};       ///< parallax.storage.bucket-span
+  std::chrono::milliseconds rollup_interval{};   ///< parallax.storage.rollup-interval
+  std::chrono::milliseconds retention{};         ///< parallax.storage.retention
+  std::string collector_endpoint;                ///< parallax.collector.endpoint
+  std::uint64_t max_inflight_bytes = 0;          ///< parallax.collector.max-inflight-bytes
+  std::chrono::milliseconds max_future{};        ///< parallax.collector.max-future
   wire::limits wire;                             ///< parallax.wire.*
 
   /// The built-in defaults (defaults.hpp).

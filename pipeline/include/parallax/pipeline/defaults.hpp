@@ -29,6 +29,29 @@ inline constexpr std::chrono::milliseconds metrics_interval
 /// MDB_MAP_FULL. Address space, not memory: a large value costs nothing.
 inline constexpr std::uint64_t storage_map_size = std::uint64_t{64} << 30;
 
+/// Width of a storage time bucket. Fixed when a store is created.
+inline constexpr std::chrono::milliseconds storage_bucket_span
+  = std::chrono::hours{1};
+
+/// Width of a metric rollup interval.
+inline constexpr std::chrono::milliseconds storage_rollup_interval
+  = std::chrono::minutes{1};
+
+/// Buckets that ended longer ago than this are dropped whole; 0 keeps all.
+inline constexpr std::chrono::milliseconds storage_retention{0};
+
+/// Where the collector accepts batch frames (ZeroMQ ROUTER).
+inline constexpr std::string_view collector_endpoint = "tcp://127.0.0.1:7400";
+
+/// Bytes of decoded frames that may wait for their commit; beyond this the
+/// collector stops reading new frames (clients see slower acks).
+inline constexpr std::uint64_t collector_max_inflight_bytes = 64u << 20;
+
+/// How far in the future an event time may lie (clock skew allowance);
+/// later times, and times before 1970, get the batch rejected.
+inline constexpr std::chrono::milliseconds collector_max_future
+  = std::chrono::hours{24};
+
 /// Wire-format limits a receiver enforces (see schemas/README.md).
 inline constexpr std::uint64_t wire_max_frame_bytes = 8u << 20;
 inline constexpr std::uint64_t wire_max_events = 100'000;

@@ -33,6 +33,7 @@ enum class ec : std::uint8_t {
   storage_error,     ///< LMDB or the file system failed
   storage_version,   ///< the data directory holds another storage format
   storage_locked,    ///< another process owns the data directory
+  storage_full,      ///< the store reached its map size or the disk is full
   // -- everything else -------------------------------------------------------
   system_error,      ///< an operating-system call failed
   usage,             ///< a command line that makes no sense

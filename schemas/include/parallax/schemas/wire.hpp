@@ -114,4 +114,9 @@ void encode(const batch& b, std::string& out);
 /// Returns the encoding of `b`.
 std::string encode(const batch& b);
 
+/// Appends the encoding of a batch made of event views (for re-encoding
+/// decoded events without copying them into owning events first).
+void encode(std::string_view source_id, std::uint64_t sequence,
+            std::span<const event_view* const> events, std::string& out);
+
 } // namespace parallax::wire

@@ -1,0 +1,197 @@
+#include "parallax/actors/collector.hpp"
+
+#include "parallax/pipeline/logging.hpp"
+#include "parallax/schemas/reply.hpp"
+
+#include <caf/send.hpp>
+#include <fmt/format.h>
+#include <zmq.h>
+
+namespace parallax {
+
+namespace {
+
+
+time_ns now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+// Keeps a received ZeroMQ message alive for as long as a batch views it.
+struct frame_owner {
+  zmq::message msg;
+};
+
+} // namespace
+
+result<std::unique_ptr<collector>> collector::start(collector_config cfg) {
+  if (!cfg.zmq || !cfg.metrics || !cfg.indexer
+      || !cfg.reply_endpoint.starts_with("inproc://"))
+    return error{ec::usage, "collector: zmq context, metrics, indexer and an "
+                            "inproc reply endpoint are required"};
+  std::unique_ptr<collector> c{new collector};
+  c->cfg_ = std::move(cfg);
+  c->router_ = std::make_unique<zmq::socket>(*c->cfg_.zmq, ZMQ_ROUTER);
+  // Frames a little beyond the limit still get a typed rejection; a peer
+  // sending far more than that is disconnected by ZeroMQ before we buffer it.
+  auto max_msg = static_cast<std::int64_t>(c->cfg_.limits.max_frame_bytes) * 4
+                 + 4096;
+  if (auto err = c->router_->set_int64(ZMQ_MAXMSGSIZE, max_msg))
+    return err;
+  if (auto err = c->router_->set_int(ZMQ_RCVHWM, 64))
+    return err;
+  if (auto err = c->router_->bind(c->cfg_.endpoint))
+    return error{ec::system_error,
+                 fmt::format("parallax.collector.endpoint: {}", err.message)};
+  c->bound_ = c->router_->last_endpoint();
+  c->replies_ = std::make_unique<zmq::socket>(*c->cfg_.zmq, ZMQ_PULL);
+  if (auto err = c->replies_->bind(c->cfg_.reply_endpoint))
+    return err;
+  c->thread_ = std::thread{[p = c.get()] { p->run(); }};
+  return c;
+}
+
+collector::~collector() {
+  stop();
+}
+
+void collector::stop() {
+  stop_.store(true);
+  if (thread_.joinable())
+    thread_.join();
+}
+
+void collector::run() {
+  auto& m = *cfg_.metrics;
+  auto& received_batches = m.get("collector", "received_batches_total");
+  auto& received_events = m.get("collector", "received_events_total");
+  auto& received_bytes = m.get("collector", "received_bytes_total");
+  auto& sent_events = m.get("collector", "sent_events_total");
+  auto& acked = m.get("collector", "replies_total", "ack");
+  auto& dups = m.get("collector", "replies_total", "duplicate");
+  auto& failed = m.get("collector", "replies_total", "failed");
+  auto& paused = m.get("collector", "backpressure_pauses_total");
+  std::uint64_t inflight = 0;
+  bool was_paused = false;
+  std::string buf;
+  zmq::socket* socks[] = {router_.get(), replies_.get()};
+  auto reject = [&](std::string_view peer, std::string_view frame,
+                    const error& err) {
+    m.get("collector", "errors_total", to_string(err.code)).add();
+    auto peek = wire::peek_envelope(frame);
+    wire::reply r;
+    r.status = wire::reply_status::rejected;
+    r.source_id = peek.source_id;
+    r.sequence = peek.sequence;
+    r.code = err.code;
+    r.message = err.message;
+    if (err.offset != no_offset)
+      r.offset = err.offset;
+    buf.clear();
+    wire::encode_reply(r, buf);
+    std::string_view parts[] = {peer, buf};
+    router_->send(parts, true); // a vanished peer loses its reply, nothing else
+    log::debug("collector", "rejected a batch from {}: {}",
+               peek.source_id.empty() ? "?" : peek.source_id, err.render());
+  };
+  while (!stop_.load(std::memory_order_relaxed)) {
+    bool can_take = inflight < cfg_.max_inflight_bytes;
+    if (!can_take && !was_paused)
+      paused.add();
+    was_paused = !can_take;
+    bool want[] = {can_take, true};
+    auto ready = zmq::poll_in(socks, want, std::chrono::milliseconds{50});
+    if (!ready) {
+      log::error("collector", "{}", ready.error().message);
+      break;
+    }
+    // Replies first: they free credit.
+    while ((*ready)[1]) {
+      auto parts = replies_->recv(true);
+      if (!parts)
+        break;
+      if (parts->size() != 3)
+        continue;
+      auto peer = (*parts)[0].view();
+      auto reply = (*parts)[1].view();
+      auto b = (*parts)[2].view();
+      std::uint64_t bytes = 0;
+      for (auto c : b)
+        bytes = (bytes << 8) | static_cast<unsigned char>(c);
+      inflight -= std::min(inflight, bytes);
+      // Byte 0 is the array header, 1 the status string header, 2 its
+      // first letter: enough to count the reply by status.
+      if (reply.size() > 2 && reply[2] == 'a')
+        acked.add();
+      else if (reply.size() > 2 && reply[2] == 'd')
+        dups.add();
+      else
+        failed.add();
+      std::string_view out[] = {peer, reply};
+      router_->send(out, true);
+    }
+    if (!(*ready)[0])
+      continue;
+    // Drain what is waiting, within the credit.
+    while (inflight < cfg_.max_inflight_bytes) {
+      auto parts = router_->recv(true);
+      if (!parts)
+        break;
+      if (parts->size() != 2) {
+        auto peer = (*parts)[0].view();
+        reject(peer, {}, error{ec::wrong_type,
+                               fmt::format("expected one frame per batch, got "
+                                           "{} parts",
+                                           parts->size() - 1)});
+        continue;
+      }
+      received_batches.add();
+      std::string peer{(*parts)[0].view()};
+      auto owner = std::make_shared<frame_owner>(
+        frame_owner{std::move((*parts)[1])});
+      auto bytes = owner->msg.bytes();
+      auto frame = owner->msg.view();
+      received_bytes.add(bytes.size());
+      auto batch = wire::decode(bytes, owner, cfg_.limits);
+      if (!batch) {
+        reject(peer, frame, batch.error());
+        continue;
+      }
+      // Times must be plausible: not before 1970, not beyond the allowed
+      // clock skew. One bad time rejects the batch, naming the event.
+      auto latest = now_ns()
+                    + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        cfg_.max_future)
+                        .count();
+      auto events = batch->events();
+      bool bad = false;
+      for (std::size_t i = 0; i < events.size(); ++i) {
+        if (events[i].time < 0 || events[i].time > latest) {
+          reject(peer, frame,
+                 error{ec::invalid_value,
+                       fmt::format("event {}: time {} ns is {}; see "
+                                   "parallax.collector.max-future",
+                                   i, events[i].time,
+                                   events[i].time < 0
+                                     ? "before 1970"
+                                     : "too far in the future")});
+          bad = true;
+          break;
+        }
+      }
+      if (bad)
+        continue;
+      received_events.add(events.size());
+      sent_events.add(events.size());
+      inflight += bytes.size();
+      auto item = std::make_shared<ingest_item>();
+      item->batch = std::move(*batch);
+      item->peer = std::move(peer);
+      item->bytes = bytes.size();
+      caf::anon_send(cfg_.indexer, ingest_atom::value, std::move(item));
+    }
+  }
+}
+
+} // namespace parallax

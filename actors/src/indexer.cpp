@@ -1,0 +1,138 @@
+#include "parallax/actors/indexer.hpp"
+
+#include "parallax/pipeline/logging.hpp"
+#include "parallax/schemas/reply.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/sec.hpp>
+#include <caf/spawn_options.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <zmq.h>
+
+namespace parallax {
+
+caf::error indexer_config::validate() const {
+  if (!store || !zmq || !metrics || reply_endpoint.empty())
+    return caf::make_error(caf::sec::invalid_argument,
+                           "indexer: store, zmq context, metrics and reply "
+                           "endpoint are required");
+  return caf::none;
+}
+
+namespace {
+
+// Sends [peer][reply][frame bytes] to the collector, which owns the ROUTER.
+void answer(indexer_state& st, const ingest_item& item,
+            const wire::reply& r) {
+  st.buf.clear();
+  wire::encode_reply(r, st.buf);
+  char bytes[8];
+  for (int i = 0; i < 8; ++i)
+    bytes[i] = static_cast<char>((item.bytes >> (56 - 8 * i)) & 0xff);
+  std::string_view parts[] = {item.peer, st.buf, {bytes, 8}};
+  if (auto err = st.replies->send(parts))
+    log::error("indexer", "cannot hand a reply to the collector: {}",
+               err.message);
+}
+
+void flush(indexer_actor::stateful_pointer<indexer_state> self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  if (st.pending.empty())
+    return;
+  std::vector<storage::incoming_batch> group;
+  group.reserve(st.pending.size());
+  for (const auto& item : st.pending)
+    group.push_back({item->batch.source_id(), item->batch.sequence(),
+                     item->batch.events()});
+  auto res = st.cfg.store->write(group);
+  st.commits->add();
+  for (std::size_t i = 0; i < st.pending.size(); ++i) {
+    const auto& item = *st.pending[i];
+    wire::reply r;
+    r.source_id = item.batch.source_id();
+    r.sequence = item.batch.sequence();
+    if (!res) {
+      // Nothing of the group is stored: every client resends later.
+      r.status = wire::reply_status::failed;
+      r.code = res.error().code;
+      r.message = res.error().message;
+      st.failed_batches->add();
+    } else if (res->outcomes[i] == storage::write_outcome::duplicate) {
+      r.status = wire::reply_status::duplicate;
+      st.duplicate_batches->add();
+    } else {
+      r.status = wire::reply_status::ack;
+    }
+    answer(st, item, r);
+  }
+  if (!res)
+    log::error("indexer", "commit of {} batches failed: {}",
+               st.pending.size(), res.error().message);
+  else
+    st.stored_events->add(res->events);
+  st.pending.clear();
+}
+
+} // namespace
+
+indexer_actor::behavior_type
+indexer(indexer_actor::stateful_pointer<indexer_state> self, indexer_config cfg) {
+  if (auto err = cfg.validate()) {
+    self->quit(err);
+    return indexer_actor::behavior_type::make_empty_behavior();
+  }
+  auto& st = self->state;
+  st.cfg = cfg;
+  // Created here, on the detached actor's own thread, and used only here.
+  st.replies.emplace(*cfg.zmq, ZMQ_PUSH);
+  if (auto err = st.replies->connect(cfg.reply_endpoint)) {
+    self->quit(caf::make_error(caf::sec::runtime_error, err.message));
+    return indexer_actor::behavior_type::make_empty_behavior();
+  }
+  auto& m = *cfg.metrics;
+  st.received_events = &m.get("indexer", "received_events_total");
+  st.stored_events = &m.get("indexer", "stored_events_total");
+  st.duplicate_batches = &m.get("indexer", "dropped_batches_total", "duplicate");
+  st.commits = &m.get("indexer", "commits_total");
+  st.failed_batches = &m.get("indexer", "errors_total", "commit_failed");
+  if (cfg.retention.count() > 0)
+    self->send(self, expire_atom::value);
+  return {
+    [=](ingest_atom, ingest_ptr& item) {
+      auto& s = self->state;
+      s.received_events->add(item->batch.events().size());
+      s.pending.push_back(std::move(item));
+      // The flush goes behind every batch already in the mailbox, so one
+      // commit takes all of them: the group grows while a commit syncs.
+      if (!s.flush_scheduled) {
+        s.flush_scheduled = true;
+        self->send(self, flush_atom::value);
+      }
+    },
+    [=](flush_atom) { flush(self); },
+    [=](expire_atom) {
+      auto& s = self->state;
+      auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+      auto cutoff = now
+                    - std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        s.cfg.retention)
+                        .count();
+      auto dropped = s.cfg.store->drop_before(cutoff);
+      if (!dropped)
+        log::error("indexer", "retention: {}", dropped.error().message);
+      else if (*dropped > 0)
+        log::info("indexer", "retention: dropped {} buckets", *dropped);
+      self->delayed_send(self, s.cfg.retention_check, expire_atom::value);
+    },
+  };
+}
+
+indexer_actor spawn_indexer(caf::actor_system& sys, indexer_config cfg) {
+  return sys.spawn<caf::detached>(indexer, std::move(cfg));
+}
+
+} // namespace parallax

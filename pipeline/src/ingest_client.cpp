@@ -1,0 +1,119 @@
+#include "parallax/pipeline/ingest_client.hpp"
+
+#include <fmt/format.h>
+#include <zmq.h>
+
+namespace parallax {
+
+result<std::unique_ptr<ingest_client>>
+ingest_client::connect(zmq::context& ctx, ingest_client_options opts) {
+  zmq::socket s{ctx, ZMQ_DEALER};
+  // Never drop or block silently on a slow server: the window bounds what
+  // is queued, so the send queue needs no lower limit than the window.
+  if (auto err = s.set_int(ZMQ_SNDHWM, static_cast<int>(opts.window) * 2 + 16))
+    return err;
+  if (auto err = s.connect(opts.endpoint))
+    return err;
+  return std::unique_ptr<ingest_client>{
+    new ingest_client{std::move(s), std::move(opts)}};
+}
+
+error ingest_client::transmit(pending& p) {
+  std::string_view parts[] = {p.frame};
+  if (auto err = socket_.send(parts))
+    return err;
+  p.last_sent = clock::now();
+  return {};
+}
+
+error ingest_client::send(std::uint64_t sequence, std::string frame) {
+  while (pending_.size() >= opts_.window)
+    if (auto err = pump(std::chrono::milliseconds{100}))
+      return err;
+  auto now = clock::now();
+  auto [it, fresh] = pending_.emplace(
+    sequence, pending{std::move(frame), now, now, clock::time_point::max()});
+  if (!fresh)
+    return error{ec::usage,
+                 fmt::format("sequence {} is already in flight", sequence)};
+  if (auto err = transmit(it->second))
+    return err;
+  // Take whatever replies are already here without waiting.
+  return pump(std::chrono::milliseconds{0});
+}
+
+error ingest_client::pump(std::chrono::milliseconds wait) {
+  zmq::socket* socks[] = {&socket_};
+  bool want[] = {true};
+  auto ready = zmq::poll_in(socks, want, wait);
+  if (!ready)
+    return ready.error();
+  while ((*ready)[0]) {
+    auto parts = socket_.recv(true);
+    if (!parts) {
+      if (parts.error().message == "EAGAIN")
+        break;
+      return parts.error();
+    }
+    auto r = wire::decode_reply(parts->back().view());
+    if (!r)
+      return error{r.error().code,
+                   "the server sent an unreadable reply: " + r.error().message};
+    if (!r->sequence)
+      return error{r->code, "the server rejected a frame it could not "
+                            "attribute: "
+                              + r->message};
+    auto it = pending_.find(*r->sequence);
+    if (it == pending_.end())
+      continue; // a reply to a resend already answered
+    auto& p = it->second;
+    switch (r->status) {
+      case wire::reply_status::ack:
+      case wire::reply_status::duplicate:
+        (r->status == wire::reply_status::ack ? stats_.acked
+                                              : stats_.duplicates)++;
+        stats_.latencies_us.push_back(
+          std::chrono::duration<double, std::micro>(clock::now()
+                                                    - p.first_sent)
+            .count());
+        pending_.erase(it);
+        break;
+      case wire::reply_status::rejected:
+        ++stats_.rejected;
+        if (on_rejected)
+          on_rejected(*r);
+        pending_.erase(it);
+        break;
+      case wire::reply_status::failed:
+        ++stats_.failed;
+        p.retry_at = clock::now() + opts_.retry_failed_after;
+        break;
+    }
+  }
+  // Resend what timed out or failed.
+  auto now = clock::now();
+  for (auto& [seq, p] : pending_) {
+    if (now >= p.retry_at || now - p.last_sent >= opts_.resend_after) {
+      p.retry_at = clock::time_point::max();
+      ++stats_.resent;
+      if (auto err = transmit(p))
+        return err;
+    }
+  }
+  return {};
+}
+
+error ingest_client::drain(std::chrono::milliseconds timeout) {
+  auto deadline = clock::now() + timeout;
+  while (!pending_.empty()) {
+    if (clock::now() >= deadline)
+      return error{ec::system_error,
+                   fmt::format("{} batches still unanswered after {} ms",
+                               pending_.size(), timeout.count())};
+    if (auto err = pump(std::chrono::milliseconds{50}))
+      return err;
+  }
+  return {};
+}
+
+} // namespace parallax

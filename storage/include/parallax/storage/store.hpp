@@ -1,0 +1,176 @@
+#pragma once
+
+// The event store: events in time buckets, a keyword index, summarization
+// tables and metric rollups, all in one LMDB environment and all written in
+// one transaction per write group (group commit).
+//
+// Layout (named LMDB databases; integers big-endian so keys sort by value):
+//   blocks     [bucket][first id]                -> events as a wire batch frame
+//   postings   [bucket][term] 00 [first id]      -> event ids, varint deltas
+//   summaries  [bucket][name=value]              -> u64 count of events
+//   rollups    [bucket][series] 00 [interval]    -> count, sum, min, max, sum of squares
+//   catalog    [bucket]                          -> min/max time, events, bytes
+//   sources    source id                         -> last committed sequence
+//   meta       "format", "next-id", "bucket-span"
+// A bucket is floor(time / span); event ids grow globally, so within a bucket
+// every new key sorts after the existing ones and writes stay sequential.
+//
+// What is indexed: every term of the raw text (tokenizer.hpp); `name=value`
+// for every string or boolean field and for the default fields index, host,
+// source and sourcetype. Summaries count exactly those `name=value` terms.
+// Numeric fields of metric samples (events without raw text) feed rollups per
+// series `host` + field name, per rollup interval.
+//
+// Caveats:
+// - `write` begins and commits its own write transaction and must be called
+//   from one thread at a time (LMDB allows one writer); keep it on the
+//   writer's own thread.
+// - Read functions open their own read transactions (the environment has
+//   MDB_NOTLS), so any thread may call them, also while a write runs.
+// - The bucket span is fixed when a store is created; opening it with
+//   another span is an error naming parallax.storage.bucket-span.
+
+#include "parallax/schemas/error.hpp"
+#include "parallax/schemas/event.hpp"
+#include "parallax/storage/environment.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace parallax::storage {
+
+struct store_options {
+  /// Width of a time bucket.
+  time_ns bucket_span = time_ns{3600} * 1'000'000'000;
+  /// Width of a metric rollup interval.
+  time_ns rollup_interval = time_ns{60} * 1'000'000'000;
+  /// Most events per stored block.
+  std::size_t block_events = 1024;
+};
+
+/// One batch of a write group.
+struct incoming_batch {
+  std::string_view source_id;
+  std::uint64_t sequence = 0;
+  std::span<const event_view> events;
+};
+
+/// What became of a batch in a write group.
+enum class write_outcome : std::uint8_t {
+  stored,    ///< its events are committed
+  duplicate, ///< (source id, sequence) was already committed; nothing stored
+};
+
+struct write_result {
+  std::vector<write_outcome> outcomes; ///< one per incoming batch, in order
+  std::uint64_t events = 0;            ///< events stored
+  std::uint64_t bytes = 0;             ///< bytes of blocks written
+};
+
+struct bucket_info {
+  std::int64_t id = 0;   ///< floor(time / span)
+  time_ns start = 0;     ///< id * span
+  time_ns end = 0;       ///< start + span (exclusive)
+  time_ns min_time = 0;  ///< earliest event
+  time_ns max_time = 0;  ///< latest event
+  std::uint64_t events = 0;
+  std::uint64_t block_bytes = 0;
+};
+
+/// Mergeable statistics of one series over one interval.
+struct rollup_cell {
+  std::uint64_t count = 0;
+  double sum = 0;
+  double min = 0;
+  double max = 0;
+  double sum_sq = 0;
+  void add(double x);
+  void merge(const rollup_cell& other);
+  friend bool operator==(const rollup_cell&, const rollup_cell&) = default;
+};
+
+struct rollup_row {
+  std::string host;
+  std::string metric;
+  time_ns interval_start = 0;
+  rollup_cell cell;
+  friend bool operator==(const rollup_row&, const rollup_row&) = default;
+};
+
+class store {
+public:
+  /// Opens the store's databases in `env` (creating them unless the
+  /// environment is read-only). `env` must outlive the store.
+  static result<store> open(environment& env, const store_options& opts = {});
+
+  /// Writes a group of batches in one transaction, skipping batches whose
+  /// (source id, sequence) is not above the source's last committed
+  /// sequence. Returns after the commit (synced to disk unless the
+  /// environment was opened without sync) or with an error, in which case
+  /// nothing of the group is stored.
+  result<write_result> write(std::span<const incoming_batch> group);
+
+  // -- reading ----------------------------------------------------------------
+
+  /// The bucket catalog, oldest first.
+  result<std::vector<bucket_info>> buckets() const;
+
+  /// Event ids containing `term` in bucket `bucket`, ascending.
+  result<std::vector<std::uint64_t>> postings(std::int64_t bucket,
+                                              std::string_view term) const;
+
+  /// Count of events with `name=value` in bucket `bucket`, from the
+  /// summarization table (no events are read).
+  result<std::uint64_t> count(std::int64_t bucket, std::string_view name,
+                              std::string_view value) const;
+
+  /// Every summary entry of a bucket: (name=value, count), sorted by term.
+  result<std::vector<std::pair<std::string, std::uint64_t>>>
+  summaries(std::int64_t bucket) const;
+
+  /// Every rollup row of a bucket, sorted by series and interval.
+  result<std::vector<rollup_row>> rollups(std::int64_t bucket) const;
+
+  /// Calls `f(id, event)` for every event of `bucket` in id order. The view
+  /// is valid only during the call.
+  error scan(std::int64_t bucket,
+             const std::function<void(std::uint64_t, const event_view&)>& f)
+    const;
+
+  /// The last committed sequence of `source_id`, if any.
+  result<std::optional<std::uint64_t>>
+  last_sequence(std::string_view source_id) const;
+
+  // -- maintenance ------------------------------------------------------------
+
+  /// Drops every bucket that ends at or before `cutoff`, whole: blocks,
+  /// postings, summaries, rollups and catalog entry. Returns the number of
+  /// buckets dropped.
+  result<std::size_t> drop_before(time_ns cutoff);
+
+  /// Recomputes summaries and rollups of every bucket from its stored
+  /// events, replacing the incrementally built tables.
+  error rebuild_summaries();
+
+  const store_options& options() const noexcept {
+    return opts_;
+  }
+
+  /// The bucket an event time falls into.
+  std::int64_t bucket_of(time_ns t) const noexcept;
+
+private:
+  store(environment& env, store_options opts) : env_{&env}, opts_{opts} {
+  }
+  environment* env_;
+  store_options opts_;
+  unsigned blocks_ = 0, postings_ = 0, summaries_ = 0, rollups_ = 0,
+           catalog_ = 0, sources_ = 0, meta_ = 0;
+};
+
+} // namespace parallax::storage

@@ -1,0 +1,113 @@
+#pragma once
+
+// Terms of the keyword index, as Splunk's segmenter makes them: raw text is
+// split at major breakers (whitespace, brackets, quotes, `,;|!&?*+`) into
+// whole tokens, and each whole token is split again at minor breakers
+// (`/ : = @ . - $ # % \ _`) into segments. Both are terms, so `10.0.1.2`
+// and `10`, `0`, `1`, `2` are all found. Terms are ASCII-lowercased; bytes
+// >= 0x80 are kept as they are (UTF-8 passes through unchanged).
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace parallax::storage {
+
+/// Terms longer than this are not indexed (they are still stored and found
+/// by scanning).
+inline constexpr std::size_t max_term_bytes = 128;
+
+enum class breaker : std::uint8_t { none, minor, major };
+
+/// Classification of every byte.
+inline constexpr std::array<breaker, 256> breaker_table = [] {
+  std::array<breaker, 256> t{};
+  for (int c = 0; c < 0x20; ++c)
+    t[static_cast<std::size_t>(c)] = breaker::major;
+  t[0x7f] = breaker::major;
+  for (unsigned char c : std::string_view{" []<>(){}|!;,'\"*&?+"})
+    t[c] = breaker::major;
+  for (unsigned char c : std::string_view{"/:=@.-$#%\\_"})
+    t[c] = breaker::minor;
+  return t;
+}();
+
+/// Calls `emit(std::string_view term)` for every term of `text`, whole
+/// tokens first, then their segments when a token has more than one. The
+/// view passed to `emit` is valid only during the call.
+template <class F>
+void tokenize(std::string_view text, F&& emit) {
+  std::string buf;
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  auto lower = [](char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+  };
+  while (i < n) {
+    while (i < n
+           && breaker_table[static_cast<unsigned char>(text[i])]
+                == breaker::major)
+      ++i;
+    auto start = i;
+    bool has_minor = false;
+    while (i < n) {
+      auto b = breaker_table[static_cast<unsigned char>(text[i])];
+      if (b == breaker::major)
+        break;
+      has_minor |= b == breaker::minor;
+      ++i;
+    }
+    auto len = i - start;
+    if (len == 0)
+      continue;
+    if (len <= max_term_bytes) {
+      buf.assign(text.data() + start, len);
+      for (auto& c : buf)
+        c = lower(c);
+      emit(std::string_view{buf});
+    }
+    if (!has_minor)
+      continue;
+    // Segments of the whole token.
+    auto token = text.substr(start, len);
+    std::size_t j = 0;
+    while (j < token.size()) {
+      while (j < token.size()
+             && breaker_table[static_cast<unsigned char>(token[j])]
+                  == breaker::minor)
+        ++j;
+      auto s = j;
+      while (j < token.size()
+             && breaker_table[static_cast<unsigned char>(token[j])]
+                  != breaker::minor)
+        ++j;
+      if (j > s && j - s <= max_term_bytes && j - s < len) {
+        buf.assign(token.data() + s, j - s);
+        for (auto& c : buf)
+          c = lower(c);
+        emit(std::string_view{buf});
+      }
+    }
+  }
+}
+
+/// The term for an indexed field: `name=value`, the value ASCII-lowercased.
+/// Returns an empty string if the term would exceed `max_term_bytes` or
+/// contain a NUL byte (the key separator of the index).
+inline std::string field_term(std::string_view name, std::string_view value) {
+  if (name.size() + 1 + value.size() > max_term_bytes
+      || name.find('\0') != std::string_view::npos
+      || value.find('\0') != std::string_view::npos)
+    return {};
+  std::string t;
+  t.reserve(name.size() + 1 + value.size());
+  t.append(name);
+  t.push_back('=');
+  for (char c : value)
+    t.push_back((c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c);
+  return t;
+}
+
+} // namespace parallax::storage

@@ -1,0 +1,879 @@
+#include "parallax/storage/store.hpp"
+
+#include "parallax/schemas/wire.hpp"
+#include "parallax/storage/tokenizer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <lmdb.h>
+
+namespace parallax::storage {
+
+namespace {
+
+constexpr std::string_view next_id_key = "next-id";
+constexpr std::string_view span_key = "bucket-span";
+// Blocks are stored as wire batch frames with this source id; the sequence
+// element carries the block's first event id.
+constexpr std::string_view block_source = "block";
+
+// -- byte helpers -------------------------------------------------------------
+
+void put_be64(std::string& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i)
+    out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::uint64_t get_be64(const void* p) {
+  auto b = static_cast<const unsigned char*>(p);
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i)
+    v = (v << 8) | b[i];
+  return v;
+}
+
+// Buckets can be negative (times before 1970): flip the sign bit so that the
+// unsigned big-endian key sorts like the signed value.
+std::string bucket_key(std::int64_t bucket) {
+  std::string k;
+  k.reserve(24);
+  put_be64(k, static_cast<std::uint64_t>(bucket) ^ (std::uint64_t{1} << 63));
+  return k;
+}
+
+std::int64_t bucket_from_key(const void* p) {
+  return static_cast<std::int64_t>(get_be64(p) ^ (std::uint64_t{1} << 63));
+}
+
+void put_varint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+bool get_varint(const unsigned char*& p, const unsigned char* end,
+                std::uint64_t& v) {
+  v = 0;
+  for (int shift = 0; p < end && shift < 64; shift += 7) {
+    auto b = *p++;
+    v |= std::uint64_t{b & 0x7fu} << shift;
+    if (!(b & 0x80))
+      return true;
+  }
+  return false;
+}
+
+void put_double(std::string& out, double d) {
+  std::uint64_t bits;
+  std::memcpy(&bits, &d, sizeof bits);
+  put_be64(out, bits);
+}
+
+double get_double(const void* p) {
+  auto bits = get_be64(p);
+  double d;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+std::string encode_cell(const rollup_cell& c) {
+  std::string out;
+  out.reserve(40);
+  put_be64(out, c.count);
+  put_double(out, c.sum);
+  put_double(out, c.min);
+  put_double(out, c.max);
+  put_double(out, c.sum_sq);
+  return out;
+}
+
+rollup_cell decode_cell(const MDB_val& v) {
+  rollup_cell c;
+  if (v.mv_size != 40)
+    return c;
+  auto p = static_cast<const char*>(v.mv_data);
+  c.count = get_be64(p);
+  c.sum = get_double(p + 8);
+  c.min = get_double(p + 16);
+  c.max = get_double(p + 24);
+  c.sum_sq = get_double(p + 32);
+  return c;
+}
+
+MDB_val as_val(std::string_view s) {
+  return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+
+std::string_view as_view(const MDB_val& v) {
+  return {static_cast<const char*>(v.mv_data), v.mv_size};
+}
+
+error mdb_error(std::string_view what, int rc) {
+  if (rc == MDB_MAP_FULL)
+    return error{ec::storage_full,
+                 fmt::format("{}: the store is full ({}); raise "
+                             "parallax.storage.map-size or drop old buckets",
+                             what, describe_mdb(rc))};
+  if (rc == ENOSPC)
+    return error{ec::storage_full,
+                 fmt::format("{}: the disk is full", what)};
+  return error{ec::storage_error, fmt::format("{}: {}", what, describe_mdb(rc))};
+}
+
+// A transaction that aborts unless committed.
+class txn {
+public:
+  txn(MDB_env* env, bool write) {
+    rc_ = mdb_txn_begin(env, nullptr, write ? 0 : MDB_RDONLY, &t_);
+    if (rc_ != 0)
+      t_ = nullptr;
+  }
+  ~txn() {
+    if (t_)
+      mdb_txn_abort(t_);
+  }
+  txn(const txn&) = delete;
+  txn& operator=(const txn&) = delete;
+  int status() const {
+    return rc_;
+  }
+  MDB_txn* get() const {
+    return t_;
+  }
+  int commit() {
+    auto rc = mdb_txn_commit(t_);
+    t_ = nullptr; // freed by commit, also on failure
+    return rc;
+  }
+
+private:
+  MDB_txn* t_ = nullptr;
+  int rc_ = 0;
+};
+
+// Deletes every key of `dbi` that starts with `prefix`.
+int delete_prefix(MDB_txn* t, unsigned dbi, std::string_view prefix) {
+  MDB_cursor* cur = nullptr;
+  if (auto rc = mdb_cursor_open(t, dbi, &cur); rc != 0)
+    return rc;
+  auto key = as_val(prefix);
+  MDB_val val;
+  auto rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+  while (rc == 0 && as_view(key).starts_with(prefix)) {
+    if (rc = mdb_cursor_del(cur, 0); rc != 0)
+      break;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_GET_CURRENT);
+    if (rc == MDB_NOTFOUND || rc == EINVAL)
+      rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+// -- summaries and rollups, shared by write and rebuild ----------------------
+
+struct series_key {
+  std::string host;
+  std::string metric;
+  time_ns interval;
+  auto operator<=>(const series_key&) const = default;
+};
+
+struct rollup_entry {
+  rollup_cell cell;
+  bool loaded = false; // merged with the stored cell already
+};
+
+std::string rollup_db_key(std::string_view bkey, const series_key& s) {
+  std::string k{bkey};
+  k.append(s.host);
+  k.push_back('\0');
+  k.append(s.metric);
+  k.push_back('\0');
+  put_be64(k, static_cast<std::uint64_t>(s.interval)
+                ^ (std::uint64_t{1} << 63));
+  return k;
+}
+
+time_ns floor_div(time_ns t, time_ns span) {
+  auto q = t / span;
+  if (t % span != 0 && t < 0)
+    --q;
+  return q;
+}
+
+// Numeric fields of metric samples (no raw text) feed rollups.
+template <class F>
+void for_each_metric(const event_view& e, F&& f) {
+  if (e.raw)
+    return;
+  for (const auto& fld : e.fields) {
+    double x;
+    if (auto i = std::get_if<std::int64_t>(&fld.value))
+      x = static_cast<double>(*i);
+    else if (auto d = std::get_if<double>(&fld.value))
+      x = *d;
+    else
+      continue;
+    if (!std::isfinite(x))
+      continue;
+    f(fld.name, x);
+  }
+}
+
+// Field terms of an event, each once: default fields, then string and
+// boolean fields.
+template <class F>
+void for_each_field_term(const event_view& e, F&& f) {
+  auto emit = [&](std::string_view name, std::string_view value) {
+    if (value.empty())
+      return;
+    auto t = field_term(name, value);
+    if (!t.empty())
+      f(t);
+  };
+  emit("index", e.index);
+  emit("host", e.host);
+  emit("source", e.source);
+  emit("sourcetype", e.sourcetype);
+  for (const auto& fld : e.fields) {
+    if (fld.name == "index" || fld.name == "host" || fld.name == "source"
+        || fld.name == "sourcetype")
+      continue; // the default field wins; the event's own copy is stored
+    if (auto s = std::get_if<std::string_view>(&fld.value))
+      emit(fld.name, *s);
+    else if (auto b = std::get_if<bool>(&fld.value))
+      emit(fld.name, *b ? "true" : "false");
+  }
+}
+
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+struct term_entry {
+  std::vector<std::uint64_t> ids;
+  std::uint64_t summary = 0; // events with this field term
+  std::uint64_t last_summarized = ~std::uint64_t{0};
+};
+
+using term_map = std::unordered_map<std::string, term_entry, string_hash,
+                                    std::equal_to<>>;
+
+term_entry& entry_for(term_map& m, std::string_view term) {
+  auto i = m.find(term);
+  if (i == m.end())
+    i = m.emplace(std::string{term}, term_entry{}).first;
+  return i->second;
+}
+
+void index_event(term_map& terms, std::uint64_t id, const event_view& e,
+                 bool postings) {
+  for_each_field_term(e, [&](std::string_view t) {
+    auto& en = entry_for(terms, t);
+    if (postings && (en.ids.empty() || en.ids.back() != id))
+      en.ids.push_back(id);
+    if (en.last_summarized != id) {
+      en.last_summarized = id;
+      ++en.summary;
+    }
+  });
+  if (postings && e.raw)
+    tokenize(*e.raw, [&](std::string_view t) {
+      auto& en = entry_for(terms, t);
+      if (en.ids.empty() || en.ids.back() != id)
+        en.ids.push_back(id);
+    });
+}
+
+void roll_event(std::map<series_key, rollup_entry>& rollups,
+                const event_view& e, time_ns interval) {
+  for_each_metric(e, [&](std::string_view name, double x) {
+    series_key k{std::string{e.host}, std::string{name},
+                 floor_div(e.time, interval) * interval};
+    rollups[k].cell.add(x);
+  });
+}
+
+} // namespace
+
+void rollup_cell::add(double x) {
+  if (count == 0) {
+    min = max = x;
+  } else {
+    min = std::min(min, x);
+    max = std::max(max, x);
+  }
+  ++count;
+  sum += x;
+  sum_sq += x * x;
+}
+
+void rollup_cell::merge(const rollup_cell& o) {
+  if (o.count == 0)
+    return;
+  if (count == 0) {
+    *this = o;
+    return;
+  }
+  count += o.count;
+  sum += o.sum;
+  sum_sq += o.sum_sq;
+  min = std::min(min, o.min);
+  max = std::max(max, o.max);
+}
+
+std::int64_t store::bucket_of(time_ns t) const noexcept {
+  return floor_div(t, opts_.bucket_span);
+}
+
+result<store> store::open(environment& env, const store_options& opts) {
+  if (opts.bucket_span <= 0 || opts.rollup_interval <= 0
+      || opts.block_events == 0)
+    return error{ec::config_bad_value,
+                 "store: bucket span, rollup interval and block size must "
+                 "be positive"};
+  store s{env, opts};
+  bool read_only = false;
+  {
+    unsigned flags = 0;
+    mdb_env_get_flags(env.handle(), &flags);
+    read_only = flags & MDB_RDONLY;
+  }
+  txn t{env.handle(), !read_only};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin transaction", t.status());
+  struct named {
+    const char* name;
+    unsigned* dbi;
+  };
+  named dbs[] = {{"blocks", &s.blocks_},       {"postings", &s.postings_},
+                 {"summaries", &s.summaries_}, {"rollups", &s.rollups_},
+                 {"catalog", &s.catalog_},     {"sources", &s.sources_},
+                 {"meta", &s.meta_}};
+  for (auto& d : dbs) {
+    MDB_dbi dbi;
+    auto rc = mdb_dbi_open(t.get(), d.name, read_only ? 0 : MDB_CREATE, &dbi);
+    if (rc == MDB_NOTFOUND && read_only)
+      return error{ec::storage_error,
+                   fmt::format("store in {} has no {} table yet; start "
+                               "`parallax serve` on it once",
+                               env.path().string(), d.name)};
+    if (rc != 0)
+      return mdb_error(fmt::format("store: cannot open table {}", d.name), rc);
+    *d.dbi = dbi;
+  }
+  // The bucket span is fixed at creation.
+  auto key = as_val(span_key);
+  MDB_val val;
+  auto rc = mdb_get(t.get(), s.meta_, &key, &val);
+  if (rc == 0 && val.mv_size == 8) {
+    auto stored = static_cast<time_ns>(get_be64(val.mv_data));
+    if (stored != opts.bucket_span)
+      return error{ec::config_bad_value,
+                   fmt::format("parallax.storage.bucket-span: the store in {} "
+                               "was created with a span of {} s, the "
+                               "configuration says {} s; a store's span "
+                               "cannot change",
+                               env.path().string(), stored / 1'000'000'000,
+                               opts.bucket_span / 1'000'000'000)};
+  } else if (rc == MDB_NOTFOUND && !read_only) {
+    std::string v;
+    put_be64(v, static_cast<std::uint64_t>(opts.bucket_span));
+    auto vv = as_val(v);
+    if (rc = mdb_put(t.get(), s.meta_, &key, &vv, 0); rc != 0)
+      return mdb_error("store: cannot record the bucket span", rc);
+  } else if (rc != 0 && rc != MDB_NOTFOUND) {
+    return mdb_error("store: cannot read the bucket span", rc);
+  }
+  if (read_only)
+    return s; // the read transaction aborts; dbi handles stay valid
+  if (rc = t.commit(); rc != 0)
+    return mdb_error("store: cannot commit table creation", rc);
+  return s;
+}
+
+result<write_result> store::write(std::span<const incoming_batch> group) {
+  txn t{env_->handle(), true};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin write transaction", t.status());
+  auto w = t.get();
+  write_result res;
+  res.outcomes.reserve(group.size());
+  // Deduplicate by (source id, sequence) against the store and the group.
+  std::unordered_map<std::string_view, std::uint64_t> last;
+  std::vector<std::pair<std::int64_t, const event_view*>> accepted;
+  for (const auto& b : group) {
+    std::optional<std::uint64_t> prev;
+    if (auto i = last.find(b.source_id); i != last.end()) {
+      prev = i->second;
+    } else {
+      auto key = as_val(b.source_id);
+      MDB_val val;
+      auto rc = mdb_get(w, sources_, &key, &val);
+      if (rc == 0 && val.mv_size == 8)
+        prev = get_be64(val.mv_data);
+      else if (rc != 0 && rc != MDB_NOTFOUND)
+        return mdb_error("store: cannot read source state", rc);
+    }
+    if (prev && b.sequence <= *prev) {
+      res.outcomes.push_back(write_outcome::duplicate);
+      continue;
+    }
+    last[b.source_id] = b.sequence;
+    res.outcomes.push_back(write_outcome::stored);
+    for (const auto& e : b.events)
+      accepted.emplace_back(bucket_of(e.time), &e);
+  }
+  // Group by bucket, keeping arrival order within a bucket.
+  std::stable_sort(accepted.begin(), accepted.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::uint64_t next_id = 0;
+  {
+    auto key = as_val(next_id_key);
+    MDB_val val;
+    auto rc = mdb_get(w, meta_, &key, &val);
+    if (rc == 0 && val.mv_size == 8)
+      next_id = get_be64(val.mv_data);
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+      return mdb_error("store: cannot read the next event id", rc);
+  }
+  std::string kbuf, vbuf;
+  std::vector<const event_view*> block;
+  for (std::size_t i = 0; i < accepted.size();) {
+    auto bucket = accepted[i].first;
+    auto end = i;
+    while (end < accepted.size() && accepted[end].first == bucket)
+      ++end;
+    auto bkey = bucket_key(bucket);
+    term_map terms;
+    std::map<series_key, rollup_entry> rollups;
+    time_ns min_t = accepted[i].second->time, max_t = min_t;
+    std::uint64_t bytes = 0;
+    for (auto j = i; j < end; j += opts_.block_events) {
+      auto stop = std::min(end, j + opts_.block_events);
+      block.clear();
+      for (auto k = j; k < stop; ++k) {
+        block.push_back(accepted[k].second);
+        min_t = std::min(min_t, accepted[k].second->time);
+        max_t = std::max(max_t, accepted[k].second->time);
+      }
+      auto first = next_id;
+      vbuf.clear();
+      wire::encode(block_source, first, block, vbuf);
+      kbuf = bkey;
+      put_be64(kbuf, first);
+      auto key = as_val(kbuf);
+      auto val = as_val(vbuf);
+      if (auto rc = mdb_put(w, blocks_, &key, &val, 0); rc != 0)
+        return mdb_error("store: cannot write a block", rc);
+      bytes += vbuf.size();
+      for (std::size_t k = 0; k < block.size(); ++k) {
+        index_event(terms, first + k, *block[k], true);
+      }
+      next_id += block.size();
+    }
+    // Rollups are folded event by event, in id order, onto the stored cell,
+    // so the result is bit-identical to a rebuild from the events.
+    for (auto j = i; j < end; ++j) {
+      for_each_metric(*accepted[j].second, [&](std::string_view name, double x) {
+        const auto& e = *accepted[j].second;
+        series_key k{std::string{e.host}, std::string{name},
+                     floor_div(e.time, opts_.rollup_interval)
+                       * opts_.rollup_interval};
+        auto& en = rollups[k];
+        if (!en.loaded) {
+          en.loaded = true;
+          auto dk = rollup_db_key(bkey, k);
+          auto key = as_val(dk);
+          MDB_val val;
+          auto rc = mdb_get(w, rollups_, &key, &val);
+          if (rc == 0)
+            en.cell = decode_cell(val);
+        }
+        en.cell.add(x);
+      });
+    }
+    // Postings and summaries, in term order for locality.
+    std::vector<const term_map::value_type*> sorted;
+    sorted.reserve(terms.size());
+    for (const auto& kv : terms)
+      sorted.push_back(&kv);
+    std::sort(sorted.begin(), sorted.end(),
+              [](auto a, auto b) { return a->first < b->first; });
+    for (const auto* kv : sorted) {
+      const auto& [term, en] = *kv;
+      if (!en.ids.empty()) {
+        kbuf = bkey;
+        kbuf.append(term);
+        kbuf.push_back('\0');
+        put_be64(kbuf, en.ids.front());
+        vbuf.clear();
+        for (std::size_t k = 1; k < en.ids.size(); ++k)
+          put_varint(vbuf, en.ids[k] - en.ids[k - 1]);
+        auto key = as_val(kbuf);
+        auto val = as_val(vbuf);
+        if (auto rc = mdb_put(w, postings_, &key, &val, 0); rc != 0)
+          return mdb_error("store: cannot write postings", rc);
+      }
+      if (en.summary > 0) {
+        kbuf = bkey;
+        kbuf.append(term);
+        auto key = as_val(kbuf);
+        MDB_val val;
+        std::uint64_t count = 0;
+        auto rc = mdb_get(w, summaries_, &key, &val);
+        if (rc == 0 && val.mv_size == 8)
+          count = get_be64(val.mv_data);
+        vbuf.clear();
+        put_be64(vbuf, count + en.summary);
+        auto nv = as_val(vbuf);
+        if (rc = mdb_put(w, summaries_, &key, &nv, 0); rc != 0)
+          return mdb_error("store: cannot write a summary", rc);
+      }
+    }
+    for (const auto& [k, en] : rollups) {
+      auto dk = rollup_db_key(bkey, k);
+      auto key = as_val(dk);
+      auto v = encode_cell(en.cell);
+      auto val = as_val(v);
+      if (auto rc = mdb_put(w, rollups_, &key, &val, 0); rc != 0)
+        return mdb_error("store: cannot write a rollup", rc);
+    }
+    // Catalog entry: min time, max time, events, bytes.
+    {
+      auto key = as_val(bkey);
+      MDB_val val;
+      std::uint64_t events = end - i;
+      auto rc = mdb_get(w, catalog_, &key, &val);
+      if (rc == 0 && val.mv_size == 32) {
+        auto p = static_cast<const char*>(val.mv_data);
+        min_t = std::min(min_t, static_cast<time_ns>(get_be64(p)));
+        max_t = std::max(max_t, static_cast<time_ns>(get_be64(p + 8)));
+        events += get_be64(p + 16);
+        bytes += get_be64(p + 24);
+      }
+      vbuf.clear();
+      put_be64(vbuf, static_cast<std::uint64_t>(min_t));
+      put_be64(vbuf, static_cast<std::uint64_t>(max_t));
+      put_be64(vbuf, events);
+      put_be64(vbuf, bytes);
+      auto nv = as_val(vbuf);
+      if (rc = mdb_put(w, catalog_, &key, &nv, 0); rc != 0)
+        return mdb_error("store: cannot update the catalog", rc);
+    }
+    res.events += end - i;
+    res.bytes += bytes;
+    i = end;
+  }
+  for (const auto& [source, seq] : last) {
+    auto key = as_val(source);
+    std::string v;
+    put_be64(v, seq);
+    auto val = as_val(v);
+    if (auto rc = mdb_put(w, sources_, &key, &val, 0); rc != 0)
+      return mdb_error("store: cannot record source state", rc);
+  }
+  {
+    auto key = as_val(next_id_key);
+    std::string v;
+    put_be64(v, next_id);
+    auto val = as_val(v);
+    if (auto rc = mdb_put(w, meta_, &key, &val, 0); rc != 0)
+      return mdb_error("store: cannot record the next event id", rc);
+  }
+  if (auto rc = t.commit(); rc != 0)
+    return mdb_error("store: commit failed", rc);
+  return res;
+}
+
+result<std::vector<bucket_info>> store::buckets() const {
+  txn t{env_->handle(), false};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin read transaction", t.status());
+  MDB_cursor* cur = nullptr;
+  if (auto rc = mdb_cursor_open(t.get(), catalog_, &cur); rc != 0)
+    return mdb_error("store: cannot read the catalog", rc);
+  std::vector<bucket_info> out;
+  MDB_val key, val;
+  auto rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+  for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+    if (key.mv_size != 8 || val.mv_size != 32)
+      continue;
+    bucket_info b;
+    b.id = bucket_from_key(key.mv_data);
+    b.start = b.id * opts_.bucket_span;
+    b.end = b.start + opts_.bucket_span;
+    auto p = static_cast<const char*>(val.mv_data);
+    b.min_time = static_cast<time_ns>(get_be64(p));
+    b.max_time = static_cast<time_ns>(get_be64(p + 8));
+    b.events = get_be64(p + 16);
+    b.block_bytes = get_be64(p + 24);
+    out.push_back(b);
+  }
+  mdb_cursor_close(cur);
+  if (rc != MDB_NOTFOUND)
+    return mdb_error("store: cannot read the catalog", rc);
+  return out;
+}
+
+result<std::vector<std::uint64_t>> store::postings(std::int64_t bucket,
+                                                   std::string_view term) const {
+  txn t{env_->handle(), false};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin read transaction", t.status());
+  auto prefix = bucket_key(bucket);
+  prefix.append(term);
+  prefix.push_back('\0');
+  MDB_cursor* cur = nullptr;
+  if (auto rc = mdb_cursor_open(t.get(), postings_, &cur); rc != 0)
+    return mdb_error("store: cannot read postings", rc);
+  std::vector<std::uint64_t> out;
+  auto key = as_val(prefix);
+  MDB_val val;
+  auto rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+  for (; rc == 0 && as_view(key).starts_with(prefix)
+         && key.mv_size == prefix.size() + 8;
+       rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+    auto id = get_be64(static_cast<const char*>(key.mv_data) + prefix.size());
+    out.push_back(id);
+    auto p = static_cast<const unsigned char*>(val.mv_data);
+    auto e = p + val.mv_size;
+    std::uint64_t d;
+    while (p < e && get_varint(p, e, d)) {
+      id += d;
+      out.push_back(id);
+    }
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND)
+    return mdb_error("store: cannot read postings", rc);
+  return out;
+}
+
+result<std::uint64_t> store::count(std::int64_t bucket, std::string_view name,
+                                   std::string_view value) const {
+  txn t{env_->handle(), false};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin read transaction", t.status());
+  auto k = bucket_key(bucket) + field_term(name, value);
+  auto key = as_val(k);
+  MDB_val val;
+  auto rc = mdb_get(t.get(), summaries_, &key, &val);
+  if (rc == MDB_NOTFOUND)
+    return std::uint64_t{0};
+  if (rc != 0 || val.mv_size != 8)
+    return mdb_error("store: cannot read a summary", rc);
+  return get_be64(val.mv_data);
+}
+
+result<std::vector<std::pair<std::string, std::uint64_t>>>
+store::summaries(std::int64_t bucket) const {
+  txn t{env_->handle(), false};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin read transaction", t.status());
+  auto prefix = bucket_key(bucket);
+  MDB_cursor* cur = nullptr;
+  if (auto rc = mdb_cursor_open(t.get(), summaries_, &cur); rc != 0)
+    return mdb_error("store: cannot read summaries", rc);
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  auto key = as_val(prefix);
+  MDB_val val;
+  auto rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+  for (; rc == 0 && as_view(key).starts_with(prefix);
+       rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+    out.emplace_back(std::string{as_view(key).substr(8)},
+                     val.mv_size == 8 ? get_be64(val.mv_data) : 0);
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND)
+    return mdb_error("store: cannot read summaries", rc);
+  return out;
+}
+
+result<std::vector<rollup_row>> store::rollups(std::int64_t bucket) const {
+  txn t{env_->handle(), false};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin read transaction", t.status());
+  auto prefix = bucket_key(bucket);
+  MDB_cursor* cur = nullptr;
+  if (auto rc = mdb_cursor_open(t.get(), rollups_, &cur); rc != 0)
+    return mdb_error("store: cannot read rollups", rc);
+  std::vector<rollup_row> out;
+  auto key = as_val(prefix);
+  MDB_val val;
+  auto rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+  for (; rc == 0 && as_view(key).starts_with(prefix);
+       rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+    auto rest = as_view(key).substr(8);
+    auto a = rest.find('\0');
+    auto b = rest.find('\0', a + 1);
+    if (a == std::string_view::npos || b == std::string_view::npos
+        || rest.size() != b + 9)
+      continue;
+    rollup_row r;
+    r.host = rest.substr(0, a);
+    r.metric = rest.substr(a + 1, b - a - 1);
+    r.interval_start = static_cast<time_ns>(get_be64(rest.data() + b + 1)
+                                            ^ (std::uint64_t{1} << 63));
+    r.cell = decode_cell(val);
+    out.push_back(std::move(r));
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND)
+    return mdb_error("store: cannot read rollups", rc);
+  return out;
+}
+
+namespace {
+
+// Calls f(first_id, batch_view) for each block of the bucket prefix.
+template <class F>
+error scan_blocks(MDB_txn* t, unsigned dbi, std::string_view prefix, F&& f) {
+  MDB_cursor* cur = nullptr;
+  if (auto rc = mdb_cursor_open(t, dbi, &cur); rc != 0)
+    return mdb_error("store: cannot read blocks", rc);
+  auto key = as_val(prefix);
+  MDB_val val;
+  auto rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+  wire::limits lim;
+  lim.max_frame_bytes = std::size_t{1} << 40; // blocks are our own frames
+  lim.max_events = std::size_t{1} << 32;
+  lim.max_string_bytes = lim.max_frame_bytes;
+  lim.max_fields = 1u << 16;
+  lim.max_name_bytes = 1u << 16;
+  for (; rc == 0 && as_view(key).starts_with(prefix) && key.mv_size == 16;
+       rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+    auto first = get_be64(static_cast<const char*>(key.mv_data) + 8);
+    auto b = wire::decode(std::as_bytes(std::span{
+                            static_cast<const char*>(val.mv_data), val.mv_size}),
+                          nullptr, lim);
+    if (!b) {
+      mdb_cursor_close(cur);
+      return error{ec::storage_error,
+                   fmt::format("store: block {} is damaged: {}", first,
+                               b.error().render())};
+    }
+    f(first, *b);
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND)
+    return mdb_error("store: cannot read blocks", rc);
+  return {};
+}
+
+} // namespace
+
+error store::scan(std::int64_t bucket,
+                  const std::function<void(std::uint64_t, const event_view&)>& f)
+  const {
+  txn t{env_->handle(), false};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin read transaction", t.status());
+  return scan_blocks(t.get(), blocks_, bucket_key(bucket),
+                     [&](std::uint64_t first, const wire::batch_view& b) {
+                       auto evs = b.events();
+                       for (std::size_t i = 0; i < evs.size(); ++i)
+                         f(first + i, evs[i]);
+                     });
+}
+
+result<std::optional<std::uint64_t>>
+store::last_sequence(std::string_view source_id) const {
+  txn t{env_->handle(), false};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin read transaction", t.status());
+  auto key = as_val(source_id);
+  MDB_val val;
+  auto rc = mdb_get(t.get(), sources_, &key, &val);
+  if (rc == MDB_NOTFOUND)
+    return std::optional<std::uint64_t>{};
+  if (rc != 0 || val.mv_size != 8)
+    return mdb_error("store: cannot read source state", rc);
+  return std::optional<std::uint64_t>{get_be64(val.mv_data)};
+}
+
+result<std::size_t> store::drop_before(time_ns cutoff) {
+  auto all = buckets();
+  if (!all)
+    return all.error();
+  txn t{env_->handle(), true};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin write transaction", t.status());
+  std::size_t dropped = 0;
+  for (const auto& b : *all) {
+    if (b.end > cutoff)
+      continue;
+    auto prefix = bucket_key(b.id);
+    for (auto dbi : {blocks_, postings_, summaries_, rollups_, catalog_})
+      if (auto rc = delete_prefix(t.get(), dbi, prefix); rc != 0)
+        return mdb_error("store: cannot drop a bucket", rc);
+    ++dropped;
+  }
+  if (auto rc = t.commit(); rc != 0)
+    return mdb_error("store: commit failed", rc);
+  return dropped;
+}
+
+error store::rebuild_summaries() {
+  auto all = buckets();
+  if (!all)
+    return all.error();
+  txn t{env_->handle(), true};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin write transaction", t.status());
+  auto w = t.get();
+  for (auto dbi : {summaries_, rollups_})
+    if (auto rc = mdb_drop(w, dbi, 0); rc != 0)
+      return mdb_error("store: cannot empty the summaries", rc);
+  std::string kbuf, vbuf;
+  for (const auto& b : *all) {
+    auto bkey = bucket_key(b.id);
+    term_map terms;
+    std::map<series_key, rollup_entry> rollups;
+    auto err = scan_blocks(w, blocks_, bkey,
+                           [&](std::uint64_t first, const wire::batch_view& bv) {
+                             auto evs = bv.events();
+                             for (std::size_t i = 0; i < evs.size(); ++i) {
+                               index_event(terms, first + i, evs[i], false);
+                               roll_event(rollups, evs[i],
+                                          opts_.rollup_interval);
+                             }
+                           });
+    if (err)
+      return err;
+    for (const auto& [term, en] : terms) {
+      if (en.summary == 0)
+        continue;
+      kbuf = bkey + term;
+      vbuf.clear();
+      put_be64(vbuf, en.summary);
+      auto key = as_val(kbuf);
+      auto val = as_val(vbuf);
+      if (auto rc = mdb_put(w, summaries_, &key, &val, 0); rc != 0)
+        return mdb_error("store: cannot write a summary", rc);
+    }
+    for (const auto& [k, en] : rollups) {
+      auto dk = rollup_db_key(bkey, k);
+      auto v = encode_cell(en.cell);
+      auto key = as_val(dk);
+      auto val = as_val(v);
+      if (auto rc = mdb_put(w, rollups_, &key, &val, 0); rc != 0)
+        return mdb_error("store: cannot write a rollup", rc);
+    }
+  }
+  if (auto rc = t.commit(); rc != 0)
+    return mdb_error("store: commit failed", rc);
+  return {};
+}
+
+} // namespace parallax::storage
