@@ -15,6 +15,7 @@
 #   libtomlplusplus-dev   the config file is TOML (one file, typed values, line numbers in errors)
 #   libcli11-dev          subcommands and a --help that helps
 #   python3 python3-msgpack  a second, independent wire-format client in the tests
+#   libzstd-dev           compresses stored event blocks (~5x on logs and metrics)
 #   libsqlite3-dev        SQLite FTS5, the peer that `parallax bench ingest` measures against
 #   docker-compose        validates docker-compose.yml in the tests (no engine needed)
 set -euo pipefail
@@ -23,6 +24,7 @@ packages=(
   build-essential cmake pkg-config ccache
   libcaf-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev liblmdb-dev libfmt-dev
   doctest-dev libtomlplusplus-dev libcli11-dev libsqlite3-dev
+  libzstd-dev
   python3 python3-msgpack docker-compose
 )
 

@@ -1,5 +1,7 @@
 #include "parallax/schemas/wire.hpp"
 
+#include <cstring>
+
 #include <msgpack.hpp>
 
 namespace parallax::wire {
@@ -21,7 +23,19 @@ void pack_str(packer& pk, std::string_view s) {
   pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
 }
 
-void pack_value(packer& pk, const value& v) {
+// Always float 64. msgpack-cxx's pack_double writes a whole-number double
+// (50.0) as an integer, which would change the field's type on the wire.
+void pack_float64(string_sink& sink, double d) {
+  std::uint64_t bits;
+  std::memcpy(&bits, &d, sizeof bits);
+  char buf[9];
+  buf[0] = static_cast<char>(0xcb);
+  for (int i = 0; i < 8; ++i)
+    buf[1 + i] = static_cast<char>((bits >> (56 - 8 * i)) & 0xff);
+  sink.write(buf, sizeof buf);
+}
+
+void pack_value(packer& pk, string_sink& sink, const value& v) {
   switch (v.index()) {
     case 0:
       pack_str(pk, std::get<0>(v));
@@ -30,7 +44,7 @@ void pack_value(packer& pk, const value& v) {
       pk.pack_int64(std::get<1>(v)); // packs the shortest form
       break;
     case 2:
-      pk.pack_double(std::get<2>(v));
+      pack_float64(sink, std::get<2>(v));
       break;
     default:
       if (std::get<3>(v))
@@ -40,7 +54,7 @@ void pack_value(packer& pk, const value& v) {
   }
 }
 
-void pack_value(packer& pk, const value_view& v) {
+void pack_value(packer& pk, string_sink& sink, const value_view& v) {
   switch (v.index()) {
     case 0:
       pack_str(pk, std::get<0>(v));
@@ -49,7 +63,7 @@ void pack_value(packer& pk, const value_view& v) {
       pk.pack_int64(std::get<1>(v));
       break;
     case 2:
-      pk.pack_double(std::get<2>(v));
+      pack_float64(sink, std::get<2>(v));
       break;
     default:
       if (std::get<3>(v))
@@ -85,7 +99,7 @@ void encode(std::string_view source_id, std::uint64_t sequence,
     pk.pack_map(static_cast<std::uint32_t>(e->fields.size()));
     for (const auto& f : e->fields) {
       pack_str(pk, f.name);
-      pack_value(pk, f.value);
+      pack_value(pk, sink, f.value);
     }
   }
 }
@@ -113,7 +127,7 @@ void encode(const batch& b, std::string& out) {
     pk.pack_map(static_cast<std::uint32_t>(e.fields.size()));
     for (const auto& f : e.fields) {
       pack_str(pk, f.name);
-      pack_value(pk, f.value);
+      pack_value(pk, sink, f.value);
     }
   }
 }

@@ -2,6 +2,7 @@
 
 #include "frames.hpp"
 
+#include <cmath>
 #include <limits>
 
 #include <doctest/doctest.h>
@@ -113,6 +114,18 @@ TEST_CASE("wire: views stay valid after the caller's buffer is gone") {
   REQUIRE(moved.events().size() == 1);
   CHECK(moved.events()[0].host == "web-01");
   CHECK(moved.events()[0].fields[0].name == "user");
+}
+
+TEST_CASE("wire: whole-number and signed-zero floats stay floats") {
+  event e;
+  e.fields = {{"cpu", 50.0}, {"zero", -0.0}, {"big", 1e18}};
+  auto d = wire::decode(wire::encode(one_batch({e})));
+  REQUIRE(d);
+  const auto& f = d->events()[0].fields;
+  REQUIRE(f.size() == 3);
+  for (const auto& x : f)
+    CHECK_MESSAGE(std::holds_alternative<double>(x.value), x.name);
+  CHECK(std::signbit(std::get<double>(f[1].value)));
 }
 
 TEST_CASE("wire: a float32 value decodes as a float") {

@@ -5,7 +5,8 @@
 // one transaction per write group (group commit).
 //
 // Layout (named LMDB databases; integers big-endian so keys sort by value):
-//   blocks     [bucket][first id]                -> events as a wire batch frame
+//   blocks     [bucket][first id]                -> codec byte (0 raw, 1 zstd) +
+//                                                   events as a wire batch frame
 //   postings   [bucket][term] 00 [first id]      -> event ids, varint deltas
 //   summaries  [bucket][name=value]              -> u64 count of events
 //   rollups    [bucket][series] 00 [interval]    -> count, sum, min, max, sum of squares
@@ -19,7 +20,9 @@
 // for every string or boolean field and for the default fields index, host,
 // source and sourcetype. Summaries count exactly those `name=value` terms.
 // Numeric fields of metric samples (events without raw text) feed rollups per
-// series `host` + field name, per rollup interval.
+// series `host` + field name, per rollup interval; series whose host or name
+// contains NUL, or whose names together exceed 493 bytes (LMDB's key limit),
+// get no rollups (the events are stored and indexed as usual).
 //
 // Caveats:
 // - `write` begins and commits its own write transaction and must be called

@@ -34,12 +34,13 @@ inline constexpr std::array<breaker, 256> breaker_table = [] {
   return t;
 }();
 
-/// Calls `emit(std::string_view term)` for every term of `text`, whole
-/// tokens first, then their segments when a token has more than one. The
-/// view passed to `emit` is valid only during the call.
+/// Calls `emit(std::string_view term)` for every term of `text`: each whole
+/// token, then, if it contains minor breakers, each of its segments that
+/// differs from the token (so `-abc` yields `-abc` and `abc`). The view
+/// passed to `emit` is valid only during the call.
 template <class F>
 void tokenize(std::string_view text, F&& emit) {
-  std::string buf;
+  thread_local std::string buf; // reused: no allocation per call
   std::size_t i = 0;
   const std::size_t n = text.size();
   auto lower = [](char c) {
@@ -93,20 +94,31 @@ void tokenize(std::string_view text, F&& emit) {
   }
 }
 
-/// The term for an indexed field: `name=value`, the value ASCII-lowercased.
-/// Returns an empty string if the term would exceed `max_term_bytes` or
-/// contain a NUL byte (the key separator of the index).
-inline std::string field_term(std::string_view name, std::string_view value) {
+/// Writes the term for an indexed field into `out`: `name=value`, the value
+/// ASCII-lowercased. Returns false (and leaves `out` empty) if the term
+/// would exceed `max_term_bytes` or contain a NUL byte (the key separator
+/// of the index).
+inline bool field_term_into(std::string& out, std::string_view name,
+                            std::string_view value) {
+  out.clear();
   if (name.size() + 1 + value.size() > max_term_bytes
       || name.find('\0') != std::string_view::npos
       || value.find('\0') != std::string_view::npos)
-    return {};
+    return false;
+  out.append(name);
+  out.push_back('=');
+  auto n = out.size();
+  out.append(value);
+  for (auto i = n; i < out.size(); ++i)
+    if (out[i] >= 'A' && out[i] <= 'Z')
+      out[i] = static_cast<char>(out[i] + 32);
+  return true;
+}
+
+/// The term for an indexed field, or an empty string (see field_term_into).
+inline std::string field_term(std::string_view name, std::string_view value) {
   std::string t;
-  t.reserve(name.size() + 1 + value.size());
-  t.append(name);
-  t.push_back('=');
-  for (char c : value)
-    t.push_back((c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c);
+  field_term_into(t, name, value);
   return t;
 }
 

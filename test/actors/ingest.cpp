@@ -1,0 +1,224 @@
+// End-to-end tests of the ingest path: real TCP sockets on loopback, a real
+// LMDB store, the real collector and indexer.
+
+#include "pipeline_fixture.hpp"
+
+#include "parallax/pipeline/ingest_client.hpp"
+#include "parallax/schemas/reply.hpp"
+#include "parallax/schemas/wire.hpp"
+
+#include <chrono>
+#include <limits>
+#include <map>
+#include <set>
+
+#include <zmq.h>
+
+using namespace parallax;
+using namespace std::chrono_literals;
+
+namespace {
+
+time_ns now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+// Batch `seq` of `n` events from `source`; each event carries its batch and
+// position so the store's contents can be checked event by event.
+std::string make_frame(std::string_view source, std::uint64_t seq,
+                       std::size_t n, time_ns base) {
+  wire::batch b;
+  b.source_id = source;
+  b.sequence = seq;
+  for (std::size_t i = 0; i < n; ++i) {
+    event e;
+    e.time = base + static_cast<time_ns>(seq * 1000 + i);
+    e.index = "os";
+    e.host = "web-01";
+    e.source = "/var/log/auth.log";
+    e.sourcetype = "os:auth";
+    e.raw = "sshd[42]: Accepted publickey for deploy from 10.0.1.2";
+    e.fields = {{"src", std::string{source}},
+                {"seq", static_cast<std::int64_t>(seq)},
+                {"i", static_cast<std::int64_t>(i)}};
+    b.events.push_back(std::move(e));
+  }
+  return wire::encode(b);
+}
+
+// Every (src, seq, i) in the store, with its multiplicity.
+std::map<std::tuple<std::string, std::int64_t, std::int64_t>, int>
+contents(storage::store& st) {
+  std::map<std::tuple<std::string, std::int64_t, std::int64_t>, int> out;
+  auto buckets = st.buckets();
+  REQUIRE(buckets);
+  for (const auto& b : *buckets) {
+    auto err = st.scan(b.id, [&](std::uint64_t, const event_view& e) {
+      auto src = e.find("src");
+      auto seq = e.find("seq");
+      auto i = e.find("i");
+      REQUIRE((src && seq && i));
+      ++out[{std::string{std::get<std::string_view>(*src)},
+             std::get<std::int64_t>(*seq), std::get<std::int64_t>(*i)}];
+    });
+    REQUIRE_FALSE(err);
+  }
+  return out;
+}
+
+// Sends one raw frame from a fresh DEALER and returns the reply.
+wire::reply send_raw(zmq::context& ctx, const std::string& endpoint,
+                     std::string_view frame) {
+  zmq::socket s{ctx, ZMQ_DEALER};
+  REQUIRE_FALSE(s.connect(endpoint));
+  std::string_view parts[] = {frame};
+  REQUIRE_FALSE(s.send(parts));
+  zmq::socket* socks[] = {&s};
+  bool want[] = {true};
+  auto ready = zmq::poll_in(socks, want, 10s);
+  REQUIRE(ready);
+  REQUIRE_MESSAGE((*ready)[0], "no reply within 10 s");
+  auto msg = s.recv();
+  REQUIRE(msg);
+  auto r = wire::decode_reply(msg->back().view());
+  REQUIRE_MESSAGE(static_cast<bool>(r), (r ? "" : r.error().message));
+  return *r;
+}
+
+} // namespace
+
+TEST_CASE("ingest: acked batches are stored exactly once, resends are "
+          "duplicates") {
+  test::temp_dir tmp;
+  zmq::context zctx;
+  test::running_pipeline p{tmp.path, zctx};
+  auto base = now_ns() - 3'600'000'000'000;
+  ingest_client_options copts;
+  copts.endpoint = p.endpoint();
+  copts.window = 4;
+  auto client = ingest_client::connect(zctx, copts);
+  REQUIRE(client);
+  for (std::uint64_t seq = 1; seq <= 20; ++seq)
+    REQUIRE_FALSE((*client)->send(seq, make_frame("agent-a", seq, 50, base)));
+  REQUIRE_FALSE((*client)->drain(30s));
+  CHECK((*client)->stats().acked == 20);
+  CHECK((*client)->stats().rejected == 0);
+  // A client that lost its ack resends: the server answers "duplicate".
+  auto dup = send_raw(zctx, p.endpoint(), make_frame("agent-a", 7, 50, base));
+  CHECK(dup.status == wire::reply_status::duplicate);
+  CHECK(dup.source_id == "agent-a");
+  CHECK(dup.sequence == 7u);
+  auto all = contents(p.store());
+  CHECK(all.size() == 20 * 50); // 20 batches of 50 distinct events
+  for (const auto& [key, n] : all)
+    CHECK_MESSAGE(n == 1, std::get<1>(key), "/", std::get<2>(key));
+  CHECK(p.counter_value("indexer", "stored_events_total") == 1000);
+  CHECK(p.counter_value("collector", "replies_total", "duplicate") == 1);
+}
+
+TEST_CASE("ingest: bad frames are rejected with a reason and other clients "
+          "never notice") {
+  test::temp_dir tmp;
+  zmq::context zctx;
+  test::running_pipeline p{tmp.path, zctx};
+  auto base = now_ns() - 60'000'000'000;
+  ingest_client_options copts;
+  copts.endpoint = p.endpoint();
+  copts.window = 2;
+  auto good = ingest_client::connect(zctx, copts);
+  REQUIRE(good);
+  std::uint64_t seq = 0;
+  auto send_good = [&] {
+    ++seq;
+    REQUIRE_FALSE((*good)->send(seq, make_frame("good", seq, 20, base)));
+  };
+  struct bad_case {
+    std::string name;
+    std::string frame;
+    ec code;
+  };
+  std::vector<bad_case> cases;
+  cases.push_back({"not msgpack", std::string{"\xc1\x00\x01", 3}, ec::not_msgpack});
+  cases.push_back({"random text", "GET / HTTP/1.1\r\n\r\n", ec::wrong_type});
+  auto ok = make_frame("bad", 1, 5, base);
+  cases.push_back({"truncated", ok.substr(0, ok.size() / 2), ec::truncated});
+  // 10 MB, beyond the 8 MiB default limit but within what ZeroMQ delivers.
+  cases.push_back({"10 MB frame", std::string(10'000'000, '\x90'),
+                   ec::oversized_frame});
+  {
+    wire::batch b;
+    b.source_id = "bad";
+    b.sequence = 2;
+    event e;
+    e.time = base;
+    e.raw = std::string(1'000'000, 'x'); // 1 MB > 512 KiB
+    b.events.push_back(e);
+    cases.push_back({"1 MB string", wire::encode(b), ec::string_too_long});
+    b.events[0].raw = "fine";
+    // Year 9999 (253402300799 s) is beyond int64 nanoseconds; the latest
+    // representable time (year 2262) stands in for it.
+    b.events[0].time = std::numeric_limits<time_ns>::max();
+    cases.push_back({"far future time", wire::encode(b), ec::invalid_value});
+    b.events[0].time = -1;
+    cases.push_back({"time before 1970", wire::encode(b), ec::invalid_value});
+  }
+  for (const auto& c : cases) {
+    send_good();
+    auto r = send_raw(zctx, p.endpoint(), c.frame);
+    CHECK_MESSAGE(r.status == wire::reply_status::rejected, c.name);
+    CHECK_MESSAGE(r.code == c.code, c.name, ": ", r.message);
+    CHECK_MESSAGE(!r.message.empty(), c.name);
+  }
+  send_good();
+  REQUIRE_FALSE((*good)->drain(30s));
+  CHECK((*good)->stats().acked == seq);
+  CHECK((*good)->stats().rejected == 0);
+  auto all = contents(p.store());
+  CHECK(all.size() == seq * 20); // only the good client's events
+  CHECK(p.counter_value("collector", "errors_total", "not_msgpack") == 1);
+  CHECK(p.counter_value("collector", "errors_total", "oversized_frame") == 1);
+  CHECK(p.counter_value("collector", "errors_total", "invalid_value") == 2);
+}
+
+TEST_CASE("ingest: the dedup state survives a restart") {
+  test::temp_dir tmp;
+  zmq::context zctx;
+  auto base = now_ns() - 60'000'000'000;
+  std::string endpoint;
+  {
+    test::running_pipeline p{tmp.path, zctx};
+    for (std::uint64_t seq = 1; seq <= 3; ++seq)
+      CHECK(send_raw(zctx, p.endpoint(), make_frame("agent-r", seq, 10, base))
+              .status
+            == wire::reply_status::ack);
+  }
+  test::running_pipeline p{tmp.path, zctx};
+  CHECK(send_raw(zctx, p.endpoint(), make_frame("agent-r", 2, 10, base)).status
+        == wire::reply_status::duplicate);
+  CHECK(send_raw(zctx, p.endpoint(), make_frame("agent-r", 4, 10, base)).status
+        == wire::reply_status::ack);
+  CHECK(contents(p.store()).size() == 40); // batches 1-4, 10 events each
+}
+
+TEST_CASE("ingest: backpressure slows clients down and loses nothing") {
+  test::temp_dir tmp;
+  zmq::context zctx;
+  collector_config ccfg;
+  ccfg.max_inflight_bytes = 64 << 10; // a few frames at a time
+  test::running_pipeline p{tmp.path, zctx, ccfg};
+  auto base = now_ns() - 60'000'000'000;
+  ingest_client_options copts;
+  copts.endpoint = p.endpoint();
+  copts.window = 64;
+  auto client = ingest_client::connect(zctx, copts);
+  REQUIRE(client);
+  for (std::uint64_t seq = 1; seq <= 200; ++seq)
+    REQUIRE_FALSE((*client)->send(seq, make_frame("agent-b", seq, 100, base)));
+  REQUIRE_FALSE((*client)->drain(60s));
+  CHECK((*client)->stats().acked == 200);
+  CHECK(contents(p.store()).size() == 200 * 100);
+  // The 64 KiB credit holds ~5 frames of ~12 KB: the collector had to pause.
+  CHECK(p.counter_value("collector", "backpressure_pauses_total") > 0);
+}

@@ -1,0 +1,120 @@
+#pragma once
+
+// A real ingest pipeline for tests: an LMDB store in a fresh temp directory,
+// a CAF actor system, a detached indexer and a collector on a tcp loopback
+// port chosen by the kernel. Nothing is mocked.
+
+#include "parallax/actors/collector.hpp"
+#include "parallax/actors/indexer.hpp"
+#include "parallax/pipeline/metrics.hpp"
+#include "parallax/pipeline/system.hpp"
+#include "parallax/pipeline/zmq.hpp"
+#include "parallax/storage/environment.hpp"
+#include "parallax/storage/store.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <random>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <doctest/doctest.h>
+
+namespace parallax::test {
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::random_device rd;
+    path = std::filesystem::temp_directory_path()
+           / ("parallax-test-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+/// One running pipeline; `stop()` (or the destructor) shuts it down and
+/// closes the store, so a test can start another on the same directory.
+class running_pipeline {
+public:
+  running_pipeline(const std::filesystem::path& dir, zmq::context& zctx,
+                   collector_config ccfg = {}) {
+    auto e = storage::environment::open(dir);
+    REQUIRE_MESSAGE(static_cast<bool>(e), (e ? "" : e.error().message));
+    env_.emplace(std::move(*e));
+    auto s = storage::store::open(*env_);
+    REQUIRE_MESSAGE(static_cast<bool>(s), (s ? "" : s.error().message));
+    store_.emplace(std::move(*s));
+    // The actor system keeps a reference to its config: it lives as long.
+    sys_cfg_ = std::make_unique<caf::actor_system_config>();
+    configure_actor_system(*sys_cfg_, config::defaults());
+    sys_ = std::make_unique<caf::actor_system>(*sys_cfg_);
+    indexer_config icfg;
+    icfg.store = &*store_;
+    icfg.zmq = &zctx;
+    icfg.metrics = &metrics;
+    icfg.reply_endpoint = zmq::unique_inproc_endpoint("replies");
+    indexer_ = spawn_indexer(*sys_, icfg);
+    if (ccfg.endpoint.empty())
+      ccfg.endpoint = "tcp://127.0.0.1:0";
+    ccfg.reply_endpoint = icfg.reply_endpoint;
+    ccfg.zmq = &zctx;
+    ccfg.metrics = &metrics;
+    ccfg.indexer = indexer_;
+    auto c = collector::start(std::move(ccfg));
+    REQUIRE_MESSAGE(static_cast<bool>(c), (c ? "" : c.error().message));
+    collector_ = std::move(*c);
+  }
+
+  ~running_pipeline() {
+    stop();
+  }
+
+  void stop() {
+    if (!sys_)
+      return;
+    collector_->stop();
+    caf::anon_send_exit(indexer_, caf::exit_reason::user_shutdown);
+    // A detached actor's thread ends only when the last handle is gone, and
+    // the actor system's destructor waits for that thread.
+    collector_.reset();
+    indexer_ = nullptr;
+    sys_.reset();
+    store_.reset();
+    env_.reset();
+  }
+
+  const std::string& endpoint() const {
+    return collector_->endpoint();
+  }
+
+  storage::store& store() {
+    return *store_;
+  }
+
+  std::uint64_t counter_value(std::string_view component,
+                              std::string_view name,
+                              std::string_view reason = {}) {
+    return metrics.get(component, name, reason).value();
+  }
+
+  metrics_registry metrics;
+
+private:
+  std::optional<storage::environment> env_;
+  std::optional<storage::store> store_;
+  std::unique_ptr<caf::actor_system_config> sys_cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  indexer_actor indexer_;
+  std::unique_ptr<collector> collector_;
+};
+
+} // namespace parallax::test
