@@ -37,4 +37,12 @@ struct config_cmd_args {
 };
 int run_config(const config_cmd_args& args);
 
+struct buckets_args {
+  config_args cfg;
+  bool json = false;
+};
+int run_buckets(const buckets_args& args);
+
+int run_rebuild_summaries(const config_args& args);
+
 } // namespace parallax::tools

@@ -60,6 +60,19 @@ int main(int argc, char** argv) {
   config->add_flag("--example", cfg_args.example,
                    "Print every option with its documentation and default");
 
+  buckets_args bk_args;
+  auto buckets = app.add_subcommand(
+    "buckets", "List the store's time buckets with their ranges, counts and "
+               "sizes (read-only; works while the server runs)");
+  add_config_options(*buckets, bk_args.cfg);
+  buckets->add_flag("--json", bk_args.json, "One JSON object per bucket");
+
+  config_args rebuild_args;
+  auto rebuild = app.add_subcommand(
+    "rebuild-summaries", "Recompute every bucket's summarization tables and "
+                         "rollups from the stored events (server stopped)");
+  add_config_options(*rebuild, rebuild_args);
+
   auto bench = app.add_subcommand("bench", "Run a benchmark and print its "
                                            "figures");
   bench->require_subcommand(1);
@@ -118,6 +131,10 @@ int main(int argc, char** argv) {
     return run_decode(dec_args);
   if (*config)
     return run_config(cfg_args);
+  if (*buckets)
+    return run_buckets(bk_args);
+  if (*rebuild)
+    return run_rebuild_summaries(rebuild_args);
   if (*codec)
     return parallax::bench::run_codec(codec_opts);
   if (*ingest)

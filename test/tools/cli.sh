@@ -20,7 +20,7 @@ contains() { # contains DESCRIPTION HAYSTACK NEEDLE
 
 out=$("$P" --help 2>&1); rc=$?
 check "--help exits 0" 0 $rc
-for cmd in serve decode config bench; do
+for cmd in serve decode config buckets rebuild-summaries bench; do
   contains "--help lists $cmd" "$out" "$cmd"
 done
 
@@ -67,5 +67,28 @@ contains "decode says why, with the offset" "$out" "not_msgpack at byte 0"
 out=$("$P" bench codec --events 2000 --runs 1 --json 2>&1); rc=$?
 check "bench codec runs" 0 $rc
 contains "bench codec prints JSON" "$out" '"bench":"codec"'
+
+out=$("$P" bench ingest --events 3000 --batch 500 --no-peer --data "$tmp/b" --json 2>&1); rc=$?
+check "bench ingest runs end to end" 0 $rc
+contains "bench ingest reports a rate" "$out" '"events_per_s":'
+
+out=$("$P" buckets --data "$tmp/b" 2>&1); rc=$?
+check "buckets lists the store" 0 $rc
+contains "buckets counts every event" "$out" "3000 events"
+
+out=$("$P" buckets --data "$tmp/b" --json 2>&1); rc=$?
+contains "buckets --json prints objects" "$out" '"events":'
+
+out=$("$P" rebuild-summaries --data "$tmp/b" 2>&1); rc=$?
+check "rebuild-summaries succeeds" 0 $rc
+
+out=$("$P" buckets --data "$tmp/nothing-here" 2>&1); rc=$?
+check "buckets on a missing store fails" 1 $rc
+contains "buckets names the missing store" "$out" "no Parallax store"
+[[ ! -e "$tmp/nothing-here" ]] && echo "ok: buckets creates nothing" || { echo "FAIL: buckets created a directory"; fail=1; }
+
+out=$("$P" buckets --data "$tmp/b" --set parallax.storage.bucket-span=30m 2>&1); rc=$?
+check "a store opened with another bucket span is a config error" 2 $rc
+contains "the span error names the key" "$out" "parallax.storage.bucket-span"
 
 exit $fail
