@@ -167,6 +167,8 @@ void collector::run() {
       auto events = batch->events();
       bool bad = false;
       for (std::size_t i = 0; i < events.size(); ++i) {
+        if (events[i].time == unknown_time)
+          continue; // the parser works it out
         if (events[i].time < 0 || events[i].time > latest) {
           reject(peer, frame,
                  error{ec::invalid_value,

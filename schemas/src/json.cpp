@@ -61,7 +61,10 @@ void append_value(std::string& out, const value_view& v) {
 }
 
 void append_event(std::string& out, const event_view& e) {
-  fmt::format_to(std::back_inserter(out), "{{\"time\":{},\"index\":", e.time);
+  if (e.time == unknown_time)
+    out += "{\"time\":null,\"index\":";
+  else
+    fmt::format_to(std::back_inserter(out), "{{\"time\":{},\"index\":", e.time);
   append_string(out, e.index);
   out += ",\"host\":";
   append_string(out, e.host);

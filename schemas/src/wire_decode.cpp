@@ -445,8 +445,14 @@ private:
       return false;
     if (!check_count(n, event_elements, minor, at, "the event"))
       return false;
-    if (!read_int(e.time, "the time"))
+    if (!need(1, pos_, "the time"))
       return false;
+    if (base_[pos_] == 0xc0) { // nil: unknown, the receiver works it out
+      e.time = unknown_time;
+      ++pos_;
+    } else if (!read_int(e.time, "the time")) {
+      return false;
+    }
     if (!read_name(e.index, "the index"))
       return false;
     if (!read_name(e.host, "the host"))

@@ -87,7 +87,10 @@ void encode(std::string_view source_id, std::uint64_t sequence,
   pk.pack_array(static_cast<std::uint32_t>(events.size()));
   for (const auto* e : events) {
     pk.pack_array(event_elements);
-    pk.pack_int64(e->time);
+    if (e->time == unknown_time)
+      pk.pack_nil();
+    else
+      pk.pack_int64(e->time);
     pack_str(pk, e->index);
     pack_str(pk, e->host);
     pack_str(pk, e->source);
@@ -115,7 +118,10 @@ void encode(const batch& b, std::string& out) {
   pk.pack_array(static_cast<std::uint32_t>(b.events.size()));
   for (const auto& e : b.events) {
     pk.pack_array(event_elements);
-    pk.pack_int64(e.time);
+    if (e.time == unknown_time)
+      pk.pack_nil();
+    else
+      pk.pack_int64(e.time);
     pack_str(pk, e.index);
     pack_str(pk, e.host);
     pack_str(pk, e.source);

@@ -96,6 +96,10 @@ single = msgpack.packb(batch("py", 1, [event(0, "", "", "", "", None, {"f": 0.5}
 rc, out, _ = decode(single)
 check(rc == 0 and json.loads(out.splitlines()[1])["fields"]["f"] == 0.5, "float 32 accepted")
 
+# A nil time means "unknown": the server works it out (README, "Event").
+rc, out, _ = decode(msgpack.packb(batch("py", 1, [event(None, "", "", "", "", "Nov 25 20:18:30 x", {})])))
+check(rc == 0 and json.loads(out.splitlines()[1])["time"] is None, "nil time accepted as unknown")
+
 # 3. Malformed frames get the documented code and offset.
 def rejected(frame, code, offset, what):
     rc, _, err = decode(frame)

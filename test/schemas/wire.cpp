@@ -128,6 +128,19 @@ TEST_CASE("wire: whole-number and signed-zero floats stay floats") {
   CHECK(std::signbit(std::get<double>(f[1].value)));
 }
 
+TEST_CASE("wire: a nil time is an unknown time, and round-trips") {
+  auto frame = frame_builder{}
+                 .envelope(1)
+                 .array(7).nil().str("main").str("h").str("s").str("st")
+                 .str("Nov 25 20:18:30 web-01 cron[1]: job").map(0)
+                 .done();
+  auto d = wire::decode(frame);
+  REQUIRE(d);
+  CHECK(d->events()[0].time == unknown_time);
+  auto again = wire::encode(d->materialize());
+  CHECK(again == frame); // written back as nil
+}
+
 TEST_CASE("wire: a float32 value decodes as a float") {
   auto frame = frame_builder{}.envelope(1).event_head(1).str("x").f32(0.5f).done();
   auto d = wire::decode(frame);

@@ -15,7 +15,7 @@ namespace parallax::bench {
 struct generator_options {
   std::uint64_t seed = 42;
   /// Time of the first event, ns since the epoch.
-  time_ns start = 1'795'635'510'000'000'000; // 2026-11-25T20:18:30Z
+  time_ns start = 1'795'635'510'000'000'000; // 2026-11-25T19:38:30Z
   /// Spacing between consecutive events.
   time_ns step = 1'000'000; // 1 ms
   std::size_t vms = 50;

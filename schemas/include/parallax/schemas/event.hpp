@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -13,6 +14,11 @@ namespace parallax {
 /// Event time: nanoseconds since 1970-01-01T00:00:00Z. Signed, so times
 /// before 1970 are representable (the pipeline decides whether to accept them).
 using time_ns = std::int64_t;
+
+/// An event time the sender does not know: nil on the wire. The receiver's
+/// parser extracts it from the raw text, interpolates it, or takes the
+/// receive time (see the parser).
+inline constexpr time_ns unknown_time = std::numeric_limits<time_ns>::min();
 
 /// A typed field value that owns its string. The alternatives' order is part
 /// of the API: `value` and `value_view` use the same indices.
