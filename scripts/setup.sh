@@ -15,6 +15,8 @@
 #   libtomlplusplus-dev   the config file is TOML (one file, typed values, line numbers in errors)
 #   libcli11-dev          subcommands and a --help that helps
 #   python3 python3-msgpack  a second, independent wire-format client in the tests
+#   libre2-dev            user-supplied regexes (sedcmd, line breakers): linear time, no
+#                         catastrophic backtracking
 #   libzstd-dev           compresses stored event blocks (~5x on logs and metrics)
 #   libsqlite3-dev        SQLite FTS5, the peer that `parallax bench ingest` measures against
 #   docker-compose        validates docker-compose.yml in the tests (no engine needed)
@@ -24,7 +26,7 @@ packages=(
   build-essential cmake pkg-config ccache
   libcaf-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev liblmdb-dev libfmt-dev
   doctest-dev libtomlplusplus-dev libcli11-dev libsqlite3-dev
-  libzstd-dev
+  libzstd-dev libre2-dev
   python3 python3-msgpack docker-compose
 )
 

@@ -3,6 +3,7 @@
 #include "parallax/actors/collector.hpp"
 #include "parallax/actors/indexer.hpp"
 #include "parallax/actors/node.hpp"
+#include "parallax/actors/parser.hpp"
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/pipeline/metrics.hpp"
 #include "parallax/pipeline/system.hpp"
@@ -93,11 +94,18 @@ int run_serve(const config_args& args) {
     icfg.retention = cfg->retention;
     icfg.reply_endpoint = zmq::unique_inproc_endpoint("replies");
     auto idx = spawn_indexer(sys, icfg);
-    ccfg.indexer = idx;
+    parser_config pcfg;
+    pcfg.rules = cfg->sourcetypes;
+    pcfg.next = idx;
+    pcfg.metrics = &metrics;
+    pcfg.max_future = cfg->max_future;
+    auto prs = spawn_parser(sys, pcfg);
+    ccfg.next = prs;
     ccfg.reply_endpoint = icfg.reply_endpoint;
     auto coll = collector::start(std::move(ccfg));
     if (!coll) {
       log::error("serve", "{}", coll.error().message);
+      caf::anon_send_exit(prs, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(idx, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
       return 1;
@@ -111,6 +119,7 @@ int run_serve(const config_args& args) {
     // Stop taking batches first; what was not committed is not acked, and
     // clients resend it.
     (*coll)->stop();
+    caf::anon_send_exit(prs, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(idx, caf::exit_reason::user_shutdown);
     {
       caf::scoped_actor self{sys};

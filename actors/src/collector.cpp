@@ -26,9 +26,9 @@ struct frame_owner {
 } // namespace
 
 result<std::unique_ptr<collector>> collector::start(collector_config cfg) {
-  if (!cfg.zmq || !cfg.metrics || !cfg.indexer
+  if (!cfg.zmq || !cfg.metrics || !cfg.next
       || !cfg.reply_endpoint.starts_with("inproc://"))
-    return error{ec::usage, "collector: zmq context, metrics, indexer and an "
+    return error{ec::usage, "collector: zmq context, metrics, next stage and an "
                             "inproc reply endpoint are required"};
   std::unique_ptr<collector> c{new collector};
   c->cfg_ = std::move(cfg);
@@ -191,7 +191,8 @@ void collector::run() {
       item->batch = std::move(*batch);
       item->peer = std::move(peer);
       item->bytes = bytes.size();
-      caf::anon_send(cfg_.indexer, ingest_atom::value, std::move(item));
+      item->received = now_ns();
+      caf::anon_send(cfg_.next, ingest_atom::value, std::move(item));
     }
   }
 }

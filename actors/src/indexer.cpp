@@ -45,7 +45,7 @@ void flush(indexer_actor::stateful_pointer<indexer_state> self) {
   group.reserve(st.pending.size());
   for (const auto& item : st.pending)
     group.push_back({item->batch.source_id(), item->batch.sequence(),
-                     item->batch.events()});
+                     item->events()});
   auto res = st.cfg.store->write(group);
   st.commits->add();
   for (std::size_t i = 0; i < st.pending.size(); ++i) {
@@ -102,7 +102,7 @@ indexer(indexer_actor::stateful_pointer<indexer_state> self, indexer_config cfg)
   return {
     [=](ingest_atom, ingest_ptr& item) {
       auto& s = self->state;
-      s.received_events->add(item->batch.events().size());
+      s.received_events->add(item->events().size());
       s.pending.push_back(std::move(item));
       // The flush goes behind every batch already in the mailbox, so one
       // commit takes all of them: the group grows while a commit syncs.

@@ -2,6 +2,7 @@
 
 #include "parallax/actors/collector.hpp"
 #include "parallax/actors/indexer.hpp"
+#include "parallax/actors/parser.hpp"
 #include "parallax/bench/generator.hpp"
 #include "parallax/bench/stats.hpp"
 #include "parallax/pipeline/ingest_client.hpp"
@@ -308,11 +309,16 @@ int run_ingest(const ingest_options& o) {
     ccfg.reply_endpoint = icfg.reply_endpoint;
     ccfg.zmq = &zctx;
     ccfg.metrics = &metrics;
-    ccfg.indexer = idx;
+    parser_config pcfg;
+    pcfg.next = idx;
+    pcfg.metrics = &metrics;
+    auto prs = spawn_parser(sys, pcfg);
+    ccfg.next = prs;
     auto coll = collector::start(std::move(ccfg));
     if (!coll) {
       std::fprintf(stderr, "%s\n", coll.error().message.c_str());
       ::kill(pid, SIGKILL);
+      caf::anon_send_exit(prs, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(idx, caf::exit_reason::user_shutdown);
       return 1;
     }
@@ -327,6 +333,7 @@ int run_ingest(const ingest_options& o) {
     int status = 0;
     ::waitpid(pid, &status, 0);
     (*coll)->stop();
+    caf::anon_send_exit(prs, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(idx, caf::exit_reason::user_shutdown);
     stored = metrics.get("indexer", "stored_events_total").value();
   }

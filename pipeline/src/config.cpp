@@ -434,12 +434,90 @@ error apply(config& c, std::string_view key, const toml::node& n,
   return {};
 }
 
+// [parallax.sourcetypes."NAME"] tables: one set of parsing rules each.
+error apply_sourcetypes(config& c, const toml::table& tbl,
+                        std::string_view origin) {
+  for (auto&& [name, node] : tbl) {
+    auto base = fmt::format("parallax.sourcetypes.\"{}\"", name.str());
+    auto sub = node.as_table();
+    if (!sub)
+      return error{ec::config_bad_value,
+                   fmt::format("{}: expected a table of rules ({})", base,
+                               where(origin, node.source()))};
+    sourcetype_rules r;
+    r.name = name.str();
+    for (auto&& [k, v] : *sub) {
+      auto key = fmt::format("{}.{}", base, k.str());
+      auto at = where(origin, v.source());
+      auto bad = [&](std::string_view expected) {
+        return error{ec::config_bad_value,
+                     fmt::format("{}: expected {}, got {} ({})", key, expected,
+                                 show(v), at)};
+      };
+      if (k.str() == "time-format" || k.str() == "kv"
+          || k.str() == "line-breaker") {
+        auto str = v.value_exact<std::string>();
+        if (!str)
+          return bad("a string");
+        (k.str() == "time-format" ? r.time_format
+         : k.str() == "kv"        ? r.kv
+                                  : r.line_breaker)
+          = *str;
+      } else if (k.str() == "time-lookahead") {
+        auto i = v.value_exact<std::int64_t>();
+        if (!i || *i < 1 || *i > 65536)
+          return bad("an integer from 1 to 65536");
+        r.time_lookahead = static_cast<std::size_t>(*i);
+      } else if (k.str() == "sedcmd") {
+        if (auto str = v.value_exact<std::string>()) {
+          r.sedcmd.push_back(*str);
+        } else if (auto arr = v.as_array()) {
+          for (auto&& e : *arr) {
+            auto es = e.value_exact<std::string>();
+            if (!es)
+              return bad("a string or an array of strings");
+            r.sedcmd.push_back(*es);
+          }
+        } else {
+          return bad("a string or an array of strings");
+        }
+      } else {
+        return error{ec::config_unknown_key,
+                     fmt::format("{}: unknown key ({}); a sourcetype takes "
+                                 "time-format, time-lookahead, sedcmd, kv "
+                                 "and line-breaker",
+                                 key, at)};
+      }
+    }
+    // Compile now, so a bad regex or format stops the start, naming the key.
+    if (auto compiled = compile(r); !compiled)
+      return error{compiled.error().code,
+                   fmt::format("{} ({})", compiled.error().message,
+                               where(origin, node.source()))};
+    std::erase_if(c.sourcetypes,
+                  [&](const sourcetype_rules& x) { return x.name == r.name; });
+    c.sourcetypes.push_back(std::move(r));
+  }
+  return {};
+}
+
 // Applies every leaf of `tbl`; `prefix` is the dotted path of `tbl`.
 error apply_table(config& c, const toml::table& tbl, const std::string& prefix,
                   std::string_view origin) {
   for (auto&& [k, node] : tbl) {
     auto key = prefix.empty() ? std::string{k.str()}
                               : fmt::format("{}.{}", prefix, k.str());
+    if (key == "parallax.sourcetypes") {
+      auto sub = node.as_table();
+      if (!sub)
+        return error{ec::config_bad_value,
+                     fmt::format("parallax.sourcetypes: expected a table "
+                                 "({})",
+                                 where(origin, node.source()))};
+      if (auto err = apply_sourcetypes(c, *sub, origin))
+        return err;
+      continue;
+    }
     if (auto sub = node.as_table()) {
       if (auto err = apply_table(c, *sub, key, origin))
         return err;
@@ -458,6 +536,11 @@ error apply_override(config& c, const std::string& ov) {
                  fmt::format("--set {}: expected key=value", ov)};
   auto key = ov.substr(0, eq);
   auto text = ov.substr(eq + 1);
+  if (key.starts_with("parallax.sourcetypes"))
+    return error{ec::config_bad_value,
+                 fmt::format("--set {}: sourcetype rules are set in the "
+                             "config file",
+                             key)};
   // A TOML value if it is one ("2", "true", "\"x\""), a string otherwise.
   auto doc = toml::parse("v = " + text);
   if (doc && doc.table().contains("v") && doc.table().size() == 1)
@@ -552,6 +635,31 @@ std::string render_config(const config& c) {
     out += line + "\n";
     out += fmt::format("# type: {}\n", o.info.type);
     out += fmt::format("{} = {}\n", key.substr(dot + 1), o.get(c));
+  }
+  out += "\n# Parsing rules per sourcetype, one table each. A sourcetype "
+         "without rules\n# gets the defaults shown in this example "
+         "(uncomment to use):\n#\n"
+         "# [parallax.sourcetypes.\"os:auth\"]\n"
+         "# time-format = \"auto\"    # auto, syslog, rfc3339, epoch, apache, "
+         "strptime:FORMAT\n"
+         "# time-lookahead = 128    # bytes of raw text searched for a "
+         "timestamp\n"
+         "# sedcmd = []             # e.g. ['s/password=\\S+/password=***/g'] "
+         "(RE2)\n"
+         "# kv = \"auto\"             # auto (a=b, a=\"b c\", a: b), equals "
+         "(a=b only), none\n"
+         "# line-breaker = \"\"       # RE2; a line matching it starts an "
+         "event (parallax ingest)\n";
+  for (const auto& r : c.sourcetypes) {
+    out += fmt::format("\n[parallax.sourcetypes.{}]\n", quote(r.name));
+    out += fmt::format("time-format = {}\n", quote(r.time_format));
+    out += fmt::format("time-lookahead = {}\n", r.time_lookahead);
+    out += "sedcmd = [";
+    for (std::size_t i = 0; i < r.sedcmd.size(); ++i)
+      out += (i ? ", " : "") + quote(r.sedcmd[i]);
+    out += "]\n";
+    out += fmt::format("kv = {}\n", quote(r.kv));
+    out += fmt::format("line-breaker = {}\n", quote(r.line_breaker));
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -229,6 +230,67 @@ int delete_prefix(MDB_txn* t, unsigned dbi, std::string_view prefix) {
   }
   mdb_cursor_close(cur);
   return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+// -- deduplication -------------------------------------------------------------
+
+// Which sequences of a source are committed: every one below `floor`, plus
+// the sorted `above` it. Batches can arrive out of order (a client resends
+// old batches after a reconnect while new ones go straight out), so "highest
+// so far" is not enough. When a gap below `above` stays open for more than
+// max_above sequences, the floor moves past it: such a sequence is taken as
+// abandoned.
+constexpr std::size_t max_above = 1024;
+
+struct source_state {
+  std::uint64_t floor = 0; // all sequences < floor are committed
+  std::vector<std::uint64_t> above;
+
+  // Records `seq` as committed; false if it already was.
+  bool admit(std::uint64_t seq) {
+    if (seq < floor)
+      return false;
+    auto pos = std::lower_bound(above.begin(), above.end(), seq);
+    if (pos != above.end() && *pos == seq)
+      return false;
+    above.insert(pos, seq);
+    if (above.size() > max_above) {
+      floor = above.front() + 1; // the gaps below it are abandoned
+      above.erase(above.begin());
+    }
+    auto n = std::size_t{0};
+    while (n < above.size() && above[n] == floor
+           && floor != std::numeric_limits<std::uint64_t>::max()) {
+      ++floor;
+      ++n;
+    }
+    above.erase(above.begin(), above.begin() + static_cast<std::ptrdiff_t>(n));
+    return true;
+  }
+
+  std::uint64_t highest() const {
+    return above.empty() ? floor - 1 : above.back();
+  }
+};
+
+source_state decode_source_state(const MDB_val& v) {
+  source_state s;
+  auto p = static_cast<const char*>(v.mv_data);
+  if (v.mv_size < 8 || v.mv_size % 8 != 0)
+    return s;
+  s.floor = get_be64(p);
+  for (std::size_t off = 8; off < v.mv_size; off += 8)
+    s.above.push_back(get_be64(p + off));
+  return s;
+}
+
+std::string encode_source_state(const source_state& s) {
+  std::string out;
+  out.reserve(8 * (1 + s.above.size()));
+  put_be64(out, s.floor);
+  for (auto x : s.above)
+    put_be64(out, x);
+  return out;
 }
 
 // -- summaries and rollups, shared by write and rebuild ----------------------
@@ -509,26 +571,24 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
   write_result res;
   res.outcomes.reserve(group.size());
   // Deduplicate by (source id, sequence) against the store and the group.
-  std::unordered_map<std::string_view, std::uint64_t> last;
+  std::unordered_map<std::string_view, source_state> last;
   std::vector<std::pair<std::int64_t, const event_view*>> accepted;
   for (const auto& b : group) {
-    std::optional<std::uint64_t> prev;
-    if (auto i = last.find(b.source_id); i != last.end()) {
-      prev = i->second;
-    } else {
+    auto i = last.find(b.source_id);
+    if (i == last.end()) {
       auto key = as_val(b.source_id);
       MDB_val val;
       auto rc = mdb_get(w, sources_, &key, &val);
-      if (rc == 0 && val.mv_size == 8)
-        prev = get_be64(val.mv_data);
-      else if (rc != 0 && rc != MDB_NOTFOUND)
+      if (rc != 0 && rc != MDB_NOTFOUND)
         return mdb_error("store: cannot read source state", rc);
+      i = last.emplace(b.source_id, rc == 0 ? decode_source_state(val)
+                                            : source_state{})
+            .first;
     }
-    if (prev && b.sequence <= *prev) {
+    if (!i->second.admit(b.sequence)) {
       res.outcomes.push_back(write_outcome::duplicate);
       continue;
     }
-    last[b.source_id] = b.sequence;
     res.outcomes.push_back(write_outcome::stored);
     for (const auto& e : b.events)
       accepted.emplace_back(bucket_of(e.time), &e);
@@ -675,10 +735,9 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
     res.bytes += bytes;
     i = end;
   }
-  for (const auto& [source, seq] : last) {
+  for (const auto& [source, state] : last) {
     auto key = as_val(source);
-    std::string v;
-    put_be64(v, seq);
+    auto v = encode_source_state(state);
     auto val = as_val(v);
     if (auto rc = mdb_put(w, sources_, &key, &val, 0); rc != 0)
       return mdb_error("store: cannot record source state", rc);
@@ -904,9 +963,9 @@ store::last_sequence(std::string_view source_id) const {
   auto rc = mdb_get(t.get(), sources_, &key, &val);
   if (rc == MDB_NOTFOUND)
     return std::optional<std::uint64_t>{};
-  if (rc != 0 || val.mv_size != 8)
+  if (rc != 0)
     return mdb_error("store: cannot read source state", rc);
-  return std::optional<std::uint64_t>{get_be64(val.mv_data)};
+  return std::optional<std::uint64_t>{decode_source_state(val).highest()};
 }
 
 result<std::size_t> store::drop_before(time_ns cutoff) {

@@ -6,6 +6,7 @@
 
 #include "parallax/actors/collector.hpp"
 #include "parallax/actors/indexer.hpp"
+#include "parallax/actors/parser.hpp"
 #include "parallax/pipeline/metrics.hpp"
 #include "parallax/pipeline/system.hpp"
 #include "parallax/pipeline/zmq.hpp"
@@ -46,7 +47,8 @@ struct temp_dir {
 class running_pipeline {
 public:
   running_pipeline(const std::filesystem::path& dir, zmq::context& zctx,
-                   collector_config ccfg = {}) {
+                   collector_config ccfg = {},
+                   std::vector<sourcetype_rules> rules = {}) {
     auto e = storage::environment::open(dir);
     REQUIRE_MESSAGE(static_cast<bool>(e), (e ? "" : e.error().message));
     env_.emplace(std::move(*e));
@@ -68,7 +70,12 @@ public:
     ccfg.reply_endpoint = icfg.reply_endpoint;
     ccfg.zmq = &zctx;
     ccfg.metrics = &metrics;
-    ccfg.indexer = indexer_;
+    parser_config pcfg;
+    pcfg.rules = rules;
+    pcfg.next = indexer_;
+    pcfg.metrics = &metrics;
+    parser_ = spawn_parser(*sys_, pcfg);
+    ccfg.next = parser_;
     auto c = collector::start(std::move(ccfg));
     REQUIRE_MESSAGE(static_cast<bool>(c), (c ? "" : c.error().message));
     collector_ = std::move(*c);
@@ -82,10 +89,12 @@ public:
     if (!sys_)
       return;
     collector_->stop();
+    caf::anon_send_exit(parser_, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(indexer_, caf::exit_reason::user_shutdown);
     // A detached actor's thread ends only when the last handle is gone, and
     // the actor system's destructor waits for that thread.
     collector_.reset();
+    parser_ = nullptr;
     indexer_ = nullptr;
     sys_.reset();
     store_.reset();
@@ -114,6 +123,7 @@ private:
   std::unique_ptr<caf::actor_system_config> sys_cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   indexer_actor indexer_;
+  parser_actor parser_;
   std::unique_ptr<collector> collector_;
 };
 

@@ -139,3 +139,54 @@ TEST_CASE("config: durations and sizes") {
   CHECK_FALSE(parse_size("64 GiB"));
   CHECK_FALSE(parse_size("99999999999TiB"));
 }
+
+TEST_CASE("config: sourcetype rules are read and checked at load time") {
+  auto c = parse_config(R"(
+[parallax.sourcetypes."os:auth"]
+time-format = "syslog"
+sedcmd = ['s/password=\S+/password=***/g']
+kv = "equals"
+
+[parallax.sourcetypes.app]
+time-format = "strptime:%d.%m.%Y %T"
+line-breaker = '^\d{2}\.\d{2}\.'
+time-lookahead = 32
+)",
+                        "test.toml");
+  REQUIRE_MESSAGE(static_cast<bool>(c), (c ? "" : c.error().message));
+  REQUIRE(c->sourcetypes.size() == 2);
+  auto rules_of = [&](std::string_view name) {
+    for (const auto& r : c->sourcetypes)
+      if (r.name == name)
+        return r;
+    FAIL("no rules for ", name);
+    return sourcetype_rules{};
+  };
+  CHECK(rules_of("os:auth").time_format == "syslog");
+  CHECK(rules_of("os:auth").sedcmd.size() == 1);
+  CHECK(rules_of("os:auth").kv == "equals");
+  CHECK(rules_of("app").time_lookahead == 32);
+  CHECK(rules_of("app").line_breaker == "^\\d{2}\\.\\d{2}\\.");
+  // Rendered and parsed again: the same rules.
+  auto again = parse_config(render_config(*c), "rendered");
+  REQUIRE(again);
+  CHECK(again->sourcetypes == c->sourcetypes);
+}
+
+TEST_CASE("config: bad sourcetype rules name the key") {
+  auto err = parse_error("[parallax.sourcetypes.\"os:auth\"]\n"
+                         "sedcmd = ['s/(oops/x/']\n");
+  CHECK(err.code == ec::config_bad_value);
+  CHECK(err.message.find("parallax.sourcetypes.\"os:auth\".sedcmd[0]: invalid "
+                         "regex")
+        == 0);
+  err = parse_error("[parallax.sourcetypes.x]\ntime-formt = \"syslog\"\n");
+  CHECK(err.code == ec::config_unknown_key);
+  CHECK(err.message.find("parallax.sourcetypes.\"x\".time-formt: unknown key "
+                         "(test.toml:2:")
+        == 0);
+  err = parse_error("[parallax.sourcetypes.x]\ntime-lookahead = 0\n");
+  CHECK(err.message.find("time-lookahead: expected an integer") != std::string::npos);
+  err = parse_error("", {"parallax.sourcetypes.x.kv=none"});
+  CHECK(err.message.find("set in the config file") != std::string::npos);
+}

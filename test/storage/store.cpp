@@ -654,16 +654,21 @@ TEST_CASE("store: a batch already committed is a duplicate and stores nothing") 
   CHECK(r2.outcomes == std::vector{write_outcome::duplicate});
   CHECK(r2.events == 0);
   CHECK(r2.bytes == 0);
-  // A lower sequence is a duplicate too.
+  // A lower sequence that was never committed is stored: batches may arrive
+  // out of order (a resend after a reconnect overtaken by a newer batch).
   auto r3 = ok(write_one(s, "a", 3, one("older")));
-  CHECK(r3.outcomes == std::vector{write_outcome::duplicate});
+  CHECK(r3.outcomes == std::vector{write_outcome::stored});
   CHECK(ok(s.postings(b0, "again")).empty());
-  CHECK(ok(s.postings(b0, "older")).empty());
-  CHECK(ok(s.count(b0, "host", "h")) == 1); // only "first"
+  CHECK(ok(s.postings(b0, "older")) == ids{1});
+  CHECK(ok(s.count(b0, "host", "h")) == 2); // "first" and "older"
   CHECK(ok(s.last_sequence("a")) == std::optional<std::uint64_t>{5});
+  // ... and once committed, it is a duplicate like any other.
+  CHECK(ok(write_one(s, "a", 3, one("older-again"))).outcomes
+        == std::vector{write_outcome::duplicate});
 
   // One group: a:6 stored; a:6 again a duplicate within the group; b:1 is
-  // another source; a:4 is below a's last; b:1 repeated is a duplicate.
+  // another source; a:4 was never committed, so it is stored; b:1 repeated
+  // is a duplicate.
   auto r4 = ok(write_group(s, {{"a", 6, one("six")},
                                {"a", 6, one("six-again")},
                                {"b", 1, one("bee")},
@@ -671,18 +676,19 @@ TEST_CASE("store: a batch already committed is a duplicate and stores nothing") 
                                {"b", 1, one("bee-again")}}));
   CHECK(r4.outcomes
         == std::vector{write_outcome::stored, write_outcome::duplicate,
-                       write_outcome::stored, write_outcome::duplicate,
+                       write_outcome::stored, write_outcome::stored,
                        write_outcome::duplicate});
-  CHECK(r4.events == 2); // "six" and "bee"
+  CHECK(r4.events == 3); // "six", "bee" and "four"
   auto scanned = scan_all(s, b0);
   std::vector<std::string> raws;
   for (const auto& [id, e] : scanned)
     raws.push_back(*e.raw);
-  CHECK(raws == std::vector<std::string>{"first", "six", "bee"});
+  CHECK(raws
+        == std::vector<std::string>{"first", "older", "six", "bee", "four"});
   auto cat = ok(s.buckets());
   REQUIRE(cat.size() == 1);
-  CHECK(cat[0].events == 3); // first, six, bee
-  CHECK(ok(s.count(b0, "host", "h")) == 3);
+  CHECK(cat[0].events == 5);
+  CHECK(ok(s.count(b0, "host", "h")) == 5);
 
   // The state survives closing and reopening.
   f.reopen();
@@ -692,11 +698,39 @@ TEST_CASE("store: a batch already committed is a duplicate and stores nothing") 
   CHECK(ok(s2.last_sequence("c")) == std::nullopt);
   CHECK(ok(write_one(s2, "a", 6, one("after-restart"))).outcomes
         == std::vector{write_outcome::duplicate});
+  CHECK(ok(write_one(s2, "a", 4, one("four-again"))).outcomes
+        == std::vector{write_outcome::duplicate});
   auto r5 = ok(write_one(s2, "a", 7, one("seven")));
   CHECK(r5.outcomes == std::vector{write_outcome::stored});
-  // Ids continue after a restart: 0..2 were used, so "seven" is 3.
-  CHECK(ok(s2.postings(b0, "seven")) == ids{3});
-  CHECK(scan_all(s2, b0).size() == 4);
+  // Ids continue after a restart: 0..4 were used, so "seven" is 5.
+  CHECK(ok(s2.postings(b0, "seven")) == ids{5});
+  CHECK(scan_all(s2, b0).size() == 6);
+  // Sequences 1 and 2 of "a" are still open: they would be stored.
+  CHECK(ok(write_one(s2, "a", 1, one("one"))).outcomes
+        == std::vector{write_outcome::stored});
+}
+
+TEST_CASE("store: a gap more than 1024 sequences old is taken as abandoned") {
+  fixture f;
+  using storage::write_outcome;
+  auto& s = f.store();
+  // Sequence 0 commits; 2..1026 follow in one group while 1 never arrives:
+  // 1025 sequences above the gap exceed the 1024 kept, so the floor moves
+  // past 1.
+  CHECK(ok(write_one(s, "a", 0, {})).outcomes
+        == std::vector{write_outcome::stored});
+  std::vector<batch_spec> group;
+  for (std::uint64_t seq = 2; seq <= 1026; ++seq)
+    group.push_back({"a", seq, {}});
+  auto r = ok(write_group(s, group));
+  CHECK(std::count(r.outcomes.begin(), r.outcomes.end(),
+                   write_outcome::stored)
+        == 1025);
+  CHECK(ok(write_one(s, "a", 1, {log_event(t0, "h", "late")})).outcomes
+        == std::vector{write_outcome::duplicate});
+  CHECK(ok(write_one(s, "a", 1027, {})).outcomes
+        == std::vector{write_outcome::stored});
+  CHECK(ok(s.last_sequence("a")) == std::optional<std::uint64_t>{1027});
 }
 
 TEST_CASE("store: a stored batch with no events still records its sequence") {

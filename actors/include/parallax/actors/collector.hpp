@@ -41,7 +41,7 @@ struct collector_config {
   std::chrono::milliseconds max_future{std::chrono::hours{24}};
   zmq::context* zmq = nullptr;             ///< must outlive the collector
   metrics_registry* metrics = nullptr;     ///< must outlive the collector
-  indexer_actor indexer;
+  ingest_sink next; ///< the parser (or the indexer directly)
 };
 
 class collector {

@@ -9,8 +9,11 @@
 #include "parallax/schemas/wire.hpp"
 
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
@@ -35,6 +38,18 @@ struct ingest_item {
   wire::batch_view batch;
   std::string peer;        ///< ZeroMQ routing id of the client
   std::uint64_t bytes = 0; ///< frame size, for the collector's credit
+  time_ns received = 0;    ///< when the collector took the frame
+
+  /// The parser's output when it changed anything: events whose views
+  /// point into the frame, `fields` and `arena`. Empty: `batch` as is.
+  std::vector<event_view> parsed;
+  std::vector<field_view> fields;
+  std::deque<std::string> arena; ///< strings the parser made (stable)
+
+  /// The events to store.
+  std::span<const event_view> events() const noexcept {
+    return parsed.empty() ? batch.events() : std::span<const event_view>{parsed};
+  }
 };
 
 /// Batches travel by pointer: one allocation per batch, no copies.
@@ -49,6 +64,13 @@ using node_actor = caf::typed_actor<
   caf::replies_to<status_atom>::with<std::string>,
   // Periodic self-report; sent by the node to itself.
   caf::reacts_to<tick_atom>>;
+
+/// Anything that takes batches: the parser, the indexer.
+using ingest_sink = caf::typed_actor<caf::reacts_to<ingest_atom, ingest_ptr>>;
+
+/// Turns raw text into events per sourcetype rules (timestamps, transforms,
+/// key/value fields) and passes batches on, in order.
+using parser_actor = ingest_sink;
 
 /// Owns the store's write side on its own thread (spawn it detached):
 /// batches are grouped into one LMDB write transaction per flush (group

@@ -8,6 +8,7 @@
 // for files, the line and column); tools print it and exit with code 2.
 
 #include "parallax/pipeline/logging.hpp"
+#include "parallax/pipeline/sourcetypes.hpp"
 #include "parallax/schemas/error.hpp"
 #include "parallax/schemas/wire.hpp"
 
@@ -18,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace parallax {
 
@@ -34,6 +36,7 @@ struct config {
   std::uint64_t max_inflight_bytes = 0;          ///< parallax.collector.max-inflight-bytes
   std::chrono::milliseconds max_future{};        ///< parallax.collector.max-future
   wire::limits wire;                             ///< parallax.wire.*
+  std::vector<sourcetype_rules> sourcetypes;     ///< parallax.sourcetypes."NAME".*
 
   /// The built-in defaults (defaults.hpp).
   static config defaults();

@@ -11,7 +11,9 @@
 //   summaries  [bucket][name=value]              -> u64 count of events
 //   rollups    [bucket][series] 00 [interval]    -> count, sum, min, max, sum of squares
 //   catalog    [bucket]                          -> min/max time, events, bytes
-//   sources    source id                         -> last committed sequence
+//   sources    source id                         -> committed sequences: all
+//                                                   below a floor, plus those
+//                                                   above it (at most 1024)
 //   meta       "format", "next-id", "bucket-span"
 // A bucket is floor(time / span); event ids grow globally, so within a bucket
 // every new key sorts after the existing ones and writes stay sequential.
@@ -112,8 +114,10 @@ public:
   static result<store> open(environment& env, const store_options& opts = {});
 
   /// Writes a group of batches in one transaction, skipping batches whose
-  /// (source id, sequence) is not above the source's last committed
-  /// sequence. Returns after the commit (synced to disk unless the
+  /// (source id, sequence) was committed before. Sequences may arrive in
+  /// any order; a sequence more than 1024 below the highest
+  /// committed one of its source that never arrived is taken as abandoned
+  /// (a late arrival is then treated as a duplicate). Returns after the commit (synced to disk unless the
   /// environment was opened without sync) or with an error, in which case
   /// nothing of the group is stored.
   result<write_result> write(std::span<const incoming_batch> group);
@@ -145,7 +149,7 @@ public:
              const std::function<void(std::uint64_t, const event_view&)>& f)
     const;
 
-  /// The last committed sequence of `source_id`, if any.
+  /// The highest committed sequence of `source_id`, if any.
   result<std::optional<std::uint64_t>>
   last_sequence(std::string_view source_id) const;
 

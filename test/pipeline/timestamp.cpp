@@ -1,4 +1,4 @@
-#include "parallax/actors/timestamp.hpp"
+#include "parallax/pipeline/timestamp.hpp"
 
 #include <doctest/doctest.h>
 
