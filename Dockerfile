@@ -10,7 +10,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
 FROM debian:12
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends \
-      libcaf-core0.17 liblmdb0 libfmt9 \
+      libcaf-core0.17 libzmq5 liblmdb0 libfmt9 libre2-9 libzstd1 libsqlite3-0 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /build/tools/parallax /usr/local/bin/parallax
 ENTRYPOINT []

@@ -7,7 +7,7 @@
 # Why each package is here (one line each, so a reviewer can argue with it):
 #   build-essential cmake pkg-config ccache   toolchain; ccache because CAF TUs are slow
 #   libcaf-dev            the actor framework of the design card (0.17.6)
-#   libzmq3-dev cppzmq-dev  ZeroMQ and its header-only C++ binding
+#   libzmq3-dev           ZeroMQ (its C API, wrapped in pipeline/zmq.hpp)
 #   libmsgpack-cxx-dev    MessagePack (wire format)
 #   liblmdb-dev           the event store
 #   libfmt-dev            formatting and logging
@@ -24,7 +24,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config ccache
-  libcaf-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev liblmdb-dev libfmt-dev
+  libcaf-dev libzmq3-dev libmsgpack-cxx-dev liblmdb-dev libfmt-dev
   doctest-dev libtomlplusplus-dev libcli11-dev libsqlite3-dev
   libzstd-dev libre2-dev
   python3 python3-msgpack docker-compose

@@ -45,4 +45,15 @@ int run_buckets(const buckets_args& args);
 
 int run_rebuild_summaries(const config_args& args);
 
+struct ingest_args {
+  config_args cfg;
+  std::vector<std::string> files;
+  std::string sourcetype;
+  std::string host;         ///< default: this machine's host name
+  std::string index = "main";
+  std::string endpoint;     ///< default: parallax.collector.endpoint
+  unsigned timeout = 120;   ///< seconds to wait for the last acks
+};
+int run_ingest(const ingest_args& args);
+
 } // namespace parallax::tools

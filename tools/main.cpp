@@ -60,6 +60,31 @@ int main(int argc, char** argv) {
   config->add_flag("--example", cfg_args.example,
                    "Print every option with its documentation and default");
 
+  ingest_args in_args;
+  auto ingest_cmd = app.add_subcommand(
+    "ingest", "Send log files to a running server through the ingest "
+              "endpoint (timestamps and fields are extracted by the server's "
+              "parser)");
+  add_config_options(*ingest_cmd, in_args.cfg);
+  ingest_cmd->add_option("files", in_args.files, "Log files to send")
+    ->required()
+    ->check(CLI::ExistingFile);
+  ingest_cmd->add_option("-s,--sourcetype", in_args.sourcetype,
+                         "Sourcetype of the lines, e.g. os:auth (chooses the "
+                         "parsing rules)")
+    ->required();
+  ingest_cmd->add_option("--host", in_args.host,
+                         "Host field (default: this machine's name)");
+  ingest_cmd->add_option("--index", in_args.index, "Index to store into")
+    ->capture_default_str();
+  ingest_cmd->add_option("--endpoint", in_args.endpoint,
+                         "Ingest endpoint (default: "
+                         "parallax.collector.endpoint)");
+  ingest_cmd->add_option("--timeout", in_args.timeout,
+                         "Seconds to wait for the server's last "
+                         "acknowledgements")
+    ->capture_default_str();
+
   buckets_args bk_args;
   auto buckets = app.add_subcommand(
     "buckets", "List the store's time buckets with their ranges, counts and "
@@ -131,6 +156,8 @@ int main(int argc, char** argv) {
     return run_decode(dec_args);
   if (*config)
     return run_config(cfg_args);
+  if (*ingest_cmd)
+    return run_ingest(in_args);
   if (*buckets)
     return run_buckets(bk_args);
   if (*rebuild)
