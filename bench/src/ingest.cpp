@@ -278,6 +278,7 @@ int run_ingest(const ingest_options& o) {
   ::close(from_child[1]);
   client_result res;
   unsigned long long stored = 0;
+  rss_split split;
   int rc = 0;
   {
     storage::environment_options eo;
@@ -332,6 +333,7 @@ int run_ingest(const ingest_options& o) {
     }
     int status = 0;
     ::waitpid(pid, &status, 0);
+    split = current_rss(); // with the store still mapped
     (*coll)->stop();
     caf::anon_send_exit(prs, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(idx, caf::exit_reason::user_shutdown);
@@ -360,11 +362,12 @@ int run_ingest(const ingest_options& o) {
     fmt::print("{{\"bench\":\"ingest\",\"events\":{},\"batch\":{},"
                "\"window\":{},\"events_per_s\":{:.0f},\"ack_p50_us\":{:.0f},"
                "\"ack_p99_us\":{:.0f},\"disk_bytes_per_event\":{:.1f},"
-               "\"server_peak_rss_bytes\":{},\"resent\":{},"
+               "\"server_peak_rss_bytes\":{},\"server_rss_anon_bytes\":{},"
+               "\"server_rss_file_bytes\":{},\"resent\":{},"
                "\"sqlite_fts5_events_per_s\":{:.0f},"
                "\"sqlite_fts5_bytes_per_event\":{:.1f},\"ratio\":{:.2f}}}\n",
                o.events, o.batch, o.window, eps, res.p50_us, res.p99_us,
-               per_event, rss, res.resent, peer_eps,
+               per_event, rss, split.anon, split.file, res.resent, peer_eps,
                static_cast<double>(peer.bytes) / static_cast<double>(o.events),
                peer_eps > 0 ? eps / peer_eps : 0);
     return 0;
@@ -378,7 +381,11 @@ int run_ingest(const ingest_options& o) {
   fmt::print("  disk            {:>10.1f} bytes/event (events, keyword index, "
              "summaries, rollups)\n",
              per_event);
-  fmt::print("  server peak RSS {:>10.1f} MB\n", static_cast<double>(rss) / 1e6);
+  fmt::print("  server peak RSS {:>10.1f} MB (at the end: {:.1f} MB anonymous, "
+             "{:.1f} MB file-backed, i.e. LMDB's map)\n",
+             static_cast<double>(rss) / 1e6,
+             static_cast<double>(split.anon) / 1e6,
+             static_cast<double>(split.file) / 1e6);
   if (!o.skip_peer) {
     if (!peer.error.empty())
       fmt::print("  sqlite fts5     failed: {}\n", peer.error);

@@ -20,4 +20,16 @@ unsigned long long peak_rss_bytes() {
   return 0;
 }
 
+rss_split current_rss() {
+  rss_split r;
+  std::ifstream in{"/proc/self/status"};
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("RssAnon:", 0) == 0)
+      r.anon = std::stoull(line.substr(8)) * 1024;
+    else if (line.rfind("RssFile:", 0) == 0)
+      r.file = std::stoull(line.substr(8)) * 1024;
+  }
+  return r;
+}
+
 } // namespace parallax::bench

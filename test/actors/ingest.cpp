@@ -222,3 +222,46 @@ TEST_CASE("ingest: backpressure slows clients down and loses nothing") {
   // The 64 KiB credit holds ~5 frames of ~12 KB: the collector had to pause.
   CHECK(p.counter_value("collector", "backpressure_pauses_total") > 0);
 }
+
+TEST_CASE("ingest: a full store answers failed, loses nothing, and recovers") {
+  test::temp_dir tmp;
+  zmq::context zctx;
+  auto base = now_ns() - 60'000'000'000;
+  ingest_client_options copts;
+  copts.window = 4;
+  copts.retry_failed_after = std::chrono::milliseconds{100};
+  std::unique_ptr<ingest_client> client;
+  std::uint64_t sent = 0;
+  {
+    // A 1 MiB map fills after some hundred batches of blocks and index.
+    test::running_pipeline p{tmp.path, zctx, {}, {}, std::uint64_t{1} << 20};
+    copts.endpoint = p.endpoint();
+    auto c = ingest_client::connect(zctx, copts);
+    REQUIRE(c);
+    client = std::move(*c);
+    for (int i = 0; i < 5000 && client->stats().failed == 0; ++i) {
+      ++sent;
+      REQUIRE_FALSE(client->send(sent, make_frame("agent-f", sent, 50, base)));
+    }
+    REQUIRE_MESSAGE(client->stats().failed > 0, "the store never filled up");
+    CHECK(p.counter_value("indexer", "errors_total", "commit_failed") > 0);
+    CHECK(client->outstanding() > 0); // failed batches wait to be resent
+  }
+  // Space returns: the same data directory with a larger map. The client
+  // resends what failed or went unanswered; every batch lands exactly once.
+  test::running_pipeline p{tmp.path, zctx, {}, {}, std::uint64_t{64} << 20};
+  // The port changed with the restart: a new client carries on with the
+  // old one's unfinished batches, as an agent with a spool would.
+  copts.endpoint = p.endpoint();
+  auto again = ingest_client::connect(zctx, copts);
+  REQUIRE(again);
+  auto acked_before = client->stats().acked;
+  for (std::uint64_t seq = acked_before + 1; seq <= sent; ++seq)
+    REQUIRE_FALSE((*again)->send(seq, make_frame("agent-f", seq, 50, base)));
+  REQUIRE_FALSE((*again)->drain(30s));
+  CHECK((*again)->stats().rejected == 0);
+  auto all = contents(p.store());
+  CHECK(all.size() == sent * 50);
+  for (const auto& [key, n] : all)
+    CHECK_MESSAGE(n == 1, std::get<1>(key), "/", std::get<2>(key));
+}

@@ -48,8 +48,11 @@ class running_pipeline {
 public:
   running_pipeline(const std::filesystem::path& dir, zmq::context& zctx,
                    collector_config ccfg = {},
-                   std::vector<sourcetype_rules> rules = {}) {
-    auto e = storage::environment::open(dir);
+                   std::vector<sourcetype_rules> rules = {},
+                   std::uint64_t map_size = std::uint64_t{1} << 30) {
+    storage::environment_options eo;
+    eo.map_size = map_size;
+    auto e = storage::environment::open(dir, eo);
     REQUIRE_MESSAGE(static_cast<bool>(e), (e ? "" : e.error().message));
     env_.emplace(std::move(*e));
     auto s = storage::store::open(*env_);

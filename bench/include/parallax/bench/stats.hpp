@@ -11,4 +11,13 @@ double median(std::vector<double> xs);
 /// Peak resident set size of this process in bytes (VmHWM), or 0.
 unsigned long long peak_rss_bytes();
 
+/// Current resident memory split as the kernel reports it: anonymous
+/// (heap, stacks) and file-backed (here mostly LMDB's memory map, which is
+/// page cache the kernel can reclaim), in bytes.
+struct rss_split {
+  unsigned long long anon = 0;
+  unsigned long long file = 0;
+};
+rss_split current_rss();
+
 } // namespace parallax::bench
