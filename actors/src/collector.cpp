@@ -46,6 +46,8 @@ result<std::unique_ptr<collector>> collector::start(collector_config cfg) {
                  fmt::format("parallax.collector.endpoint: {}", err.message)};
   c->bound_ = c->router_->last_endpoint();
   c->replies_ = std::make_unique<zmq::socket>(*c->cfg_.zmq, ZMQ_PULL);
+  if (auto err = c->replies_->set_int(ZMQ_RCVHWM, 0)) // bounded by the credit
+    return err;
   if (auto err = c->replies_->bind(c->cfg_.reply_endpoint))
     return err;
   c->thread_ = std::thread{[p = c.get()] { p->run(); }};

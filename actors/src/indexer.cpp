@@ -31,9 +31,14 @@ void answer(indexer_state& st, const ingest_item& item,
   for (int i = 0; i < 8; ++i)
     bytes[i] = static_cast<char>((item.bytes >> (56 - 8 * i)) & 0xff);
   std::string_view parts[] = {item.peer, st.buf, {bytes, 8}};
-  if (auto err = st.replies->send(parts))
-    log::error("indexer", "cannot hand a reply to the collector: {}",
-               err.message);
+  // Never block: once the collector has stopped (shutdown) nobody reads,
+  // and a blocked indexer would hold up the actor system forever. A lost
+  // reply is safe: the client resends and gets `duplicate`.
+  if (auto err = st.replies->send(parts, true)) {
+    st.lost_replies->add();
+    log::debug("indexer", "reply to {} not delivered: {}",
+               item.batch.source_id(), err.message);
+  }
 }
 
 void flush(indexer_actor::stateful_pointer<indexer_state> self) {
@@ -87,6 +92,9 @@ indexer(indexer_actor::stateful_pointer<indexer_state> self, indexer_config cfg)
   st.cfg = cfg;
   // Created here, on the detached actor's own thread, and used only here.
   st.replies.emplace(*cfg.zmq, ZMQ_PUSH);
+  // Replies are bounded by the collector's in-flight credit; no second
+  // limit here, so a reply is never dropped while the collector runs.
+  st.replies->set_int(ZMQ_SNDHWM, 0);
   if (auto err = st.replies->connect(cfg.reply_endpoint)) {
     self->quit(caf::make_error(caf::sec::runtime_error, err.message));
     return indexer_actor::behavior_type::make_empty_behavior();
@@ -97,6 +105,7 @@ indexer(indexer_actor::stateful_pointer<indexer_state> self, indexer_config cfg)
   st.duplicate_batches = &m.get("indexer", "dropped_batches_total", "duplicate");
   st.commits = &m.get("indexer", "commits_total");
   st.failed_batches = &m.get("indexer", "errors_total", "commit_failed");
+  st.lost_replies = &m.get("indexer", "errors_total", "reply_undelivered");
   if (cfg.retention.count() > 0)
     self->send(self, expire_atom::value);
   return {

@@ -26,10 +26,20 @@ error ingest_client::transmit(pending& p) {
   return {};
 }
 
-error ingest_client::send(std::uint64_t sequence, std::string frame) {
-  while (pending_.size() >= opts_.window)
+error ingest_client::send(std::uint64_t sequence, std::string frame,
+                          std::chrono::milliseconds max_wait) {
+  auto deadline = clock::now() + max_wait;
+  while (pending_.size() >= opts_.window) {
+    if (clock::now() >= deadline)
+      return error{ec::system_error,
+                   fmt::format("{} batches unanswered for {} ms (last reply: "
+                               "{} failed so far); the server is down or "
+                               "cannot store",
+                               pending_.size(), max_wait.count(),
+                               stats_.failed)};
     if (auto err = pump(std::chrono::milliseconds{100}))
       return err;
+  }
   auto now = clock::now();
   auto [it, fresh] = pending_.emplace(
     sequence, pending{std::move(frame), now, now, clock::time_point::max()});

@@ -43,6 +43,7 @@ struct indexer_state {
   counter* duplicate_batches = nullptr;
   counter* commits = nullptr;
   counter* failed_batches = nullptr;
+  counter* lost_replies = nullptr;
 };
 
 indexer_actor::behavior_type

@@ -46,8 +46,11 @@ public:
   connect(zmq::context& ctx, ingest_client_options opts);
 
   /// Sends a frame whose envelope carries `sequence`; first waits (handling
-  /// replies) while the window is full.
-  error send(std::uint64_t sequence, std::string frame);
+  /// replies, resending) while the window is full, at most `max_wait`: a
+  /// server that answers nothing or only `failed` for that long makes
+  /// send fail, with the batch not sent.
+  error send(std::uint64_t sequence, std::string frame,
+             std::chrono::milliseconds max_wait = std::chrono::minutes{1});
 
   /// Waits until nothing is outstanding, or fails after `timeout`.
   error drain(std::chrono::milliseconds timeout);
