@@ -105,6 +105,21 @@ std::int64_t bucket_from_key(const void* p) {
   return static_cast<std::int64_t>(get_be64(p) ^ (std::uint64_t{1} << 63));
 }
 
+void put_be32(std::string& out, std::uint32_t v) {
+  for (int i = 3; i >= 0; --i)
+    out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+// Postings are partitioned into segments of 2^18 event ids within a bucket:
+// a write group only touches the B-tree pages of the newest segment, so the
+// cost of a commit (LMDB copies every page it changes) stays bounded as a
+// bucket grows; a term lookup seeks once per segment.
+constexpr int segment_bits = 18;
+
+std::uint32_t segment_of(std::uint64_t id) {
+  return static_cast<std::uint32_t>(id >> segment_bits);
+}
+
 void put_varint(std::string& out, std::uint64_t v) {
   while (v >= 0x80) {
     out.push_back(static_cast<char>((v & 0x7f) | 0x80));
@@ -674,6 +689,7 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
       const auto& [term, en] = *kv;
       if (!en.ids.empty()) {
         kbuf = bkey;
+        put_be32(kbuf, segment_of(en.ids.front()));
         kbuf.append(term);
         kbuf.push_back('\0');
         put_be64(kbuf, en.ids.front());
@@ -790,28 +806,51 @@ result<std::vector<std::uint64_t>> store::postings(std::int64_t bucket,
   txn t{env_->handle(), false};
   if (t.status() != 0)
     return mdb_error("store: cannot begin read transaction", t.status());
-  auto prefix = bucket_key(bucket);
-  prefix.append(term);
-  prefix.push_back('\0');
+  auto bkey = bucket_key(bucket);
   MDB_cursor* cur = nullptr;
   if (auto rc = mdb_cursor_open(t.get(), postings_, &cur); rc != 0)
     return mdb_error("store: cannot read postings", rc);
   std::vector<std::uint64_t> out;
-  auto key = as_val(prefix);
-  MDB_val val;
-  auto rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-  for (; rc == 0 && as_view(key).starts_with(prefix)
-         && key.mv_size == prefix.size() + 8;
-       rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-    auto id = get_be64(static_cast<const char*>(key.mv_data) + prefix.size());
-    out.push_back(id);
-    auto p = static_cast<const unsigned char*>(val.mv_data);
-    auto e = p + val.mv_size;
-    std::uint64_t d;
-    while (p < e && get_varint(p, e, d)) {
-      id += d;
-      out.push_back(id);
+  // One seek per segment of the bucket: to the term in it, then on to the
+  // first key of the next segment, which names that segment's number.
+  std::uint32_t seg = 0;
+  std::string prefix;
+  int rc = 0;
+  for (;;) {
+    prefix = bkey;
+    put_be32(prefix, seg);
+    prefix.append(term);
+    prefix.push_back('\0');
+    auto key = as_val(prefix);
+    MDB_val val;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (rc != 0 || !as_view(key).starts_with(bkey) || key.mv_size < 16)
+      break;
+    // Bytes 8..11 of the key are the segment number.
+    auto found = static_cast<std::uint32_t>(
+      get_be64(static_cast<const char*>(key.mv_data) + 8) >> 32);
+    if (found != seg) { // nothing at or after the term in `seg`
+      seg = found;
+      continue;
     }
+    for (; rc == 0 && as_view(key).starts_with(prefix)
+           && key.mv_size == prefix.size() + 8;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+      auto id = get_be64(static_cast<const char*>(key.mv_data) + prefix.size());
+      out.push_back(id);
+      auto p = static_cast<const unsigned char*>(val.mv_data);
+      auto e = p + val.mv_size;
+      std::uint64_t d;
+      while (p < e && get_varint(p, e, d)) {
+        id += d;
+        out.push_back(id);
+      }
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      break;
+    if (seg == std::numeric_limits<std::uint32_t>::max())
+      break;
+    ++seg;
   }
   mdb_cursor_close(cur);
   if (rc != 0 && rc != MDB_NOTFOUND)

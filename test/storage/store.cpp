@@ -1145,3 +1145,29 @@ TEST_CASE("store: large compressible and incompressible blocks scan back") {
   CHECK(ok(f.store().summaries(b0)) == sums);
   CHECK(ok(f.store().count(b0 + 1, "host", "web-02")) == 30);
 }
+
+TEST_CASE("store: postings span segments of 2^18 ids in order") {
+  fixture f;
+  // 300,000 events (ids 0..299,999) cross the first segment boundary at
+  // 262,144. Every event has "common"; every 1000th also "rare".
+  const std::size_t n = 300'000;
+  std::vector<std::uint64_t> rare_ids;
+  std::uint64_t seq = 0;
+  for (std::size_t first = 0; first < n; first += 50'000) {
+    std::vector<event> evs;
+    for (std::size_t i = first; i < first + 50'000; ++i) {
+      bool rare = i % 1000 == 999;
+      if (rare)
+        rare_ids.push_back(i);
+      evs.push_back(log_event(t0, "h", rare ? "common rare" : "common"));
+    }
+    ok(write_one(f.store(), "seg", ++seq, evs));
+  }
+  auto common = ok(f.store().postings(b0, "common"));
+  REQUIRE(common.size() == n);
+  for (std::size_t i = 0; i < n; ++i)
+    if (common[i] != i)
+      FAIL("id ", i, " is ", common[i]);
+  CHECK(ok(f.store().postings(b0, "rare")) == rare_ids);
+  CHECK(ok(f.store().postings(b0, "absent")).empty());
+}

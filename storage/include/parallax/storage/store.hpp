@@ -7,7 +7,8 @@
 // Layout (named LMDB databases; integers big-endian so keys sort by value):
 //   blocks     [bucket][first id]                -> codec byte (0 raw, 1 zstd) +
 //                                                   events as a wire batch frame
-//   postings   [bucket][term] 00 [first id]      -> event ids, varint deltas
+//   postings   [bucket][segment][term] 00 [first id] -> event ids, varint deltas
+//              (a segment is 2^18 ids: commits touch only the newest one)
 //   summaries  [bucket][name=value]              -> u64 count of events
 //   rollups    [bucket][series] 00 [interval]    -> count, sum, min, max, sum of squares
 //   catalog    [bucket]                          -> min/max time, events, bytes
