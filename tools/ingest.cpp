@@ -3,6 +3,7 @@
 #include "parallax/pipeline/ingest_client.hpp"
 #include "parallax/pipeline/sourcetypes.hpp"
 #include "parallax/pipeline/zmq.hpp"
+#include "parallax/schemas/utf8.hpp"
 #include "parallax/schemas/wire.hpp"
 
 #include <chrono>
@@ -87,6 +88,24 @@ int run_ingest(const ingest_args& args) {
     fmt::print(stderr, "parallax ingest: {}\n", client.error().message);
     return 1;
   }
+  // Check what the server would reject, before sending anything: names
+  // must be valid UTF-8 within the wire limit; over-long events are cut.
+  auto bad_name = [&](std::string_view what, std::string_view v) {
+    if (v.size() > cfg->wire.max_name_bytes || !is_valid_utf8(v)) {
+      fmt::print(stderr, "parallax ingest: {} \"{}\" is not valid UTF-8 of "
+                         "at most {} bytes (parallax.wire.max-name-bytes)\n",
+                 what, v, cfg->wire.max_name_bytes);
+      return true;
+    }
+    return false;
+  };
+  if (bad_name("--sourcetype", args.sourcetype) || bad_name("--index", args.index)
+      || (!args.host.empty() && bad_name("--host", args.host)))
+    return 2;
+  for (const auto& f : args.files)
+    if (bad_name("the file path", std::filesystem::absolute(f).string()))
+      return 2;
+  std::uint64_t truncated = 0;
   std::vector<std::string> rejections;
   (*client)->on_rejected = [&](const wire::reply& r) {
     if (rejections.size() < 5)
@@ -97,7 +116,9 @@ int run_ingest(const ingest_args& args) {
   std::random_device rd;
   auto host = args.host.empty() ? this_host() : args.host;
   wire::batch b;
-  b.source_id = fmt::format("ingest-{}-{:08x}", host, rd());
+  b.source_id = fmt::format("ingest-{}-{:08x}", host.substr(0, 64), rd());
+  if (bad_name("the host name", host))
+    return 2;
   const bool tty = ::isatty(STDERR_FILENO);
   auto t0 = clock_type::now();
   auto last_draw = t0;
@@ -130,6 +151,10 @@ int run_ingest(const ingest_args& args) {
     auto finish = [&]() -> bool {
       if (!current)
         return true;
+      if (current->raw->size() > cfg->wire.max_string_bytes) {
+        current->raw->resize(cfg->wire.max_string_bytes); // as Splunk's TRUNCATE
+        ++truncated;
+      }
       batch_bytes += current->raw->size();
       b.events.push_back(std::move(*current));
       current.reset();
@@ -141,8 +166,11 @@ int run_ingest(const ingest_args& args) {
       done_bytes += line.size() + 1;
       if (!line.empty() && line.back() == '\r')
         line.pop_back();
-      if (line.empty())
+      if (line.empty()) {
+        if (current && rules.line_breaker)
+          *current->raw += '\n'; // a blank line inside a multi-line event
         continue;
+      }
       // One event per line, unless the sourcetype's line breaker says
       // which lines start an event (the others continue it).
       if (current && !rules.starts_event(line)) {
@@ -189,6 +217,10 @@ int run_ingest(const ingest_args& args) {
              events, args.files.size(), total_bytes, secs,
              secs > 0 ? static_cast<double>(events) / secs : 0.0, st.acked,
              st.duplicates, st.rejected);
+  if (truncated)
+    fmt::print(stderr, "parallax ingest: {} events longer than {} bytes were "
+                       "cut (parallax.wire.max-string-bytes)\n",
+               truncated, cfg->wire.max_string_bytes);
   for (const auto& r : rejections)
     fmt::print(stderr, "parallax ingest: rejected {}\n", r);
   return st.rejected ? 1 : 0;

@@ -99,6 +99,7 @@ int run_serve(const config_args& args) {
     pcfg.next = idx;
     pcfg.metrics = &metrics;
     pcfg.max_future = cfg->max_future;
+    pcfg.max_fields = cfg->wire.max_fields;
     auto prs = spawn_parser(sys, pcfg);
     ccfg.next = prs;
     ccfg.reply_endpoint = icfg.reply_endpoint;

@@ -169,6 +169,18 @@ void collector::run() {
       auto events = batch->events();
       bool bad = false;
       for (std::size_t i = 0; i < events.size(); ++i) {
+        for (const auto& f : events[i].fields)
+          if (f.name.front() == '_') {
+            reject(peer, frame,
+                   error{ec::invalid_value,
+                         fmt::format("event {}: field '{}': names starting "
+                                     "with _ are reserved for Parallax",
+                                     i, f.name)});
+            bad = true;
+            break;
+          }
+        if (bad)
+          break;
         if (events[i].time == unknown_time)
           continue; // the parser works it out
         if (events[i].time < 0 || events[i].time > latest) {

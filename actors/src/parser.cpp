@@ -27,7 +27,8 @@ bool has_field(std::span<const field_view> fields, std::size_t first,
 } // namespace
 
 void parse_batch(ingest_item& item, const rulebook& book, time_ns now,
-                 time_ns max_future, parse_counters& counters) {
+                 time_ns max_future, parse_counters& counters,
+                 std::size_t max_fields) {
   auto in = item.batch.events();
   bool any = false;
   for (const auto& e : in)
@@ -74,6 +75,9 @@ void parse_batch(ingest_item& item, const rulebook& book, time_ns now,
     if (e.raw && rules.kv != kv_mode::none) {
       auto raw = *e.raw;
       extract_kv(raw, rules.kv, [&](std::string_view k, std::string_view v) {
+        // The wire's field limit holds for parsed events too.
+        if (item.fields.size() - first[i] >= max_fields)
+          return;
         if (has_field(item.fields, first[i], k))
           return; // the sender's field, or an earlier pair, wins
         // Unquoted values view the raw text; unescaped quoted ones are
@@ -87,24 +91,21 @@ void parse_batch(ingest_item& item, const rulebook& book, time_ns now,
       });
     }
   }
-  // Times still unknown: the nearest event of the same source that has one,
-  // before it, else after it; else the receive time.
+  // Times still unknown: the nearest event of the same source whose time
+  // was sent or extracted, before it, else after it; else the receive time.
+  std::vector<bool> known(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i)
+    known[i] = item.parsed[i].time != unknown_time;
   for (std::size_t i = 0; i < in.size(); ++i) {
     auto& e = item.parsed[i];
-    if (e.time != unknown_time)
+    if (known[i])
       continue;
     std::optional<time_ns> t;
     for (auto j = i; j-- > 0 && !t;)
-      if (item.parsed[j].source == e.source
-          && item.parsed[j].time != unknown_time)
+      if (known[j] && item.parsed[j].source == e.source)
         t = item.parsed[j].time;
     for (auto j = i + 1; j < in.size() && !t; ++j)
-      if (item.parsed[j].source == e.source
-          && in[j].time != unknown_time)
-        t = in[j].time;
-    for (auto j = i + 1; j < in.size() && !t; ++j)
-      if (item.parsed[j].source == e.source
-          && item.parsed[j].time != unknown_time)
+      if (known[j] && item.parsed[j].source == e.source)
         t = item.parsed[j].time;
     if (t) {
       e.time = *t;
@@ -157,7 +158,7 @@ parser(parser_actor::stateful_pointer<parser_state> self, parser_config cfg) {
                   std::chrono::duration_cast<std::chrono::nanoseconds>(
                     s.cfg.max_future)
                     .count(),
-                  c);
+                  c, s.cfg.max_fields);
       s.extracted->add(c.extracted);
       s.interpolated->add(c.interpolated);
       s.received_time->add(c.received);

@@ -73,6 +73,9 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
       return std::nullopt;
     total += n * unit;
   }
+  // At most 100 years: durations become int64 nanoseconds (~292 years).
+  if (total > std::int64_t{36'500} * 86'400'000)
+    return std::nullopt;
   return milliseconds{total};
 }
 
@@ -140,7 +143,7 @@ std::string quote(std::string_view s) {
       case '\n': out += "\\n"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
           out += fmt::format("\\u{:04X}", c);
         else
           out += c;
@@ -203,7 +206,7 @@ std::string want_duration(const toml::node& n, std::chrono::milliseconds lo,
   auto d = s ? parse_duration(*s) : std::nullopt;
   if (!d)
     return fmt::format("expected a duration such as \"10s\", \"500ms\" or "
-                       "\"1h\", got {}",
+                       "\"1h\" (at most 100 years), got {}",
                        show(n));
   if (*d < lo)
     return fmt::format("expected at least {}, got {}", render_duration(lo),
@@ -361,10 +364,11 @@ const std::array<option, 16> table = {{
      return render_size(c.wire.max_string_bytes);
    }},
   {{"parallax.wire.max-name-bytes", "integer",
-    "Longest field name, index, host, source, sourcetype or source id."},
+    "Longest field name, index, host, source, sourcetype or source id; at "
+    "most 480 (a source id is an LMDB key, at most 511 bytes)."},
    [](config& c, const toml::node& n) {
      std::uint64_t v = 0;
-     auto e = want_uint(n, 1, 65'535, v);
+     auto e = want_uint(n, 1, 480, v);
      c.wire.max_name_bytes = to_size(v);
      return e;
    },

@@ -12,6 +12,10 @@ ingest_client::connect(zmq::context& ctx, ingest_client_options opts) {
   // is queued, so the send queue needs no lower limit than the window.
   if (auto err = s.set_int(ZMQ_SNDHWM, static_cast<int>(opts.window) * 2 + 16))
     return err;
+  // Queue nothing while no server is connected: sends then fail at once
+  // (EAGAIN) and the batch waits in `pending_` for the next resend.
+  if (auto err = s.set_int(ZMQ_IMMEDIATE, 1))
+    return err;
   if (auto err = s.connect(opts.endpoint))
     return err;
   return std::unique_ptr<ingest_client>{
@@ -20,9 +24,14 @@ ingest_client::connect(zmq::context& ctx, ingest_client_options opts) {
 
 error ingest_client::transmit(pending& p) {
   std::string_view parts[] = {p.frame};
-  if (auto err = socket_.send(parts))
-    return err;
   p.last_sent = clock::now();
+  // Never block: with no server yet (or a full queue) the batch stays
+  // pending and is tried again shortly.
+  if (auto err = socket_.send(parts, true)) {
+    if (err.message != "EAGAIN")
+      return err;
+    p.retry_at = p.last_sent + std::chrono::milliseconds{50};
+  }
   return {};
 }
 

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cctype>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -38,7 +39,8 @@ unsigned days_in_month(long y, unsigned m) {
 
 bool valid(long y, unsigned mo, unsigned d, unsigned h, unsigned mi,
            unsigned s) {
-  return mo >= 1 && mo <= 12 && d >= 1 && d <= days_in_month(y, mo) && h < 24
+  // int64 nanoseconds reach from 1677-09-21 to 2262-04-11.
+  return y >= 1678 && y <= 2261 && mo >= 1 && mo <= 12 && d >= 1 && d <= days_in_month(y, mo) && h < 24
          && mi < 60 && s <= 60; // 60: a leap second, folded into the next
 }
 
@@ -239,6 +241,12 @@ std::optional<extracted_time> try_epoch(std::string_view text, std::size_t at,
     v = v * 10 + static_cast<std::uint64_t>(text[i] - '0');
   time_ns t;
   scanner sc{text, e};
+  // Values whose nanoseconds would not fit int64 (~2262) are no timestamps.
+  constexpr auto max = static_cast<std::uint64_t>(
+    std::numeric_limits<time_ns>::max());
+  if ((n == 10 && v > max / 1'000'000'000 - 1) || (n == 13 && v > max / 1'000'000)
+      || (n == 16 && v > max / 1'000))
+    return std::nullopt;
   switch (n) {
     case 10:
       t = static_cast<time_ns>(v) * ns_per_s + sc.fraction();

@@ -163,6 +163,9 @@ TEST_CASE("ingest: bad frames are rejected with a reason and other clients "
     cases.push_back({"far future time", wire::encode(b), ec::invalid_value});
     b.events[0].time = -1;
     cases.push_back({"time before 1970", wire::encode(b), ec::invalid_value});
+    b.events[0].time = base;
+    b.events[0].fields = {{"_time_source", std::string{"mine"}}};
+    cases.push_back({"reserved field name", wire::encode(b), ec::invalid_value});
   }
   for (const auto& c : cases) {
     send_good();
@@ -179,7 +182,7 @@ TEST_CASE("ingest: bad frames are rejected with a reason and other clients "
   CHECK(all.size() == seq * 20); // only the good client's events
   CHECK(p.counter_value("collector", "errors_total", "not_msgpack") == 1);
   CHECK(p.counter_value("collector", "errors_total", "oversized_frame") == 1);
-  CHECK(p.counter_value("collector", "errors_total", "invalid_value") == 2);
+  CHECK(p.counter_value("collector", "errors_total", "invalid_value") == 3);
 }
 
 TEST_CASE("ingest: the dedup state survives a restart") {
@@ -248,6 +251,9 @@ TEST_CASE("ingest: a full store answers failed, loses nothing, and recovers") {
         break;
       }
     }
+    MESSAGE("sent ", sent, ", acked ", (*client)->stats().acked, ", failed ",
+            (*client)->stats().failed, ", resent ", (*client)->stats().resent,
+            ", outstanding ", (*client)->outstanding());
     REQUIRE_MESSAGE((*client)->stats().failed > 0, "the store never filled up");
     CHECK(p.counter_value("indexer", "errors_total", "commit_failed") > 0);
     CHECK((*client)->outstanding() > 0); // failed batches wait to be resent
@@ -269,4 +275,31 @@ TEST_CASE("ingest: a full store answers failed, loses nothing, and recovers") {
   CHECK(all.size() == sent * 50);
   for (const auto& [key, n] : all)
     CHECK_MESSAGE(n == 1, std::get<1>(key), "/", std::get<2>(key));
+}
+
+TEST_CASE("ingest: a client without a server gives up instead of hanging") {
+  zmq::context zctx;
+  // A port nothing listens on: bound and released by a throwaway socket.
+  std::string endpoint;
+  {
+    zmq::socket probe{zctx, ZMQ_ROUTER};
+    REQUIRE_FALSE(probe.bind("tcp://127.0.0.1:0"));
+    endpoint = probe.last_endpoint();
+  }
+  ingest_client_options copts;
+  copts.endpoint = endpoint;
+  copts.window = 4;
+  copts.resend_after = std::chrono::milliseconds{100};
+  auto client = ingest_client::connect(zctx, copts);
+  REQUIRE(client);
+  auto t0 = std::chrono::steady_clock::now();
+  error err;
+  for (std::uint64_t seq = 1; seq <= 100 && !err; ++seq)
+    err = (*client)->send(seq, make_frame("lonely", seq, 10, now_ns()),
+                          std::chrono::seconds{1});
+  CHECK(static_cast<bool>(err));
+  CHECK(err.message.find("server is down") != std::string::npos);
+  // Four batches fill the window; the fifth waits one second, then fails.
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds{5});
+  CHECK((*client)->drain(std::chrono::milliseconds{300}));
 }

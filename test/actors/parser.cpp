@@ -164,3 +164,28 @@ TEST_CASE("parser: invalid rules name the key") {
   REQUIRE_FALSE(b);
   CHECK(b.error().message.find(".time-format: unknown time format") != std::string::npos);
 }
+
+TEST_CASE("parser: times copied from received ones are labelled received") {
+  auto item = item_of({raw_event("f", "x", "no time here"),
+                       raw_event("f", "x", "none here either")});
+  parse_counters c;
+  parse_batch(item, book_of({}), now, 86'400 * s, c);
+  for (const auto& e : item.events()) {
+    CHECK(e.time == now + 5 * s);
+    CHECK(field_of(e, "_time_source") == "received");
+  }
+  CHECK(c.received == 2);
+  CHECK(c.interpolated == 0);
+}
+
+TEST_CASE("parser: key/value extraction stops at the field limit") {
+  std::string raw = "2026-11-25T20:18:30Z";
+  for (int i = 0; i < 10; ++i)
+    raw += " k" + std::to_string(i) + "=v";
+  auto item = item_of({raw_event("f", "x", raw)});
+  parse_counters c;
+  parse_batch(item, book_of({}), now, 86'400 * s, c, 5);
+  // _time_source plus four pairs: five fields.
+  CHECK(item.events()[0].fields.size() == 5);
+  CHECK(c.kv_fields == 4);
+}

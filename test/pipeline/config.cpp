@@ -133,6 +133,8 @@ TEST_CASE("config: durations and sizes") {
   CHECK_FALSE(parse_duration("10"));
   CHECK_FALSE(parse_duration("-1s"));
   CHECK_FALSE(parse_duration("s"));
+  CHECK(parse_duration("36500d") == std::chrono::hours{24} * 36'500);
+  CHECK_FALSE(parse_duration("36501d")); // over 100 years: ns would overflow
   CHECK(parse_size("4096") == 4096u);
   CHECK(parse_size("10MB") == 10'000'000u);
   CHECK(parse_size("64GiB") == std::uint64_t{64} << 30);

@@ -121,3 +121,12 @@ TEST_CASE("timestamp: the match position is reported") {
   CHECK(r->offset == 6);
   CHECK(r->length == 15);
 }
+
+TEST_CASE("timestamp: times beyond int64 nanoseconds are not timestamps") {
+  // int64 ns end in April 2262; year 2610 would wrap around.
+  CHECK_FALSE(at("2610-01-01T00:00:00Z x", "auto"));
+  CHECK_FALSE(at("1441-01-01T00:00:00Z x", "rfc3339"));
+  // A 10-digit number above 9223372035 (a phone number, say).
+  CHECK_FALSE(at("call 9876543210 now", "epoch"));
+  CHECK_FALSE(at("9999999999999", "epoch"));
+}

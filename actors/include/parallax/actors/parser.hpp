@@ -8,7 +8,9 @@
 //      source in the batch (before, else after), else the receive time; the
 //      field `_time_source` says which: extracted, interpolated, received,
 //   3. adds key/value fields found in the raw text (fields the sender set
-//      win over extracted ones).
+//      win over extracted ones), up to the wire's field limit.
+// Field names starting with `_` are Parallax's own: the collector rejects
+// batches that use them.
 // Batches leave in the order they came, which the store's deduplication by
 // (source id, sequence) relies on: run one parser per indexer.
 
@@ -35,15 +37,18 @@ struct parse_counters {
 
 /// Parses `item` in place (fills item.parsed/fields/arena when anything
 /// changes). `now` anchors year-less timestamps; extracted times before 1970
-/// or more than `max_future` ahead of `now` are not used.
+/// or more than `max_future` ahead of `now` are not used; key/value
+/// extraction stops when an event has `max_fields` fields.
 void parse_batch(ingest_item& item, const rulebook& book, time_ns now,
-                 time_ns max_future, parse_counters& counters);
+                 time_ns max_future, parse_counters& counters,
+                 std::size_t max_fields = 256);
 
 struct parser_config {
   std::vector<sourcetype_rules> rules;
   ingest_sink next;
   metrics_registry* metrics = nullptr; ///< must outlive the parser
   std::chrono::milliseconds max_future{std::chrono::hours{24}};
+  std::size_t max_fields = 256; ///< parallax.wire.max-fields
 };
 
 struct parser_state {

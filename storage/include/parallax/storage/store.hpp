@@ -116,9 +116,9 @@ public:
 
   /// Writes a group of batches in one transaction, skipping batches whose
   /// (source id, sequence) was committed before. Sequences may arrive in
-  /// any order; a sequence more than 1024 below the highest
-  /// committed one of its source that never arrived is taken as abandoned
-  /// (a late arrival is then treated as a duplicate). Returns after the commit (synced to disk unless the
+  /// any order; a sequence still missing when more than 1024 later ones
+  /// of its source are committed is taken as abandoned (a late arrival is
+  /// then treated as a duplicate). Returns after the commit (synced to disk unless the
   /// environment was opened without sync) or with an error, in which case
   /// nothing of the group is stored.
   result<write_result> write(std::span<const incoming_batch> group);
