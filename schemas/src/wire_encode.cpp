@@ -73,69 +73,57 @@ void pack_value(packer& pk, string_sink& sink, const value_view& v) {
   }
 }
 
+// The envelope up to the event list header.
+void pack_envelope(packer& pk, std::string_view source_id,
+                   std::uint64_t sequence, std::size_t events) {
+  pk.pack_array(batch_elements);
+  pk.pack_uint64(major_version);
+  pk.pack_uint64(minor_version);
+  pack_str(pk, source_id);
+  pk.pack_uint64(sequence);
+  pk.pack_array(static_cast<std::uint32_t>(events));
+}
+
+// One event; E is `event` or `event_view`.
+template <class E>
+void pack_event(packer& pk, string_sink& sink, const E& e) {
+  pk.pack_array(event_elements);
+  if (e.time == unknown_time)
+    pk.pack_nil();
+  else
+    pk.pack_int64(e.time);
+  pack_str(pk, e.index);
+  pack_str(pk, e.host);
+  pack_str(pk, e.source);
+  pack_str(pk, e.sourcetype);
+  if (e.raw)
+    pack_str(pk, *e.raw);
+  else
+    pk.pack_nil();
+  pk.pack_map(static_cast<std::uint32_t>(e.fields.size()));
+  for (const auto& f : e.fields) {
+    pack_str(pk, f.name);
+    pack_value(pk, sink, f.value);
+  }
+}
+
 } // namespace
 
 void encode(std::string_view source_id, std::uint64_t sequence,
             std::span<const event_view* const> events, std::string& out) {
   string_sink sink{&out};
   packer pk{sink};
-  pk.pack_array(batch_elements);
-  pk.pack_uint64(major_version);
-  pk.pack_uint64(minor_version);
-  pack_str(pk, source_id);
-  pk.pack_uint64(sequence);
-  pk.pack_array(static_cast<std::uint32_t>(events.size()));
-  for (const auto* e : events) {
-    pk.pack_array(event_elements);
-    if (e->time == unknown_time)
-      pk.pack_nil();
-    else
-      pk.pack_int64(e->time);
-    pack_str(pk, e->index);
-    pack_str(pk, e->host);
-    pack_str(pk, e->source);
-    pack_str(pk, e->sourcetype);
-    if (e->raw)
-      pack_str(pk, *e->raw);
-    else
-      pk.pack_nil();
-    pk.pack_map(static_cast<std::uint32_t>(e->fields.size()));
-    for (const auto& f : e->fields) {
-      pack_str(pk, f.name);
-      pack_value(pk, sink, f.value);
-    }
-  }
+  pack_envelope(pk, source_id, sequence, events.size());
+  for (const auto* e : events)
+    pack_event(pk, sink, *e);
 }
 
 void encode(const batch& b, std::string& out) {
   string_sink sink{&out};
   packer pk{sink};
-  pk.pack_array(batch_elements);
-  pk.pack_uint64(major_version);
-  pk.pack_uint64(minor_version);
-  pack_str(pk, b.source_id);
-  pk.pack_uint64(b.sequence);
-  pk.pack_array(static_cast<std::uint32_t>(b.events.size()));
-  for (const auto& e : b.events) {
-    pk.pack_array(event_elements);
-    if (e.time == unknown_time)
-      pk.pack_nil();
-    else
-      pk.pack_int64(e.time);
-    pack_str(pk, e.index);
-    pack_str(pk, e.host);
-    pack_str(pk, e.source);
-    pack_str(pk, e.sourcetype);
-    if (e.raw)
-      pack_str(pk, *e.raw);
-    else
-      pk.pack_nil();
-    pk.pack_map(static_cast<std::uint32_t>(e.fields.size()));
-    for (const auto& f : e.fields) {
-      pack_str(pk, f.name);
-      pack_value(pk, sink, f.value);
-    }
-  }
+  pack_envelope(pk, b.source_id, b.sequence, b.events.size());
+  for (const auto& e : b.events)
+    pack_event(pk, sink, e);
 }
 
 std::string encode(const batch& b) {
