@@ -83,6 +83,7 @@ int run_ingest(const ingest_args& args) {
   copts.endpoint = args.endpoint.empty() ? cfg->collector_endpoint
                                          : args.endpoint;
   copts.window = 16;
+  copts.connect_timeout = std::chrono::seconds{std::min(10u, args.timeout)};
   auto client = ingest_client::connect(zctx, copts);
   if (!client) {
     fmt::print(stderr, "parallax ingest: {}\n", client.error().message);
@@ -134,7 +135,9 @@ int run_ingest(const ingest_args& args) {
     b.events.clear();
     batch_bytes = 0;
     if (auto err = (*client)->send(b.sequence, std::move(frame))) {
-      fmt::print(stderr, "\nparallax ingest: {}\n", err.message);
+      fmt::print(stderr, "\nparallax ingest: {} (is `parallax serve` "
+                         "running?)\n",
+                 err.message);
       return false;
     }
     frame = std::string{};

@@ -31,7 +31,16 @@ error ingest_client::transmit(pending& p) {
     if (err.message != "EAGAIN")
       return err;
     p.retry_at = p.last_sent + std::chrono::milliseconds{50};
+    if (!unreachable_since_)
+      unreachable_since_ = p.last_sent;
+    else if (p.last_sent - *unreachable_since_ >= opts_.connect_timeout)
+      return error{ec::system_error,
+                   fmt::format("no server reachable at {} for {} ms",
+                               opts_.endpoint,
+                               opts_.connect_timeout.count())};
+    return {};
   }
+  unreachable_since_.reset();
   return {};
 }
 

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,8 @@ struct ingest_client_options {
   std::size_t window = 64; ///< batches awaiting a reply
   std::chrono::milliseconds resend_after{10'000};
   std::chrono::milliseconds retry_failed_after{1'000};
+  /// With no connection to a server for this long, send and drain fail.
+  std::chrono::milliseconds connect_timeout{10'000};
 };
 
 struct ingest_client_stats {
@@ -85,6 +88,8 @@ private:
   zmq::socket socket_;
   ingest_client_options opts_;
   std::map<std::uint64_t, pending> pending_;
+  /// Since when every send found no connected server (ZMQ_IMMEDIATE).
+  std::optional<clock::time_point> unreachable_since_;
   ingest_client_stats stats_;
 };
 
