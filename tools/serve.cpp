@@ -89,6 +89,7 @@ int run_serve(const config_args& args) {
     // binds below (inproc allows connect before bind).
     indexer_config icfg;
     icfg.store = &*store;
+    icfg.env = &*env;
     icfg.zmq = &zctx;
     icfg.metrics = &metrics;
     icfg.retention = cfg->retention;

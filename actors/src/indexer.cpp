@@ -13,10 +13,10 @@
 namespace parallax {
 
 caf::error indexer_config::validate() const {
-  if (!store || !zmq || !metrics || reply_endpoint.empty())
+  if (!store || !env || !zmq || !metrics || reply_endpoint.empty())
     return caf::make_error(caf::sec::invalid_argument,
-                           "indexer: store, zmq context, metrics and reply "
-                           "endpoint are required");
+                           "indexer: store, environment, zmq context, "
+                           "metrics and reply endpoint are required");
   return caf::none;
 }
 
@@ -78,6 +78,9 @@ void flush(indexer_actor::stateful_pointer<indexer_state> self) {
   else
     st.stored_events->add(res->events);
   st.pending.clear();
+  // Keep RSS to what the next commit touches (see release_mapped_pages):
+  // without this, resident memory grows with the store.
+  st.cfg.env->release_mapped_pages();
 }
 
 } // namespace

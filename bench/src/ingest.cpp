@@ -301,6 +301,7 @@ int run_ingest(const ingest_options& o) {
     caf::actor_system sys{sys_cfg};
     indexer_config icfg;
     icfg.store = &*store;
+    icfg.env = &*env;
     icfg.zmq = &zctx;
     icfg.metrics = &metrics;
     icfg.reply_endpoint = zmq::unique_inproc_endpoint("replies");

@@ -1,11 +1,13 @@
 #include "parallax/storage/environment.hpp"
 
 #include <array>
+#include <fstream>
 #include <cstring>
 #include <system_error>
 
 #include <fmt/format.h>
 #include <lmdb.h>
+#include <sys/mman.h>
 
 namespace parallax::storage {
 
@@ -150,6 +152,52 @@ result<environment> environment::open(const std::filesystem::path& dir,
   if (rc = mdb_txn_commit(txn); rc != 0)
     return close_and(fail("cannot commit the format record", rc));
   return environment{env, dir, format_version::latest};
+}
+
+namespace {
+
+// LMDB does not expose where it mapped the file (mdb_env_info's
+// me_mapaddr is only set with MDB_FIXEDMAP): find data.mdb's mapping in
+// /proc/self/maps.
+void* find_map(const std::filesystem::path& dir) {
+  std::error_code ec;
+  auto file = std::filesystem::canonical(dir / "data.mdb", ec);
+  if (ec)
+    return nullptr;
+  std::ifstream maps{"/proc/self/maps"};
+  for (std::string line; std::getline(maps, line);) {
+    auto slash = line.find('/');
+    if (slash == std::string::npos || line.compare(slash, std::string::npos,
+                                                   file.string())
+                                        != 0)
+      continue;
+    return reinterpret_cast<void*>(std::stoull(line.substr(0, line.find('-')),
+                                               nullptr, 16));
+  }
+  return nullptr;
+}
+
+} // namespace
+
+std::size_t environment::release_mapped_pages() const noexcept {
+  if (!env_)
+    return 0;
+  try {
+    if (!map_)
+      map_ = find_map(path_);
+  } catch (...) {
+    return 0;
+  }
+  MDB_envinfo info;
+  MDB_stat st;
+  if (!map_ || mdb_env_info(env_, &info) != 0 || mdb_env_stat(env_, &st) != 0)
+    return 0;
+  // Only the used part of the map: pages beyond the last one were never
+  // touched.
+  auto used = (info.me_last_pgno + 1) * static_cast<std::size_t>(st.ms_psize);
+  if (::madvise(map_, used, MADV_DONTNEED) != 0)
+    return 0;
+  return used;
 }
 
 environment::environment(environment&& other) noexcept

@@ -64,6 +64,7 @@ public:
     sys_ = std::make_unique<caf::actor_system>(*sys_cfg_);
     indexer_config icfg;
     icfg.store = &*store_;
+    icfg.env = &*env_;
     icfg.zmq = &zctx;
     icfg.metrics = &metrics;
     icfg.reply_endpoint = zmq::unique_inproc_endpoint("replies");

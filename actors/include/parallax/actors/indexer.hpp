@@ -22,6 +22,7 @@ namespace parallax {
 
 struct indexer_config {
   storage::store* store = nullptr;        ///< must outlive the indexer
+  const storage::environment* env = nullptr; ///< the store's; must outlive it
   zmq::context* zmq = nullptr;            ///< must outlive the indexer
   std::string reply_endpoint;             ///< the collector's inproc PULL
   metrics_registry* metrics = nullptr;    ///< must outlive the indexer

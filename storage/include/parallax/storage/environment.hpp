@@ -70,12 +70,23 @@ public:
     return version_;
   }
 
+  /// Drops this process's page-table mappings of the store (madvise
+  /// MADV_DONTNEED on LMDB's shared, read-only file map). The data stays in
+  /// the kernel's page cache; the next access maps a page again with a minor
+  /// fault. Why: copy-on-write gives the B-tree pages a commit changes new
+  /// page numbers, so the hot pages wander through the whole file, and
+  /// every page ever read stays mapped and counts in RSS, which then grows
+  /// with the store. Safe with concurrent readers: a shared file mapping
+  /// loses no data. Returns the bytes released.
+  std::size_t release_mapped_pages() const noexcept;
+
 private:
   environment(MDB_env* env, std::filesystem::path path, format_version v)
     : env_{env}, path_{std::move(path)}, version_{v} {
   }
   MDB_env* env_ = nullptr;
   std::filesystem::path path_;
+  mutable void* map_ = nullptr; ///< found on first release_mapped_pages
   format_version version_ = format_version::invalid;
 };
 
