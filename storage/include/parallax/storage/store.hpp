@@ -22,6 +22,15 @@
 // What is indexed: every term of the raw text (tokenizer.hpp); `name=value`
 // for every string or boolean field and for the default fields index, host,
 // source and sourcetype. Summaries count exactly those `name=value` terms.
+//
+// Why summaries are built inside `write` and not by a separate summarizer
+// stage: one pass over the events feeds postings and summary counts from
+// the same term map, the tables commit atomically with the events (nothing
+// to catch up after a crash), and a rebuild folds rollups in the same order.
+// A background summarizer that re-read committed blocks was measured on this
+// 2-core machine at 233-255k events/s against 345-367k for this design
+// (bench ingest, 0.5M and 2M events), because it decodes every block again
+// and its commits contend for LMDB's single writer.
 // Numeric fields of metric samples (events without raw text) feed rollups per
 // series `host` + field name, per rollup interval; series whose host or name
 // contains NUL, or whose names together exceed 493 bytes (LMDB's key limit),
