@@ -11,8 +11,11 @@ namespace parallax {
 
 namespace {
 
+// The index of events that name none (as Splunk's).
+constexpr std::string_view default_index = "main";
+
 bool needs_parsing(const event_view& e, const compiled_rules& r) {
-  return e.time == unknown_time
+  return e.time == unknown_time || e.index.empty()
          || (e.raw && (!r.sed.empty() || r.kv != kv_mode::none));
 }
 
@@ -46,6 +49,8 @@ void parse_batch(ingest_item& item, const rulebook& book, time_ns now,
     auto& e = item.parsed[i];
     const auto& rules = book.find(e.sourcetype);
     first[i] = item.fields.size();
+    if (e.index.empty())
+      e.index = default_index;
     if (e.raw && !rules.sed.empty()) {
       std::string text{*e.raw};
       bool changed = false;

@@ -125,9 +125,11 @@ TEST_CASE("parser: per-sourcetype formats and an untouched batch") {
   parse_batch(item, book_of({r}), now, 86'400 * s, c);
   CHECK(item.events()[0].time == now);
   CHECK(field_of(item.events()[0], "a") == "<none>"); // kv = none
-  // Metric samples with known times and no raw text need no parsing.
+  // Metric samples with known times, an index and no raw text need no
+  // parsing.
   event m;
   m.time = now;
+  m.index = "hv";
   m.sourcetype = "hv:libvirt";
   m.fields = {{"cpu", 1.5}};
   auto metrics = item_of({m});
@@ -188,4 +190,20 @@ TEST_CASE("parser: key/value extraction stops at the field limit") {
   // _time_source plus four pairs: five fields.
   CHECK(item.events()[0].fields.size() == 5);
   CHECK(c.kv_fields == 4);
+}
+
+TEST_CASE("parser: events without an index go to main") {
+  event m;
+  m.time = now;
+  m.sourcetype = "hv:libvirt";
+  m.fields = {{"cpu", 1.5}};
+  auto named = m;
+  named.index = "hv";
+  auto item = item_of({m, named});
+  parse_counters c;
+  parse_batch(item, book_of({}), now, 86'400 * s, c);
+  REQUIRE(item.events().size() == 2);
+  CHECK(item.events()[0].index == "main");
+  CHECK(item.events()[1].index == "hv");
+  CHECK(item.events()[0].fields.size() == 1); // nothing else added
 }

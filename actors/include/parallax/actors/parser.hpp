@@ -7,7 +7,8 @@
 //      text; failing that, takes the time of the nearest event of the same
 //      source in the batch (before, else after), else the receive time; the
 //      field `_time_source` says which: extracted, interpolated, received,
-//   3. adds key/value fields found in the raw text (fields the sender set
+//   3. stores events that name no index in `main`,
+//   4. adds key/value fields found in the raw text (fields the sender set
 //      win over extracted ones), up to the wire's field limit.
 // Field names starting with `_` are Parallax's own: the collector rejects
 // batches that use them.
