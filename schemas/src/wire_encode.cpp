@@ -35,7 +35,7 @@ void pack_float64(string_sink& sink, double d) {
   sink.write(buf, sizeof buf);
 }
 
-void pack_value(packer& pk, string_sink& sink, const value& v) {
+void pack_value(packer& pk, string_sink& sink, const value_view& v) {
   switch (v.index()) {
     case 0:
       pack_str(pk, std::get<0>(v));
@@ -54,23 +54,8 @@ void pack_value(packer& pk, string_sink& sink, const value& v) {
   }
 }
 
-void pack_value(packer& pk, string_sink& sink, const value_view& v) {
-  switch (v.index()) {
-    case 0:
-      pack_str(pk, std::get<0>(v));
-      break;
-    case 1:
-      pk.pack_int64(std::get<1>(v));
-      break;
-    case 2:
-      pack_float64(sink, std::get<2>(v));
-      break;
-    default:
-      if (std::get<3>(v))
-        pk.pack_true();
-      else
-        pk.pack_false();
-  }
+void pack_value(packer& pk, string_sink& sink, const value& v) {
+  pack_value(pk, sink, view(v));
 }
 
 // The envelope up to the event list header.
