@@ -1,9 +1,7 @@
 #include "commands.hpp"
 
-#include "parallax/actors/collector.hpp"
-#include "parallax/actors/indexer.hpp"
+#include "parallax/actors/ingest_pipeline.hpp"
 #include "parallax/actors/node.hpp"
-#include "parallax/actors/parser.hpp"
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/pipeline/metrics.hpp"
 #include "parallax/pipeline/system.hpp"
@@ -14,7 +12,6 @@
 
 #include <csignal>
 
-#include <zmq.h>
 #include <thread>
 
 #include <caf/actor_system.hpp>
@@ -50,14 +47,7 @@ int run_serve(const config_args& args) {
     log::error("serve", "{}", env.error().message);
     return 1;
   }
-  storage::store_options store_opts;
-  store_opts.bucket_span = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             cfg->bucket_span)
-                             .count();
-  store_opts.rollup_interval
-    = std::chrono::duration_cast<std::chrono::nanoseconds>(cfg->rollup_interval)
-        .count();
-  auto store = storage::store::open(*env, store_opts);
+  auto store = storage::store::open(*env, store_options_of(*cfg));
   if (!store) {
     log::error("serve", "{}", store.error().message);
     return store.error().code == ec::config_bad_value ? 2 : 1;
@@ -78,51 +68,32 @@ int run_serve(const config_args& args) {
     log::info("serve", "storing in {} (store format v{}, map size {} MiB)",
               env->path().string(), static_cast<unsigned>(env->version()),
               cfg->storage_map_size >> 20);
-    collector_config ccfg;
-    ccfg.endpoint = cfg->collector_endpoint;
-    ccfg.limits = cfg->wire;
-    ccfg.max_inflight_bytes = cfg->max_inflight_bytes;
-    ccfg.max_future = cfg->max_future;
-    ccfg.zmq = &zctx;
-    ccfg.metrics = &metrics;
-    // The indexer connects its reply socket to the endpoint the collector
-    // binds below (inproc allows connect before bind).
-    indexer_config icfg;
-    icfg.store = &*store;
-    icfg.env = &*env;
-    icfg.zmq = &zctx;
-    icfg.metrics = &metrics;
-    icfg.retention = cfg->retention;
-    icfg.reply_endpoint = zmq::unique_inproc_endpoint("replies");
-    auto idx = spawn_indexer(sys, icfg);
-    parser_config pcfg;
+    ingest_pipeline_config pcfg;
+    pcfg.collector.endpoint = cfg->collector_endpoint;
+    pcfg.collector.limits = cfg->wire;
+    pcfg.collector.max_inflight_bytes = cfg->max_inflight_bytes;
+    pcfg.collector.max_future = cfg->max_future;
     pcfg.rules = cfg->sourcetypes;
-    pcfg.next = idx;
+    pcfg.retention = cfg->retention;
+    pcfg.store = &*store;
+    pcfg.env = &*env;
+    pcfg.zmq = &zctx;
     pcfg.metrics = &metrics;
-    pcfg.max_future = cfg->max_future;
-    pcfg.max_fields = cfg->wire.max_fields;
-    auto prs = spawn_parser(sys, pcfg);
-    ccfg.next = prs;
-    ccfg.reply_endpoint = icfg.reply_endpoint;
-    auto coll = collector::start(std::move(ccfg));
-    if (!coll) {
-      log::error("serve", "{}", coll.error().message);
-      caf::anon_send_exit(prs, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(idx, caf::exit_reason::user_shutdown);
+    auto pipeline = ingest_pipeline::start(sys, std::move(pcfg));
+    if (!pipeline) {
+      log::error("serve", "{}", pipeline.error().message);
       caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
       return 1;
     }
     log::info("serve", "listening on {} ({} scheduler threads)",
-              (*coll)->endpoint(), sys.scheduler().num_workers());
+              (*pipeline)->endpoint(), sys.scheduler().num_workers());
     int sig = 0;
     sigwait(&stop_signals, &sig);
     log::info("serve", "received {}, stopping",
               sig == SIGINT ? "SIGINT" : "SIGTERM");
     // Stop taking batches first; what was not committed is not acked, and
     // clients resend it.
-    (*coll)->stop();
-    caf::anon_send_exit(prs, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(idx, caf::exit_reason::user_shutdown);
+    (*pipeline)->stop();
     {
       caf::scoped_actor self{sys};
       self->request(root, std::chrono::seconds{5}, status_atom::value)

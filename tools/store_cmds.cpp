@@ -30,17 +30,6 @@ std::string iso(time_ns t) {
                      tm.tm_min, tm.tm_sec, ms);
 }
 
-storage::store_options store_options_of(const config& cfg) {
-  storage::store_options o;
-  o.bucket_span
-    = std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.bucket_span)
-        .count();
-  o.rollup_interval
-    = std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.rollup_interval)
-        .count();
-  return o;
-}
-
 } // namespace
 
 int run_buckets(const buckets_args& args) {

@@ -1,8 +1,6 @@
 #include "parallax/bench/ingest.hpp"
 
-#include "parallax/actors/collector.hpp"
-#include "parallax/actors/indexer.hpp"
-#include "parallax/actors/parser.hpp"
+#include "parallax/actors/ingest_pipeline.hpp"
 #include "parallax/bench/generator.hpp"
 #include "parallax/bench/stats.hpp"
 #include "parallax/pipeline/ingest_client.hpp"
@@ -21,8 +19,6 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
-#include <caf/exit_reason.hpp>
-#include <caf/send.hpp>
 #include <fmt/format.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -299,32 +295,19 @@ int run_ingest(const ingest_options& o) {
     caf::actor_system_config sys_cfg;
     configure_actor_system(sys_cfg, config::defaults());
     caf::actor_system sys{sys_cfg};
-    indexer_config icfg;
-    icfg.store = &*store;
-    icfg.env = &*env;
-    icfg.zmq = &zctx;
-    icfg.metrics = &metrics;
-    icfg.reply_endpoint = zmq::unique_inproc_endpoint("replies");
-    auto idx = spawn_indexer(sys, icfg);
-    collector_config ccfg;
-    ccfg.endpoint = "tcp://127.0.0.1:0";
-    ccfg.reply_endpoint = icfg.reply_endpoint;
-    ccfg.zmq = &zctx;
-    ccfg.metrics = &metrics;
-    parser_config pcfg;
-    pcfg.next = idx;
+    ingest_pipeline_config pcfg;
+    pcfg.collector.endpoint = "tcp://127.0.0.1:0";
+    pcfg.store = &*store;
+    pcfg.env = &*env;
+    pcfg.zmq = &zctx;
     pcfg.metrics = &metrics;
-    auto prs = spawn_parser(sys, pcfg);
-    ccfg.next = prs;
-    auto coll = collector::start(std::move(ccfg));
-    if (!coll) {
-      std::fprintf(stderr, "%s\n", coll.error().message.c_str());
+    auto pipeline = ingest_pipeline::start(sys, std::move(pcfg));
+    if (!pipeline) {
+      std::fprintf(stderr, "%s\n", pipeline.error().message.c_str());
       ::kill(pid, SIGKILL);
-      caf::anon_send_exit(prs, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(idx, caf::exit_reason::user_shutdown);
       return 1;
     }
-    auto ep = (*coll)->endpoint();
+    auto ep = (*pipeline)->endpoint();
     auto len = ep.size();
     write_all(to_child[1], &len, sizeof len);
     write_all(to_child[1], ep.data(), len);
@@ -335,9 +318,7 @@ int run_ingest(const ingest_options& o) {
     int status = 0;
     ::waitpid(pid, &status, 0);
     split = current_rss(); // with the store still mapped
-    (*coll)->stop();
-    caf::anon_send_exit(prs, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(idx, caf::exit_reason::user_shutdown);
+    (*pipeline)->stop();
     stored = metrics.get("indexer", "stored_events_total").value();
   }
   auto rss = peak_rss_bytes();

@@ -42,6 +42,15 @@ config config::defaults() {
   return c;
 }
 
+storage::store_options store_options_of(const config& cfg) {
+  using std::chrono::duration_cast;
+  using std::chrono::nanoseconds;
+  storage::store_options o;
+  o.bucket_span = duration_cast<nanoseconds>(cfg.bucket_span).count();
+  o.rollup_interval = duration_cast<nanoseconds>(cfg.rollup_interval).count();
+  return o;
+}
+
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
   using namespace std::chrono;
   if (s.empty())

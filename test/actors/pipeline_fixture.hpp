@@ -4,9 +4,7 @@
 // a CAF actor system, a detached indexer and a collector on a tcp loopback
 // port chosen by the kernel. Nothing is mocked.
 
-#include "parallax/actors/collector.hpp"
-#include "parallax/actors/indexer.hpp"
-#include "parallax/actors/parser.hpp"
+#include "parallax/actors/ingest_pipeline.hpp"
 #include "parallax/pipeline/metrics.hpp"
 #include "parallax/pipeline/system.hpp"
 #include "parallax/pipeline/zmq.hpp"
@@ -20,8 +18,6 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
-#include <caf/exit_reason.hpp>
-#include <caf/send.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include <doctest/doctest.h>
@@ -62,27 +58,18 @@ public:
     sys_cfg_ = std::make_unique<caf::actor_system_config>();
     configure_actor_system(*sys_cfg_, config::defaults());
     sys_ = std::make_unique<caf::actor_system>(*sys_cfg_);
-    indexer_config icfg;
-    icfg.store = &*store_;
-    icfg.env = &*env_;
-    icfg.zmq = &zctx;
-    icfg.metrics = &metrics;
-    icfg.reply_endpoint = zmq::unique_inproc_endpoint("replies");
-    indexer_ = spawn_indexer(*sys_, icfg);
-    if (ccfg.endpoint.empty())
-      ccfg.endpoint = "tcp://127.0.0.1:0";
-    ccfg.reply_endpoint = icfg.reply_endpoint;
-    ccfg.zmq = &zctx;
-    ccfg.metrics = &metrics;
-    parser_config pcfg;
-    pcfg.rules = rules;
-    pcfg.next = indexer_;
+    ingest_pipeline_config pcfg;
+    pcfg.collector = std::move(ccfg);
+    if (pcfg.collector.endpoint.empty())
+      pcfg.collector.endpoint = "tcp://127.0.0.1:0";
+    pcfg.rules = std::move(rules);
+    pcfg.store = &*store_;
+    pcfg.env = &*env_;
+    pcfg.zmq = &zctx;
     pcfg.metrics = &metrics;
-    parser_ = spawn_parser(*sys_, pcfg);
-    ccfg.next = parser_;
-    auto c = collector::start(std::move(ccfg));
-    REQUIRE_MESSAGE(static_cast<bool>(c), (c ? "" : c.error().message));
-    collector_ = std::move(*c);
+    auto p = ingest_pipeline::start(*sys_, std::move(pcfg));
+    REQUIRE_MESSAGE(static_cast<bool>(p), (p ? "" : p.error().message));
+    pipeline_ = std::move(*p);
   }
 
   ~running_pipeline() {
@@ -92,21 +79,14 @@ public:
   void stop() {
     if (!sys_)
       return;
-    collector_->stop();
-    caf::anon_send_exit(parser_, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(indexer_, caf::exit_reason::user_shutdown);
-    // A detached actor's thread ends only when the last handle is gone, and
-    // the actor system's destructor waits for that thread.
-    collector_.reset();
-    parser_ = nullptr;
-    indexer_ = nullptr;
+    pipeline_.reset(); // before the actor system, which waits for it
     sys_.reset();
     store_.reset();
     env_.reset();
   }
 
   const std::string& endpoint() const {
-    return collector_->endpoint();
+    return pipeline_->endpoint();
   }
 
   storage::store& store() {
@@ -126,9 +106,7 @@ private:
   std::optional<storage::store> store_;
   std::unique_ptr<caf::actor_system_config> sys_cfg_;
   std::unique_ptr<caf::actor_system> sys_;
-  indexer_actor indexer_;
-  parser_actor parser_;
-  std::unique_ptr<collector> collector_;
+  std::unique_ptr<ingest_pipeline> pipeline_;
 };
 
 } // namespace parallax::test

@@ -11,6 +11,7 @@
 #include "parallax/pipeline/sourcetypes.hpp"
 #include "parallax/schemas/error.hpp"
 #include "parallax/schemas/wire.hpp"
+#include "parallax/storage/store.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -65,6 +66,9 @@ result<config> parse_config(std::string_view toml, std::string_view origin,
 /// A TOML document listing every option with its documentation and its value
 /// in `cfg`. With `config::defaults()` this is the example config.
 std::string render_config(const config& cfg);
+
+/// The store's options (bucket span, rollup interval) from `cfg`.
+storage::store_options store_options_of(const config& cfg);
 
 /// Parses "10s", "500ms", "2m", "1h", "1d" (also "1h30m").
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view s);

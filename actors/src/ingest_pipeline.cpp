@@ -1,0 +1,61 @@
+#include "parallax/actors/ingest_pipeline.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+
+namespace parallax {
+
+result<std::unique_ptr<ingest_pipeline>>
+ingest_pipeline::start(caf::actor_system& sys, ingest_pipeline_config cfg) {
+  std::unique_ptr<ingest_pipeline> p{new ingest_pipeline};
+  // The indexer connects its reply socket to the endpoint the collector
+  // binds below (inproc allows connect before bind).
+  indexer_config icfg;
+  icfg.store = cfg.store;
+  icfg.env = cfg.env;
+  icfg.zmq = cfg.zmq;
+  icfg.metrics = cfg.metrics;
+  icfg.retention = cfg.retention;
+  icfg.reply_endpoint = zmq::unique_inproc_endpoint("replies");
+  p->indexer_ = spawn_indexer(sys, icfg);
+  parser_config pcfg;
+  pcfg.rules = std::move(cfg.rules);
+  pcfg.next = p->indexer_;
+  pcfg.metrics = cfg.metrics;
+  pcfg.max_future = cfg.collector.max_future;
+  pcfg.max_fields = cfg.collector.limits.max_fields;
+  p->parser_ = spawn_parser(sys, pcfg);
+  auto& ccfg = cfg.collector;
+  ccfg.zmq = cfg.zmq;
+  ccfg.metrics = cfg.metrics;
+  ccfg.next = p->parser_;
+  ccfg.reply_endpoint = icfg.reply_endpoint;
+  auto c = collector::start(std::move(ccfg));
+  if (!c) {
+    p->stop();
+    return c.error();
+  }
+  p->collector_ = std::move(*c);
+  return p;
+}
+
+ingest_pipeline::~ingest_pipeline() {
+  stop();
+}
+
+void ingest_pipeline::stop() {
+  if (collector_)
+    collector_->stop();
+  if (parser_)
+    caf::anon_send_exit(parser_, caf::exit_reason::user_shutdown);
+  if (indexer_)
+    caf::anon_send_exit(indexer_, caf::exit_reason::user_shutdown);
+  // The collector holds a handle to the parser, the parser one to the
+  // indexer: all must go for the detached indexer's thread to end.
+  collector_.reset();
+  parser_ = nullptr;
+  indexer_ = nullptr;
+}
+
+} // namespace parallax
