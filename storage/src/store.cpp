@@ -228,6 +228,25 @@ private:
   int rc_ = 0;
 };
 
+// Calls f(key, value) for each entry of `dbi` whose key starts with
+// `prefix`, in key order, until f returns false. Returns 0 or LMDB's error.
+template <class F>
+int for_each_prefixed(MDB_txn* t, unsigned dbi, std::string_view prefix,
+                      F&& f) {
+  MDB_cursor* cur = nullptr;
+  if (auto rc = mdb_cursor_open(t, dbi, &cur); rc != 0)
+    return rc;
+  auto key = as_val(prefix);
+  MDB_val val;
+  auto rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+  for (; rc == 0 && as_view(key).starts_with(prefix);
+       rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+    if (!f(key, val))
+      break;
+  mdb_cursor_close(cur);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 // Deletes every key of `dbi` that starts with `prefix`.
 int delete_prefix(MDB_txn* t, unsigned dbi, std::string_view prefix) {
   MDB_cursor* cur = nullptr;
@@ -879,20 +898,15 @@ store::summaries(std::int64_t bucket) const {
   txn t{env_->handle(), false};
   if (t.status() != 0)
     return mdb_error("store: cannot begin read transaction", t.status());
-  auto prefix = bucket_key(bucket);
-  MDB_cursor* cur = nullptr;
-  if (auto rc = mdb_cursor_open(t.get(), summaries_, &cur); rc != 0)
-    return mdb_error("store: cannot read summaries", rc);
   std::vector<std::pair<std::string, std::uint64_t>> out;
-  auto key = as_val(prefix);
-  MDB_val val;
-  auto rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-  for (; rc == 0 && as_view(key).starts_with(prefix);
-       rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
-    out.emplace_back(std::string{as_view(key).substr(8)},
-                     val.mv_size == 8 ? get_be64(val.mv_data) : 0);
-  mdb_cursor_close(cur);
-  if (rc != 0 && rc != MDB_NOTFOUND)
+  auto rc = for_each_prefixed(
+    t.get(), summaries_, bucket_key(bucket),
+    [&](const MDB_val& key, const MDB_val& val) {
+      out.emplace_back(std::string{as_view(key).substr(8)},
+                       val.mv_size == 8 ? get_be64(val.mv_data) : 0);
+      return true;
+    });
+  if (rc != 0)
     return mdb_error("store: cannot read summaries", rc);
   return out;
 }
@@ -901,32 +915,26 @@ result<std::vector<rollup_row>> store::rollups(std::int64_t bucket) const {
   txn t{env_->handle(), false};
   if (t.status() != 0)
     return mdb_error("store: cannot begin read transaction", t.status());
-  auto prefix = bucket_key(bucket);
-  MDB_cursor* cur = nullptr;
-  if (auto rc = mdb_cursor_open(t.get(), rollups_, &cur); rc != 0)
-    return mdb_error("store: cannot read rollups", rc);
   std::vector<rollup_row> out;
-  auto key = as_val(prefix);
-  MDB_val val;
-  auto rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-  for (; rc == 0 && as_view(key).starts_with(prefix);
-       rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-    auto rest = as_view(key).substr(8);
-    auto a = rest.find('\0');
-    auto b = rest.find('\0', a + 1);
-    if (a == std::string_view::npos || b == std::string_view::npos
-        || rest.size() != b + 9)
-      continue;
-    rollup_row r;
-    r.host = rest.substr(0, a);
-    r.metric = rest.substr(a + 1, b - a - 1);
-    r.interval_start = static_cast<time_ns>(get_be64(rest.data() + b + 1)
-                                            ^ (std::uint64_t{1} << 63));
-    r.cell = decode_cell(val);
-    out.push_back(std::move(r));
-  }
-  mdb_cursor_close(cur);
-  if (rc != 0 && rc != MDB_NOTFOUND)
+  auto rc = for_each_prefixed(
+    t.get(), rollups_, bucket_key(bucket),
+    [&](const MDB_val& key, const MDB_val& val) {
+      auto rest = as_view(key).substr(8);
+      auto a = rest.find('\0');
+      auto b = rest.find('\0', a + 1);
+      if (a == std::string_view::npos || b == std::string_view::npos
+          || rest.size() != b + 9)
+        return true;
+      rollup_row r;
+      r.host = rest.substr(0, a);
+      r.metric = rest.substr(a + 1, b - a - 1);
+      r.interval_start = static_cast<time_ns>(get_be64(rest.data() + b + 1)
+                                              ^ (std::uint64_t{1} << 63));
+      r.cell = decode_cell(val);
+      out.push_back(std::move(r));
+      return true;
+    });
+  if (rc != 0)
     return mdb_error("store: cannot read rollups", rc);
   return out;
 }
@@ -936,12 +944,6 @@ namespace {
 // Calls f(first_id, batch_view) for each block of the bucket prefix.
 template <class F>
 error scan_blocks(MDB_txn* t, unsigned dbi, std::string_view prefix, F&& f) {
-  MDB_cursor* cur = nullptr;
-  if (auto rc = mdb_cursor_open(t, dbi, &cur); rc != 0)
-    return mdb_error("store: cannot read blocks", rc);
-  auto key = as_val(prefix);
-  MDB_val val;
-  auto rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
   wire::limits lim;
   lim.max_frame_bytes = std::size_t{1} << 40; // blocks are our own frames
   lim.max_events = std::size_t{1} << 32;
@@ -949,29 +951,34 @@ error scan_blocks(MDB_txn* t, unsigned dbi, std::string_view prefix, F&& f) {
   lim.max_fields = 1u << 16;
   lim.max_name_bytes = 1u << 16;
   std::string buf;
-  for (; rc == 0 && as_view(key).starts_with(prefix) && key.mv_size == 16;
-       rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-    auto first = get_be64(static_cast<const char*>(key.mv_data) + 8);
-    auto frame = unpack_block(as_view(val), buf);
-    if (!frame) {
-      mdb_cursor_close(cur);
-      return error{ec::storage_error,
-                   fmt::format("store: block {} is damaged: {}", first,
-                               frame.error().message)};
-    }
-    auto b = wire::decode(std::as_bytes(std::span{frame->data(),
-                                                  frame->size()}),
-                          nullptr, lim);
-    if (!b) {
-      mdb_cursor_close(cur);
-      return error{ec::storage_error,
-                   fmt::format("store: block {} is damaged: {}", first,
-                               b.error().render())};
-    }
-    f(first, *b);
-  }
-  mdb_cursor_close(cur);
-  if (rc != 0 && rc != MDB_NOTFOUND)
+  error err;
+  auto rc = for_each_prefixed(
+    t, dbi, prefix, [&](const MDB_val& key, const MDB_val& val) {
+      if (key.mv_size != 16)
+        return true;
+      auto first = get_be64(static_cast<const char*>(key.mv_data) + 8);
+      auto frame = unpack_block(as_view(val), buf);
+      if (!frame) {
+        err = error{ec::storage_error,
+                    fmt::format("store: block {} is damaged: {}", first,
+                                frame.error().message)};
+        return false;
+      }
+      auto b = wire::decode(std::as_bytes(std::span{frame->data(),
+                                                    frame->size()}),
+                            nullptr, lim);
+      if (!b) {
+        err = error{ec::storage_error,
+                    fmt::format("store: block {} is damaged: {}", first,
+                                b.error().render())};
+        return false;
+      }
+      f(first, *b);
+      return true;
+    });
+  if (err)
+    return err;
+  if (rc != 0)
     return mdb_error("store: cannot read blocks", rc);
   return {};
 }
