@@ -20,23 +20,11 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "temp_dir.hpp"
+
 #include <doctest/doctest.h>
 
 namespace parallax::test {
-
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path()
-           / ("parallax-test-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
 /// One running pipeline; `stop()` (or the destructor) shuts it down and
 /// closes the store, so a test can start another on the same directory.

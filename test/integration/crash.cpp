@@ -14,6 +14,8 @@
 #include "parallax/storage/environment.hpp"
 #include "parallax/storage/store.hpp"
 
+#include "temp_dir.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -49,20 +51,6 @@ using clock_type = std::chrono::steady_clock;
 
 constexpr std::string_view source_id = "crash-client";
 constexpr std::size_t events_per_batch = 50;
-
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path()
-           / ("parallax-crash-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
 time_ns now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -336,7 +324,7 @@ TEST_CASE("crash: kill -9 during ingest loses no acknowledged event and "
   };
   auto t_begin = clock_type::now();
 
-  temp_dir tmp;
+  test::temp_dir tmp{"parallax-crash-"};
   server_process server{tmp.path, free_port()};
   server.start();
 

@@ -5,6 +5,8 @@
 #include <iterator>
 #include <random>
 
+#include "temp_dir.hpp"
+
 #include <doctest/doctest.h>
 #include <lmdb.h>
 
@@ -13,20 +15,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed afterwards.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::random_device rd;
-    path = fs::temp_directory_path()
-           / ("parallax-test-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using parallax::test::temp_dir;
 
 std::string slurp(const fs::path& p) {
   std::ifstream in{p, std::ios::binary};

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 #include <doctest/doctest.h>
 #include <lmdb.h>
 
@@ -24,6 +26,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using parallax::test::temp_dir;
+
 constexpr time_ns sec = 1'000'000'000;
 constexpr time_ns hour = 3600 * sec;
 
@@ -31,23 +35,6 @@ constexpr time_ns hour = 3600 * sec;
 // of one hour it is the start of bucket b0 = 472222.
 constexpr std::int64_t b0 = 472222;
 constexpr time_ns t0 = b0 * hour;
-
-// A fresh directory under the system temp dir, removed afterwards.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::random_device rd;
-    path = fs::temp_directory_path()
-           / ("parallax-test-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-};
 
 template <class T>
 std::string why(const result<T>& r) {
