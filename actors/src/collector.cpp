@@ -12,11 +12,6 @@ namespace parallax {
 namespace {
 
 
-time_ns now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 // Keeps a received ZeroMQ message alive for as long as a batch views it.
 struct frame_owner {
@@ -162,10 +157,7 @@ void collector::run() {
       }
       // Times must be plausible: not before 1970, not beyond the allowed
       // clock skew. One bad time rejects the batch, naming the event.
-      auto latest = now_ns()
-                    + std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        cfg_.max_future)
-                        .count();
+      auto latest = now_ns() + to_ns(cfg_.max_future);
       auto events = batch->events();
       bool bad = false;
       for (std::size_t i = 0; i < events.size(); ++i) {

@@ -126,13 +126,7 @@ indexer(indexer_actor::stateful_pointer<indexer_state> self, indexer_config cfg)
     [=](flush_atom) { flush(self); },
     [=](expire_atom) {
       auto& s = self->state;
-      auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
-      auto cutoff = now
-                    - std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        s.cfg.retention)
-                        .count();
+      auto cutoff = now_ns() - to_ns(s.cfg.retention);
       auto dropped = s.cfg.store->drop_before(cutoff);
       if (!dropped)
         log::error("indexer", "retention: {}", dropped.error().message);

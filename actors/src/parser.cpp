@@ -156,14 +156,8 @@ parser(parser_actor::stateful_pointer<parser_state> self, parser_config cfg) {
       auto n = item->batch.events().size();
       s.received->add(n);
       parse_counters c;
-      auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
-      parse_batch(*item, *s.book, now,
-                  std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    s.cfg.max_future)
-                    .count(),
-                  c, s.cfg.max_fields);
+      parse_batch(*item, *s.book, now_ns(), to_ns(s.cfg.max_future), c,
+                  s.cfg.max_fields);
       s.extracted->add(c.extracted);
       s.interpolated->add(c.interpolated);
       s.received_time->add(c.received);

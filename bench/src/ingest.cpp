@@ -33,11 +33,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-time_ns now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 // Events end one second before the run starts, 1 µs apart, so every time is
 // in the past and the whole run lands in one or two buckets, as live data does.

@@ -43,11 +43,9 @@ config config::defaults() {
 }
 
 storage::store_options store_options_of(const config& cfg) {
-  using std::chrono::duration_cast;
-  using std::chrono::nanoseconds;
   storage::store_options o;
-  o.bucket_span = duration_cast<nanoseconds>(cfg.bucket_span).count();
-  o.rollup_interval = duration_cast<nanoseconds>(cfg.rollup_interval).count();
+  o.bucket_span = to_ns(cfg.bucket_span);
+  o.rollup_interval = to_ns(cfg.rollup_interval);
   return o;
 }
 

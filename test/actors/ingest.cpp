@@ -19,11 +19,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-time_ns now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 // Batch `seq` of `n` events from `source`; each event carries its batch and
 // position so the store's contents can be checked event by event.

@@ -52,11 +52,6 @@ using clock_type = std::chrono::steady_clock;
 constexpr std::string_view source_id = "crash-client";
 constexpr std::size_t events_per_batch = 50;
 
-time_ns now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 // A TCP port on 127.0.0.1 that is free right now: bind to port 0, read the
 // port the kernel chose, close. Every restart of the server reuses it.

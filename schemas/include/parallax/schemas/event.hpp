@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -19,6 +20,19 @@ using time_ns = std::int64_t;
 /// parser extracts it from the raw text, interpolates it, or takes the
 /// receive time (see the parser).
 inline constexpr time_ns unknown_time = std::numeric_limits<time_ns>::min();
+
+/// The wall clock as an event time.
+inline time_ns now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// A duration (config values are milliseconds) in event-time nanoseconds.
+template <class Rep, class Period>
+constexpr time_ns to_ns(std::chrono::duration<Rep, Period> d) noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
 
 /// A typed field value that owns its string. The alternatives' order is part
 /// of the API: `value` and `value_view` use the same indices.
