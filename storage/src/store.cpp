@@ -481,22 +481,57 @@ private:
   cached cache_[4];
 };
 
-// Rebuild variant: the events' buffers change block by block, so the host
-// and metric names of the keys are interned in `pool`.
-void roll_event(std::map<series_key, rollup_entry>& rollups,
-                std::set<std::string, std::less<>>& pool, const event_view& e,
-                time_ns interval) {
-  auto intern = [&](std::string_view s) -> std::string_view {
-    auto i = pool.find(s);
-    if (i == pool.end())
-      i = pool.emplace(s).first;
-    return *i;
-  };
+// Folds the metrics of `e` into `rollups`, event by event: each series
+// starts from its stored cell (read once), so folding in id order gives the
+// same bits whether the events come in one group, several, or a rebuild.
+// `intern` makes the key's names outlive `e` where its buffer does not.
+template <class Intern>
+void fold_metrics(MDB_txn* w, unsigned dbi, std::string_view bkey,
+                  std::map<series_key, rollup_entry>& rollups,
+                  const event_view& e, time_ns interval, Intern&& intern) {
   for_each_metric(e, [&](std::string_view name, double x) {
     series_key k{intern(e.host), intern(name),
                  floor_div(e.time, interval) * interval};
-    rollups[k].cell.add(x);
+    auto& en = rollups[k];
+    if (!en.loaded) {
+      en.loaded = true;
+      auto dk = rollup_db_key(bkey, k);
+      auto key = as_val(dk);
+      MDB_val val;
+      if (mdb_get(w, dbi, &key, &val) == 0)
+        en.cell = decode_cell(val);
+    }
+    en.cell.add(x);
   });
+}
+
+int put_rollups(MDB_txn* w, unsigned dbi, std::string_view bkey,
+                const std::map<series_key, rollup_entry>& rollups) {
+  for (const auto& [k, en] : rollups) {
+    auto dk = rollup_db_key(bkey, k);
+    auto v = encode_cell(en.cell);
+    auto key = as_val(dk);
+    auto val = as_val(v);
+    if (auto rc = mdb_put(w, dbi, &key, &val, 0); rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+// Adds `n` to the summary count of `term` in the bucket `bkey`.
+int add_summary(MDB_txn* w, unsigned dbi, std::string_view bkey,
+                std::string_view term, std::uint64_t n) {
+  std::string k{bkey};
+  k.append(term);
+  auto key = as_val(k);
+  MDB_val val;
+  std::uint64_t count = 0;
+  if (mdb_get(w, dbi, &key, &val) == 0 && val.mv_size == 8)
+    count = get_be64(val.mv_data);
+  std::string v;
+  put_be64(v, count + n);
+  auto nv = as_val(v);
+  return mdb_put(w, dbi, &key, &nv, 0);
 }
 
 } // namespace
@@ -676,27 +711,10 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
         pass.add(first + k, *block[k], true);
       next_id += block.size();
     }
-    // Rollups are folded event by event, in id order, onto the stored cell,
-    // so the result is bit-identical to a rebuild from the events.
-    for (auto j = i; j < end; ++j) {
-      for_each_metric(*accepted[j].second, [&](std::string_view name, double x) {
-        const auto& e = *accepted[j].second;
-        series_key k{e.host, name,
-                     floor_div(e.time, opts_.rollup_interval)
-                       * opts_.rollup_interval};
-        auto& en = rollups[k];
-        if (!en.loaded) {
-          en.loaded = true;
-          auto dk = rollup_db_key(bkey, k);
-          auto key = as_val(dk);
-          MDB_val val;
-          auto rc = mdb_get(w, rollups_, &key, &val);
-          if (rc == 0)
-            en.cell = decode_cell(val);
-        }
-        en.cell.add(x);
-      });
-    }
+    for (auto j = i; j < end; ++j)
+      fold_metrics(w, rollups_, bkey, rollups, *accepted[j].second,
+                   opts_.rollup_interval,
+                   [](std::string_view x) { return x; }); // frames outlive
     // Postings and summaries, in term order for locality.
     std::vector<const term_map::value_type*> sorted;
     sorted.reserve(terms.size());
@@ -720,30 +738,13 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
         if (auto rc = mdb_put(w, postings_, &key, &val, 0); rc != 0)
           return mdb_error("store: cannot write postings", rc);
       }
-      if (en.summary > 0) {
-        kbuf = bkey;
-        kbuf.append(term);
-        auto key = as_val(kbuf);
-        MDB_val val;
-        std::uint64_t count = 0;
-        auto rc = mdb_get(w, summaries_, &key, &val);
-        if (rc == 0 && val.mv_size == 8)
-          count = get_be64(val.mv_data);
-        vbuf.clear();
-        put_be64(vbuf, count + en.summary);
-        auto nv = as_val(vbuf);
-        if (rc = mdb_put(w, summaries_, &key, &nv, 0); rc != 0)
+      if (en.summary > 0)
+        if (auto rc = add_summary(w, summaries_, bkey, term, en.summary);
+            rc != 0)
           return mdb_error("store: cannot write a summary", rc);
-      }
     }
-    for (const auto& [k, en] : rollups) {
-      auto dk = rollup_db_key(bkey, k);
-      auto key = as_val(dk);
-      auto v = encode_cell(en.cell);
-      auto val = as_val(v);
-      if (auto rc = mdb_put(w, rollups_, &key, &val, 0); rc != 0)
-        return mdb_error("store: cannot write a rollup", rc);
-    }
+    if (auto rc = put_rollups(w, rollups_, bkey, rollups); rc != 0)
+      return mdb_error("store: cannot write a rollup", rc);
     // Catalog entry: min time, max time, events, bytes.
     {
       auto key = as_val(bkey);
@@ -1047,11 +1048,14 @@ error store::rebuild_summaries() {
   for (auto dbi : {summaries_, rollups_})
     if (auto rc = mdb_drop(w, dbi, 0); rc != 0)
       return mdb_error("store: cannot empty the summaries", rc);
-  std::string kbuf, vbuf;
   for (const auto& b : *all) {
     auto bkey = bucket_key(b.id);
     term_map terms;
+    // The blocks' buffers change block by block: keys intern their names.
     std::set<std::string, std::less<>> pool;
+    auto intern = [&](std::string_view x) -> std::string_view {
+      return *pool.emplace(x).first;
+    };
     std::map<series_key, rollup_entry> rollups;
     auto err = scan_blocks(w, blocks_, bkey,
                            [&](std::uint64_t first, const wire::batch_view& bv) {
@@ -1060,31 +1064,21 @@ error store::rebuild_summaries() {
                              auto evs = bv.events();
                              for (std::size_t i = 0; i < evs.size(); ++i) {
                                pass.add(first + i, evs[i], false);
-                               roll_event(rollups, pool, evs[i],
-                                          opts_.rollup_interval);
+                               fold_metrics(w, rollups_, bkey, rollups,
+                                            evs[i], opts_.rollup_interval,
+                                            intern);
                              }
                            });
     if (err)
       return err;
-    for (const auto& [term, en] : terms) {
-      if (en.summary == 0)
-        continue;
-      kbuf = bkey + term;
-      vbuf.clear();
-      put_be64(vbuf, en.summary);
-      auto key = as_val(kbuf);
-      auto val = as_val(vbuf);
-      if (auto rc = mdb_put(w, summaries_, &key, &val, 0); rc != 0)
-        return mdb_error("store: cannot write a summary", rc);
-    }
-    for (const auto& [k, en] : rollups) {
-      auto dk = rollup_db_key(bkey, k);
-      auto v = encode_cell(en.cell);
-      auto key = as_val(dk);
-      auto val = as_val(v);
-      if (auto rc = mdb_put(w, rollups_, &key, &val, 0); rc != 0)
-        return mdb_error("store: cannot write a rollup", rc);
-    }
+    // The tables were emptied above: adding to them writes the counts.
+    for (const auto& [term, en] : terms)
+      if (en.summary > 0)
+        if (auto rc = add_summary(w, summaries_, bkey, term, en.summary);
+            rc != 0)
+          return mdb_error("store: cannot write a summary", rc);
+    if (auto rc = put_rollups(w, rollups_, bkey, rollups); rc != 0)
+      return mdb_error("store: cannot write a rollup", rc);
   }
   if (auto rc = t.commit(); rc != 0)
     return mdb_error("store: commit failed", rc);
