@@ -38,6 +38,23 @@ config config::defaults() {
   c.wire.max_events = defaults::wire_max_events;
   c.wire.max_fields = defaults::wire_max_fields;
   c.wire.max_string_bytes = defaults::wire_max_string_bytes;
+  c.agent.server = std::string{defaults::agent_server};
+  c.agent.interval = defaults::agent_interval;
+  for (auto s : defaults::agent_inputs)
+    c.agent.inputs.emplace_back(s);
+  c.agent.root = std::string{defaults::agent_root};
+  c.agent.state_dir = std::string{defaults::agent_state_dir};
+  c.agent.spool_max_bytes = defaults::agent_spool_max_bytes;
+  for (auto s : defaults::agent_auth_logs)
+    c.agent.auth_logs.emplace_back(s);
+  for (auto s : defaults::agent_syslog_logs)
+    c.agent.syslog_logs.emplace_back(s);
+  for (auto s : defaults::agent_cron_logs)
+    c.agent.cron_logs.emplace_back(s);
+  c.agent.identity_interval = defaults::agent_identity_interval;
+  c.agent.index = std::string{defaults::agent_index};
+  c.libvirt.interval = defaults::libvirt_interval;
+  c.http.listen = std::string{defaults::http_listen};
   c.wire.max_name_bytes = defaults::wire_max_name_bytes;
   return c;
 }
@@ -222,12 +239,58 @@ std::string want_duration(const toml::node& n, std::chrono::milliseconds lo,
   return {};
 }
 
+// An array of strings; `allowed`, when not empty, lists the legal values.
+std::string want_strings(const toml::node& n,
+                         std::initializer_list<std::string_view> allowed,
+                         std::vector<std::string>& out) {
+  auto arr = n.as_array();
+  std::vector<std::string> v;
+  if (arr)
+    for (auto&& e : *arr) {
+      auto s = e.value_exact<std::string>();
+      if (!s) {
+        arr = nullptr;
+        break;
+      }
+      if (allowed.size() > 0
+          && std::find(allowed.begin(), allowed.end(), *s) == allowed.end()) {
+        std::string list;
+        for (auto a : allowed)
+          list += fmt::format("{}\"{}\"", list.empty() ? "" : ", ", a);
+        return fmt::format("expected values among {}, got {}", list,
+                           quote(*s));
+      }
+      v.push_back(*s);
+    }
+  if (!arr)
+    return fmt::format("expected an array of strings, got {}", show(n));
+  out = std::move(v);
+  return {};
+}
+
+std::string render_strings(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (const auto& s : v)
+    out += fmt::format("{}{}", out.size() > 1 ? ", " : "", quote(s));
+  return out + "]";
+}
+
+std::string want_endpoint(const toml::node& n, std::string& out) {
+  auto s = n.value_exact<std::string>();
+  if (!s || s->find("://") == std::string::npos)
+    return fmt::format("expected an endpoint such as "
+                       "\"tcp://127.0.0.1:7400\", got {}",
+                       show(n));
+  out = *s;
+  return {};
+}
+
 std::size_t to_size(std::uint64_t v) {
   return static_cast<std::size_t>(v);
 }
 
 // The option table: documentation order, grouped by TOML table.
-const std::array<option, 16> table = {{
+const option table[] = {
   {{"parallax.data-dir", "path",
     "Directory for the store, locks and state. Relative to the working "
     "directory. `--data DIR` overrides it."},
@@ -380,7 +443,140 @@ const std::array<option, 16> table = {{
      return e;
    },
    [](const config& c) { return fmt::format("{}", c.wire.max_name_bytes); }},
-}};
+  {{"parallax.agent.server", "string",
+    "`parallax agent`: the ingest endpoint of the server it sends to."},
+   [](config& c, const toml::node& n) {
+     return want_endpoint(n, c.agent.server);
+   },
+   [](const config& c) { return quote(c.agent.server); }},
+  {{"parallax.agent.interval", "duration",
+    "`parallax agent`: how often processes and system figures are sampled "
+    "and new log lines sent."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::milliseconds{100},
+                          c.agent.interval);
+   },
+   [](const config& c) { return quote(render_duration(c.agent.interval)); }},
+  {{"parallax.agent.inputs", "strings",
+    "`parallax agent`: which inputs run: \"processes\", \"system\", "
+    "\"identity\", \"logs\"."},
+   [](config& c, const toml::node& n) {
+     return want_strings(n, {"processes", "system", "identity", "logs"},
+                         c.agent.inputs);
+   },
+   [](const config& c) { return render_strings(c.agent.inputs); }},
+  {{"parallax.agent.root", "path",
+    "`parallax agent`: the directory holding proc/, sys/ and etc/passwd "
+    "(\"/\" on a real guest; tests point it at fixture trees)."},
+   [](config& c, const toml::node& n) -> std::string {
+     auto s = n.value_exact<std::string>();
+     if (!s || s->empty())
+       return fmt::format("expected a non-empty path string, got {}", show(n));
+     c.agent.root = *s;
+     return {};
+   },
+   [](const config& c) { return quote(c.agent.root.string()); }},
+  {{"parallax.agent.state-dir", "path",
+    "`parallax agent`: where its identity, log checkpoints and spool live; "
+    "empty means <data-dir>/agent."},
+   [](config& c, const toml::node& n) -> std::string {
+     auto s = n.value_exact<std::string>();
+     if (!s)
+       return fmt::format("expected a path string, got {}", show(n));
+     c.agent.state_dir = *s;
+     return {};
+   },
+   [](const config& c) { return quote(c.agent.state_dir.string()); }},
+  {{"parallax.agent.spool-max-bytes", "size",
+    "`parallax agent`: most bytes of unacknowledged batches kept on disk. "
+    "When full, the oldest batches are dropped, counted and logged."},
+   [](config& c, const toml::node& n) {
+     return want_size(n, std::uint64_t{1} << 16, std::uint64_t{1} << 40,
+                      c.agent.spool_max_bytes);
+   },
+   [](const config& c) { return render_size(c.agent.spool_max_bytes); }},
+  {{"parallax.agent.auth-logs", "strings",
+    "`parallax agent`: authentication logs to tail (globs), sent as "
+    "sourcetype os:auth."},
+   [](config& c, const toml::node& n) {
+     return want_strings(n, {}, c.agent.auth_logs);
+   },
+   [](const config& c) { return render_strings(c.agent.auth_logs); }},
+  {{"parallax.agent.syslog-logs", "strings",
+    "`parallax agent`: system logs to tail (globs), sent as os:syslog."},
+   [](config& c, const toml::node& n) {
+     return want_strings(n, {}, c.agent.syslog_logs);
+   },
+   [](const config& c) { return render_strings(c.agent.syslog_logs); }},
+  {{"parallax.agent.cron-logs", "strings",
+    "`parallax agent`: cron logs to tail (globs), sent as os:cron."},
+   [](config& c, const toml::node& n) {
+     return want_strings(n, {}, c.agent.cron_logs);
+   },
+   [](const config& c) { return render_strings(c.agent.cron_logs); }},
+  {{"parallax.agent.identity-interval", "duration",
+    "`parallax agent`: identity (hostname, NICs, BIOS UUID) is sent at "
+    "start, when it changes, and at least this often."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::seconds{1},
+                          c.agent.identity_interval);
+   },
+   [](const config& c) {
+     return quote(render_duration(c.agent.identity_interval));
+   }},
+  {{"parallax.agent.index", "string",
+    "`parallax agent`: the index its events are stored in."},
+   [](config& c, const toml::node& n) -> std::string {
+     auto s = n.value_exact<std::string>();
+     if (!s || s->empty())
+       return fmt::format("expected a non-empty string, got {}", show(n));
+     c.agent.index = *s;
+     return {};
+   },
+   [](const config& c) { return quote(c.agent.index); }},
+  {{"parallax.libvirt.uris", "strings",
+    "libvirt connections `parallax serve` polls, e.g. [\"qemu:///system\"] "
+    "(read-only); empty: no polling."},
+   [](config& c, const toml::node& n) {
+     return want_strings(n, {}, c.libvirt.uris);
+   },
+   [](const config& c) { return render_strings(c.libvirt.uris); }},
+  {{"parallax.libvirt.interval", "duration",
+    "How often each libvirt connection is polled."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::milliseconds{100},
+                          c.libvirt.interval);
+   },
+   [](const config& c) { return quote(render_duration(c.libvirt.interval)); }},
+  {{"parallax.http.listen", "string",
+    "host:port of the HTTP endpoint (collectd write_http JSON at "
+    "/collectd); empty turns it off. A non-loopback address requires "
+    "parallax.http.token."},
+   [](config& c, const toml::node& n) -> std::string {
+     auto s = n.value_exact<std::string>();
+     if (!s)
+       return fmt::format("expected \"host:port\" or \"\", got {}", show(n));
+     auto colon = s->rfind(':');
+     if (!s->empty()
+         && (colon == std::string::npos || colon == 0
+             || colon + 1 == s->size()))
+       return fmt::format("expected \"host:port\" or \"\", got {}", show(n));
+     c.http.listen = *s;
+     return {};
+   },
+   [](const config& c) { return quote(c.http.listen); }},
+  {{"parallax.http.token", "string",
+    "Bearer token HTTP clients must send (Authorization: Bearer TOKEN); "
+    "empty: none, allowed only on a loopback address."},
+   [](config& c, const toml::node& n) -> std::string {
+     auto s = n.value_exact<std::string>();
+     if (!s)
+       return fmt::format("expected a string, got {}", show(n));
+     c.http.token = *s;
+     return {};
+   },
+   [](const config& c) { return quote(c.http.token); }},
+};
 
 const std::vector<option_info>& infos() {
   static const auto v = [] {
@@ -570,6 +766,15 @@ error validate(const config& c) {
                  fmt::format("parallax.wire.max-string-bytes: {} exceeds "
                              "parallax.wire.max-frame-bytes ({})",
                              c.wire.max_string_bytes, c.wire.max_frame_bytes)};
+  if (!c.http.listen.empty() && c.http.token.empty()) {
+    auto host = c.http.listen.substr(0, c.http.listen.rfind(':'));
+    if (host != "127.0.0.1" && host != "localhost" && host != "[::1]")
+      return error{ec::config_bad_value,
+                   fmt::format("parallax.http.listen: \"{}\" is not a "
+                               "loopback address, so parallax.http.token "
+                               "must be set",
+                               c.http.listen)};
+  }
   return {};
 }
 

@@ -24,6 +24,34 @@
 
 namespace parallax {
 
+/// `parallax agent`: what the in-guest agent collects and where it sends it.
+struct agent_config {
+  std::string server;                        ///< parallax.agent.server
+  std::chrono::milliseconds interval{};      ///< parallax.agent.interval
+  std::vector<std::string> inputs;           ///< parallax.agent.inputs
+  std::filesystem::path root;                ///< parallax.agent.root
+  std::filesystem::path state_dir;           ///< parallax.agent.state-dir
+  std::uint64_t spool_max_bytes = 0;         ///< parallax.agent.spool-max-bytes
+  std::vector<std::string> auth_logs;        ///< parallax.agent.auth-logs
+  std::vector<std::string> syslog_logs;      ///< parallax.agent.syslog-logs
+  std::vector<std::string> cron_logs;        ///< parallax.agent.cron-logs
+  std::chrono::milliseconds identity_interval{}; ///< parallax.agent.identity-interval
+  std::string index;                         ///< parallax.agent.index
+};
+
+/// The libvirt poller inside `parallax serve`.
+struct libvirt_config {
+  std::vector<std::string> uris;             ///< parallax.libvirt.uris
+  std::chrono::milliseconds interval{};      ///< parallax.libvirt.interval
+};
+
+/// The HTTP endpoint inside `parallax serve` (collectd write_http, later
+/// the web view).
+struct http_config {
+  std::string listen;                        ///< parallax.http.listen
+  std::string token;                         ///< parallax.http.token
+};
+
 struct config {
   std::filesystem::path data_dir;                ///< parallax.data-dir
   log_level log = log_level::info;               ///< parallax.log-level
@@ -38,6 +66,9 @@ struct config {
   std::chrono::milliseconds max_future{};        ///< parallax.collector.max-future
   wire::limits wire;                             ///< parallax.wire.*
   std::vector<sourcetype_rules> sourcetypes;     ///< parallax.sourcetypes."NAME".*
+  agent_config agent;                            ///< parallax.agent.*
+  libvirt_config libvirt;                        ///< parallax.libvirt.*
+  http_config http;                              ///< parallax.http.*
 
   /// The built-in defaults (defaults.hpp).
   static config defaults();
@@ -46,7 +77,7 @@ struct config {
 /// One documented option, as listed by `parallax config --example`.
 struct option_info {
   std::string_view key;
-  std::string_view type; ///< "string", "path", "integer", "size", "duration", "level"
+  std::string_view type; ///< "string", "strings", "path", "integer", "size", "duration", "level"
   std::string_view doc;
 };
 

@@ -59,4 +59,38 @@ inline constexpr std::uint64_t wire_max_fields = 256;
 inline constexpr std::uint64_t wire_max_string_bytes = 512u << 10;
 inline constexpr std::uint64_t wire_max_name_bytes = 256;
 
+/// `parallax agent`: the server it sends to, how often it samples, which
+/// inputs run, which root holds proc/ and sys/ (tests use fixture trees).
+inline constexpr std::string_view agent_server = "tcp://127.0.0.1:7400";
+inline constexpr std::chrono::milliseconds agent_interval
+  = std::chrono::seconds{10};
+inline constexpr std::string_view agent_inputs[]
+  = {"processes", "system", "identity", "logs"};
+inline constexpr std::string_view agent_root = "/";
+/// Empty: `<data-dir>/agent`.
+inline constexpr std::string_view agent_state_dir = "";
+/// Unacknowledged batches kept on disk across restarts and outages; beyond
+/// this the oldest are dropped (counted and logged).
+inline constexpr std::uint64_t agent_spool_max_bytes = 64u << 20;
+/// Log files the agent tails (globs; missing files are skipped).
+inline constexpr std::string_view agent_auth_logs[]
+  = {"/var/log/auth.log", "/var/log/secure"};
+inline constexpr std::string_view agent_syslog_logs[]
+  = {"/var/log/syslog", "/var/log/messages"};
+inline constexpr std::string_view agent_cron_logs[]
+  = {"/var/log/cron.log", "/var/log/cron"};
+/// Identity (hostname, NICs, BIOS UUID) is sent at start, on change, and at
+/// least this often.
+inline constexpr std::chrono::milliseconds agent_identity_interval
+  = std::chrono::hours{1};
+inline constexpr std::string_view agent_index = "main";
+
+/// libvirt connections `parallax serve` polls (none by default) and how often.
+inline constexpr std::chrono::milliseconds libvirt_interval
+  = std::chrono::seconds{20};
+
+/// The HTTP endpoint (collectd write_http JSON at /collectd). Empty: off.
+/// Anything but a loopback address needs parallax.http.token.
+inline constexpr std::string_view http_listen = "127.0.0.1:7480";
+
 } // namespace parallax::defaults
