@@ -15,8 +15,9 @@ namespace parallax {
 /// anything else (also for the all-zero address).
 std::optional<std::string> normalize_mac(std::string_view text);
 
-/// True for a locally administered MAC (bit 0x02 of the first octet):
-/// virtual interfaces, not a VM's identity. Expects a normalised MAC.
+/// True for a locally administered MAC (bit 0x02 of the first octet).
+/// Docker and veth interfaces have it, but so does QEMU's 52:54:00 prefix:
+/// a hint, not a filter. Expects a normalised MAC.
 bool is_locally_administered(std::string_view mac) noexcept;
 
 /// A UUID as 36 lower-case characters with dashes, from upper or lower
