@@ -20,6 +20,14 @@
 #   libzstd-dev           compresses stored event blocks (~5x on logs and metrics)
 #   libsqlite3-dev        SQLite FTS5, the peer that `parallax bench ingest` measures against
 #   docker-compose        validates docker-compose.yml in the tests (no engine needed)
+#   libvirt-dev           the libvirt poller (read-only connections; the tests use its
+#                         built-in test driver, no daemon)
+#   nlohmann-json3-dev    parses collectd's write_http JSON (header-only)
+#   libcpp-httplib-dev    the HTTP endpoint (collectd write_http); a compiled library,
+#                         linked through its pkg-config flags
+#   collectd-core         the real collectd (virt, processes and write_http plugins) for
+#                         the integration test; no service is started by the package
+#   libcurl4              write_http's HTTP client (collectd-core does not depend on it)
 set -euo pipefail
 
 packages=(
@@ -28,6 +36,7 @@ packages=(
   doctest-dev libtomlplusplus-dev libcli11-dev libsqlite3-dev
   libzstd-dev libre2-dev
   python3 python3-msgpack docker-compose
+  libvirt-dev nlohmann-json3-dev libcpp-httplib-dev collectd-core libcurl4
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #include "parallax/actors/parser.hpp"
 
 #include "parallax/pipeline/logging.hpp"
+#include "parallax/pipeline/vsphere.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/sec.hpp>
@@ -16,7 +17,8 @@ constexpr std::string_view default_index = "main";
 
 bool needs_parsing(const event_view& e, const compiled_rules& r) {
   return e.time == unknown_time || e.index.empty()
-         || (e.raw && (!r.sed.empty() || r.kv != kv_mode::none));
+         || (e.raw && (!r.sed.empty() || r.kv != kv_mode::none))
+         || e.sourcetype == vsphere_sourcetype;
 }
 
 bool has_field(std::span<const field_view> fields, std::size_t first,
@@ -94,6 +96,16 @@ void parse_batch(ingest_item& item, const rulebook& book, time_ns now,
         item.fields.push_back({k, v});
         ++counters.kv_fields;
       });
+    }
+    if (e.sourcetype == vsphere_sourcetype) {
+      std::vector<field_view> added;
+      normalize_vsphere(
+        std::span<const field_view>{item.fields.data() + first[i],
+                                    item.fields.size() - first[i]},
+        [&](std::string_view k, value_view v) { added.push_back({k, v}); });
+      for (const auto& f : added)
+        if (item.fields.size() - first[i] < max_fields)
+          item.fields.push_back(f);
     }
   }
   // Times still unknown: the nearest event of the same source whose time
