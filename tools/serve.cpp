@@ -2,7 +2,10 @@
 
 #include "parallax/actors/ingest_pipeline.hpp"
 #include "parallax/actors/node.hpp"
+#include "parallax/pipeline/http_endpoint.hpp"
+#include "parallax/pipeline/libvirt_input.hpp"
 #include "parallax/pipeline/logging.hpp"
+#include "parallax/pipeline/source_sender.hpp"
 #include "parallax/pipeline/metrics.hpp"
 #include "parallax/pipeline/system.hpp"
 #include "parallax/storage/dir_lock.hpp"
@@ -11,6 +14,8 @@
 #include "parallax/version.hpp"
 
 #include <csignal>
+
+#include <fmt/ranges.h>
 
 #include <thread>
 
@@ -85,12 +90,58 @@ int run_serve(const config_args& args) {
       caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
       return 1;
     }
+    // Sources inside the server send through the collector's endpoint like
+    // any client (source_sender.hpp).
+    std::unique_ptr<source_sender> collectd_sender;
+    std::unique_ptr<http_endpoint> http;
+    if (!cfg->http.listen.empty()) {
+      collectd_sender = std::make_unique<source_sender>(
+        zctx, source_sender_options{(*pipeline)->endpoint(), "collectd"});
+      http_endpoint_options hopts;
+      hopts.listen = cfg->http.listen;
+      hopts.token = cfg->http.token;
+      hopts.max_body_bytes = cfg->wire.max_frame_bytes;
+      auto ep = http_endpoint::start(hopts, *collectd_sender, metrics);
+      if (!ep) {
+        log::error("serve", "{} (parallax.http.listen; \"\" turns the HTTP "
+                            "endpoint off)",
+                   ep.error().message);
+        collectd_sender.reset();
+        (*pipeline)->stop();
+        caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+        return 1;
+      }
+      http = std::move(*ep);
+      auto host = cfg->http.listen.substr(0, cfg->http.listen.rfind(':'));
+      log::info("serve", "http on {}:{} (POST /collectd: collectd "
+                         "write_http JSON{})",
+                host, http->port(),
+                cfg->http.token.empty() ? "" : "; bearer token required");
+    }
+    std::unique_ptr<libvirt_input> libvirt;
+    if (!cfg->libvirt.uris.empty()) {
+      libvirt_input_options lopts;
+      lopts.uris = cfg->libvirt.uris;
+      lopts.interval = cfg->libvirt.interval;
+      lopts.endpoint = (*pipeline)->endpoint();
+      libvirt = std::make_unique<libvirt_input>(zctx, std::move(lopts));
+      log::info("serve", "polling libvirt every {} ms: {}",
+                cfg->libvirt.interval.count(),
+                fmt::join(cfg->libvirt.uris, ", "));
+    }
     log::info("serve", "listening on {} ({} scheduler threads)",
               (*pipeline)->endpoint(), sys.scheduler().num_workers());
     int sig = 0;
     sigwait(&stop_signals, &sig);
     log::info("serve", "received {}, stopping",
               sig == SIGINT ? "SIGINT" : "SIGTERM");
+    // Inner sources first: they send through the collector.
+    if (http)
+      http->stop();
+    if (libvirt)
+      libvirt->stop();
+    if (collectd_sender)
+      collectd_sender->stop();
     // Stop taking batches first; what was not committed is not acked, and
     // clients resend it.
     (*pipeline)->stop();

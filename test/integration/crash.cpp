@@ -14,6 +14,7 @@
 #include "parallax/storage/environment.hpp"
 #include "parallax/storage/store.hpp"
 
+#include "integration/server_process.hpp"
 #include "temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -44,6 +45,9 @@
 
 using namespace parallax;
 using namespace std::chrono_literals;
+using parallax::test::free_port;
+using parallax::test::read_file;
+using parallax::test::server_process;
 
 namespace {
 
@@ -52,29 +56,6 @@ using clock_type = std::chrono::steady_clock;
 constexpr std::string_view source_id = "crash-client";
 constexpr std::size_t events_per_batch = 50;
 
-
-// A TCP port on 127.0.0.1 that is free right now: bind to port 0, read the
-// port the kernel chose, close. Every restart of the server reuses it.
-std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in{p};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Batch `seq` of `events_per_batch` events; each event carries its batch and
 // position so the store's contents can be checked event by event. Times lie
@@ -97,127 +78,6 @@ std::string make_frame(std::uint64_t seq, time_ns base) {
   }
   return wire::encode(b);
 }
-
-// `parallax serve` as a child process. Each start logs to its own file.
-class server_process {
-public:
-  server_process(std::filesystem::path dir, std::uint16_t port)
-    : dir_{std::move(dir)},
-      endpoint_{"tcp://127.0.0.1:" + std::to_string(port)} {
-  }
-
-  server_process(const server_process&) = delete;
-  server_process& operator=(const server_process&) = delete;
-
-  ~server_process() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-  }
-
-  const std::string& endpoint() const {
-    return endpoint_;
-  }
-
-  std::filesystem::path data_dir() const {
-    return dir_ / "data";
-  }
-
-  std::filesystem::path log_path() const {
-    return dir_ / ("serve-" + std::to_string(starts_) + ".log");
-  }
-
-  /// Starts the server and waits until it logs "listening on" (up to 10 s).
-  void start() {
-    REQUIRE(pid_ <= 0);
-    ++starts_;
-    // Everything the child needs is prepared before fork: after fork only
-    // async-signal-safe calls are allowed (the test has ZeroMQ threads).
-    std::string binary = PARALLAX_BINARY;
-    std::string data = data_dir().string();
-    std::string set = "parallax.collector.endpoint=" + endpoint_;
-    std::string log = log_path().string();
-    std::string serve = "serve", data_flag = "--data", set_flag = "--set";
-    char* argv[] = {binary.data(), serve.data(), data_flag.data(), data.data(),
-                    set_flag.data(), set.data(), nullptr};
-    auto t0 = clock_type::now();
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int null = ::open("/dev/null", O_RDWR);
-      if (fd < 0 || null < 0)
-        ::_exit(126);
-      ::dup2(null, STDIN_FILENO);
-      ::dup2(null, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-      ::execv(argv[0], argv);
-      ::_exit(127);
-    }
-    pid_ = pid;
-    auto deadline = t0 + 10s;
-    while (clock_type::now() < deadline) {
-      if (read_file(log_path()).find("listening on") != std::string::npos) {
-        startup_times_.push_back(
-          std::chrono::duration<double, std::milli>(clock_type::now() - t0)
-            .count());
-        return;
-      }
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL("parallax serve (start #", starts_, ") exited with status ",
-             status, " before listening; its log:\n", read_file(log_path()));
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    FAIL("parallax serve (start #", starts_,
-         ") did not log \"listening on\" within 10 s; its log:\n",
-         read_file(log_path()));
-  }
-
-  /// kill -9 and reap.
-  void kill9() {
-    REQUIRE(pid_ > 0);
-    REQUIRE(::kill(pid_, SIGKILL) == 0);
-    int status = 0;
-    REQUIRE(::waitpid(pid_, &status, 0) == pid_);
-    pid_ = -1;
-    CHECK(WIFSIGNALED(status));
-    if (WIFSIGNALED(status))
-      CHECK(WTERMSIG(status) == SIGKILL);
-  }
-
-  /// SIGTERM, then waits (up to 30 s); returns the exit status as waitpid
-  /// reports it.
-  int terminate() {
-    REQUIRE(pid_ > 0);
-    REQUIRE(::kill(pid_, SIGTERM) == 0);
-    auto deadline = clock_type::now() + 30s;
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) != pid_) {
-      if (clock_type::now() >= deadline)
-        FAIL("parallax serve did not stop within 30 s of SIGTERM; its log:\n",
-             read_file(log_path()));
-      std::this_thread::sleep_for(10ms);
-    }
-    pid_ = -1;
-    return status;
-  }
-
-  const std::vector<double>& startup_times_ms() const {
-    return startup_times_;
-  }
-
-private:
-  std::filesystem::path dir_;
-  std::string endpoint_;
-  pid_t pid_ = -1;
-  int starts_ = 0;
-  std::vector<double> startup_times_;
-};
 
 // Every (seq, i) in the store with its multiplicity, plus events that carry
 // no such fields.

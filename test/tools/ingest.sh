@@ -14,6 +14,8 @@ cat > "$tmp/parallax.toml" <<TOML
 data-dir = "$tmp/var"
 [parallax.collector]
 endpoint = "tcp://127.0.0.1:$port"
+[parallax.http]
+listen = "127.0.0.1:0"
 [parallax.sourcetypes."app:java"]
 time-format = "rfc3339"
 line-breaker = '^\d{4}-\d{2}-\d{2}T'
