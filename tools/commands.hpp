@@ -5,6 +5,10 @@
 
 #include "parallax/pipeline/config.hpp"
 
+#include <cstdint>
+#include "parallax/storage/store.hpp"
+
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +27,27 @@ struct config_args {
 std::optional<config> load(const config_args& args, const char* command);
 
 int run_serve(const config_args& args);
+
+/// What a running server offers to code that runs beside it (the demo).
+struct serve_context {
+  std::string collector_endpoint; ///< where batches go
+  int http_port = 0;              ///< 0: HTTP is off
+  storage::store& store;          ///< readable from any thread
+};
+
+struct serve_hooks {
+  /// Once everything listens.
+  std::function<void(const serve_context&)> started;
+  /// About once a second while running; false stops the server.
+  std::function<bool()> tick;
+  /// After a stop signal, before the server's own parts stop.
+  std::function<void()> stopping;
+};
+
+/// `parallax serve` with an already loaded configuration: runs until
+/// SIGINT or SIGTERM (blocked in every thread) or until `hooks.tick`
+/// returns false.
+int serve(const config& cfg, const serve_hooks& hooks);
 
 struct decode_args {
   config_args cfg;
@@ -55,5 +80,31 @@ struct ingest_args {
   unsigned timeout = 120;   ///< seconds to wait for the last acks
 };
 int run_ingest(const ingest_args& args);
+
+/// `parallax simulate` (docs/simulator.md).
+struct simulate_args {
+  std::uint64_t seed = 1;
+  std::size_t vms = 12;
+  std::size_t hosts = 3;
+  std::optional<std::string> scenario; ///< TOML scenario file
+  std::optional<std::string> duration; ///< "1h" (default without --events)
+  std::optional<std::uint64_t> events; ///< stop after N events
+  std::string rate = "max";            ///< events/s or "max"
+  bool live = false;                   ///< follow the wall clock
+  std::optional<std::string> start;    ///< epoch seconds or now-DURATION
+  std::string endpoint;                ///< send to a server, or
+  std::string out;                     ///< write length-prefixed frames
+  std::string truth;                   ///< ground-truth JSON file
+  bool canonical_macs = false;         ///< guests write normalised MACs
+  unsigned timeout = 120;              ///< seconds to wait for acks
+};
+int run_simulate(const simulate_args& args);
+
+struct agent_args {
+  config_args cfg;
+  bool once = false;      ///< one round, send, wait for the acks, exit
+  unsigned timeout = 30;  ///< --once: seconds to wait for the acks
+};
+int run_agent(const agent_args& args);
 
 } // namespace parallax::tools

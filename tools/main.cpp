@@ -2,6 +2,7 @@
 
 #include "commands.hpp"
 
+#include "parallax/bench/agent.hpp"
 #include "parallax/bench/codec.hpp"
 #include "parallax/bench/ingest.hpp"
 #include "parallax/version.hpp"
@@ -85,12 +86,87 @@ int main(int argc, char** argv) {
                          "acknowledgements")
     ->capture_default_str();
 
+  agent_args ag_args;
+  auto agent_cmd = app.add_subcommand(
+    "agent", "Run the in-guest agent: sample processes, system figures, "
+             "identity and log lines (parallax.agent.*) and send them to the "
+             "server, spooling on disk what is not yet acknowledged; runs "
+             "until SIGINT or SIGTERM");
+  add_config_options(*agent_cmd, ag_args.cfg);
+  agent_cmd->add_flag("--once", ag_args.once,
+                      "Collect one round, send it with whatever the spool "
+                      "holds, wait for the acknowledgements and exit (exit "
+                      "1 if some stay unanswered; they stay in the spool)");
+  agent_cmd->add_option("--timeout", ag_args.timeout,
+                        "With --once: seconds to wait for the "
+                        "acknowledgements")
+    ->capture_default_str();
+
   buckets_args bk_args;
   auto buckets = app.add_subcommand(
     "buckets", "List the store's time buckets with their ranges, counts and "
                "sizes (read-only; works while the server runs)");
   add_config_options(*buckets, bk_args.cfg);
   buckets->add_flag("--json", bk_args.json, "One JSON object per bucket");
+
+  simulate_args sim_args;
+  auto simulate_cmd = app.add_subcommand(
+    "simulate", "Simulate a fleet of VMs seen from the hypervisor and from "
+                "inside each guest, with injected scenarios, and write the "
+                "ground truth (docs/simulator.md)");
+  simulate_cmd->footer(
+    "Examples:\n"
+    "  parallax simulate --endpoint tcp://127.0.0.1:7400 --duration 1h "
+    "--scenario etc/scenarios/demo.toml --truth truth.json\n"
+    "  parallax simulate --vms 100 --duration 1h --out fleet.frames\n"
+    "  parallax simulate --live --endpoint tcp://127.0.0.1:7400   "
+    "(until Ctrl-C)\n"
+    "VMs are named web-01, db-02, app-03, cache-04, web-05, ...; host i "
+    "is kvm-0i (libvirt) when i is odd, esx-0i (vSphere) when even.");
+  simulate_cmd->add_option("--seed", sim_args.seed,
+                           "Seed: the same seed and options give the same "
+                           "events, byte for byte")
+    ->capture_default_str();
+  simulate_cmd->add_option("--vms", sim_args.vms, "Number of VMs (clones "
+                                                  "come on top)")
+    ->capture_default_str();
+  simulate_cmd->add_option("--hosts", sim_args.hosts,
+                           "Number of hypervisor hosts, alternately libvirt "
+                           "and vSphere")
+    ->capture_default_str();
+  simulate_cmd->add_option("--scenario", sim_args.scenario,
+                           "TOML file of events to inject (default: a steady "
+                           "fleet); see etc/scenarios/")
+    ->check(CLI::ExistingFile);
+  simulate_cmd->add_option("--duration", sim_args.duration,
+                           "Simulated time span, e.g. 10m, 1h, 1d (default "
+                           "1h; with --live or --events: no limit)");
+  simulate_cmd->add_option("--events", sim_args.events,
+                           "Stop after this many events");
+  simulate_cmd->add_option("--rate", sim_args.rate,
+                           "Events per second to send at, or max")
+    ->capture_default_str();
+  simulate_cmd->add_flag("--live", sim_args.live,
+                         "Follow the wall clock: each sample is sent when "
+                         "its time comes (starts now)");
+  simulate_cmd->add_option("--start", sim_args.start,
+                           "Simulated start: seconds since the epoch or "
+                           "now-DURATION (default: now minus the duration)");
+  simulate_cmd->add_option("--endpoint", sim_args.endpoint,
+                           "Send through this ingest endpoint, e.g. "
+                           "tcp://127.0.0.1:7400");
+  simulate_cmd->add_option("--out", sim_args.out,
+                           "Write the batches to this file instead "
+                           "(length-prefixed wire frames)");
+  simulate_cmd->add_option("--truth", sim_args.truth,
+                           "Write the ground truth (JSON) to this file");
+  simulate_cmd->add_flag("--canonical-macs", sim_args.canonical_macs,
+                         "Guests write normalised MACs instead of mixed "
+                         "notations");
+  simulate_cmd->add_option("--timeout", sim_args.timeout,
+                           "Seconds to wait for the server's "
+                           "acknowledgements")
+    ->capture_default_str();
 
   config_args rebuild_args;
   auto rebuild = app.add_subcommand(
@@ -133,6 +209,21 @@ int main(int argc, char** argv) {
                    "Skip the SQLite FTS5 peer");
   ingest->add_flag("--json", ingest_opts.json, "One machine-readable JSON line");
 
+  parallax::bench::agent_options agent_opts;
+  auto agent_bench = bench->add_subcommand(
+    "agent", "The agent's footprint: CPU per collection round (processes, "
+             "system, identity; encoding and spooling included) with extra "
+             "child processes running, as % of one core at a 10 s interval, "
+             "and peak RSS");
+  agent_bench->add_option("--processes", agent_opts.processes,
+                          "Child processes to start (kept asleep)")
+    ->capture_default_str();
+  agent_bench->add_option("--rounds", agent_opts.rounds,
+                          "Collection rounds measured")
+    ->capture_default_str();
+  agent_bench->add_flag("--json", agent_opts.json,
+                        "One machine-readable JSON line");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -158,13 +249,19 @@ int main(int argc, char** argv) {
     return run_config(cfg_args);
   if (*ingest_cmd)
     return run_ingest(in_args);
+  if (*agent_cmd)
+    return run_agent(ag_args);
   if (*buckets)
     return run_buckets(bk_args);
   if (*rebuild)
     return run_rebuild_summaries(rebuild_args);
+  if (*simulate_cmd)
+    return run_simulate(sim_args);
   if (*codec)
     return parallax::bench::run_codec(codec_opts);
   if (*ingest)
     return parallax::bench::run_ingest(ingest_opts);
+  if (*agent_bench)
+    return parallax::bench::run_agent(agent_opts);
   return 2;
 }

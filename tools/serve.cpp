@@ -32,6 +32,11 @@ int run_serve(const config_args& args) {
   auto cfg = load(args, "serve");
   if (!cfg)
     return 2;
+  return serve(*cfg, {});
+}
+
+int serve(const config& loaded, const serve_hooks& hooks) {
+  const auto* cfg = &loaded;
   log::set_level(cfg->log);
   // Block the stop signals before any thread exists, so every thread
   // inherits the mask and only sigwait below receives them.
@@ -131,10 +136,29 @@ int run_serve(const config_args& args) {
     }
     log::info("serve", "listening on {} ({} scheduler threads)",
               (*pipeline)->endpoint(), sys.scheduler().num_workers());
+    if (hooks.started)
+      hooks.started(serve_context{(*pipeline)->endpoint(),
+                                  http ? http->port() : 0, *store});
     int sig = 0;
-    sigwait(&stop_signals, &sig);
-    log::info("serve", "received {}, stopping",
-              sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (hooks.tick) {
+      // Wake up once a second for the hook, until a signal or the hook
+      // says stop.
+      timespec second{1, 0};
+      for (;;) {
+        siginfo_t info{};
+        sig = sigtimedwait(&stop_signals, &info, &second);
+        if (sig > 0 || !hooks.tick())
+          break;
+      }
+    } else {
+      sigwait(&stop_signals, &sig);
+    }
+    log::info("serve", "{}, stopping",
+              sig == SIGINT    ? "received SIGINT"
+              : sig == SIGTERM ? "received SIGTERM"
+                               : "done");
+    if (hooks.stopping)
+      hooks.stopping();
     // Inner sources first: they send through the collector.
     if (http)
       http->stop();

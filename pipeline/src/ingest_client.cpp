@@ -105,12 +105,16 @@ error ingest_client::pump(std::chrono::milliseconds wait) {
                                                     - p.first_sent)
             .count());
         pending_.erase(it);
+        if (on_done)
+          on_done(*r->sequence);
         break;
       case wire::reply_status::rejected:
         ++stats_.rejected;
         if (on_rejected)
           on_rejected(*r);
         pending_.erase(it);
+        if (on_done)
+          on_done(*r->sequence);
         break;
       case wire::reply_status::failed:
         ++stats_.failed;

@@ -70,6 +70,16 @@ public:
   /// Called for every rejected batch.
   std::function<void(const wire::reply&)> on_rejected;
 
+  /// Called with the sequence of every batch answered for good (ack,
+  /// duplicate or rejected), after `on_rejected`.
+  std::function<void(std::uint64_t)> on_done;
+
+  /// Handles the replies that arrive within `wait` and resends what is
+  /// due, without sending anything new.
+  error poll(std::chrono::milliseconds wait) {
+    return pump(wait);
+  }
+
 private:
   using clock = std::chrono::steady_clock;
   struct pending {

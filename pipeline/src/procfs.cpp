@@ -1,0 +1,608 @@
+#include "parallax/pipeline/procfs.hpp"
+
+#include "parallax/schemas/identity.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace parallax::procfs {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+template <class T>
+bool to_number(std::string_view s, T& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc{} && p == s.data() + s.size();
+}
+
+// Splits off the next space-separated token of `s`.
+std::string_view next_token(std::string_view& s) {
+  auto b = s.find_first_not_of(" \t\n");
+  if (b == std::string_view::npos) {
+    s = {};
+    return {};
+  }
+  s.remove_prefix(b);
+  auto e = s.find_first_of(" \t\n");
+  auto tok = s.substr(0, e);
+  s.remove_prefix(e == std::string_view::npos ? s.size() : e);
+  return tok;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t'
+                        || s.back() == '\r'))
+    s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  return s;
+}
+
+// "Key:   123 kB" lines of /proc/meminfo: the value in bytes.
+std::optional<std::int64_t> meminfo_value(std::string_view text,
+                                          std::string_view key) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto eol = text.find('\n', pos);
+    auto line = text.substr(pos, eol == std::string_view::npos ? text.npos
+                                                               : eol - pos);
+    pos = eol == std::string_view::npos ? text.size() : eol + 1;
+    if (line.size() > key.size() && line.starts_with(key)
+        && line[key.size()] == ':') {
+      auto rest = line.substr(key.size() + 1);
+      auto num = next_token(rest);
+      auto unit = next_token(rest);
+      std::int64_t v = 0;
+      if (!to_number(num, v))
+        return std::nullopt;
+      return unit == "kB" ? v * 1024 : v;
+    }
+  }
+  return std::nullopt;
+}
+
+std::int64_t to_i64(std::uint64_t v) {
+  return static_cast<std::int64_t>(
+    std::min<std::uint64_t>(v, static_cast<std::uint64_t>(INT64_MAX)));
+}
+
+} // namespace
+
+int read_file(const fs::path& p, std::string& out, std::size_t max_bytes) {
+  out.clear();
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return errno;
+  char buf[4096];
+  int err = 0;
+  while (out.size() < max_bytes) {
+    auto n = ::read(fd, buf, std::min(sizeof buf, max_bytes - out.size()));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      err = errno;
+      break;
+    }
+    if (n == 0)
+      break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return err;
+}
+
+bool is_system_root(const fs::path& root) {
+  std::error_code ec;
+  return root.empty() || fs::equivalent(root, "/", ec);
+}
+
+std::optional<proc_stat> parse_stat(std::string_view text) {
+  proc_stat s;
+  auto open = text.find('(');
+  auto close = text.rfind(')');
+  if (open == text.npos || close == text.npos || close < open)
+    return std::nullopt;
+  if (!to_number(trim(text.substr(0, open)), s.pid))
+    return std::nullopt;
+  s.command = std::string{text.substr(open + 1, close - open - 1)};
+  auto rest = text.substr(close + 1);
+  // Fields 3.. follow; index i below is the field number.
+  std::string_view f[25];
+  for (int i = 3; i <= 24; ++i) {
+    f[i] = next_token(rest);
+    if (f[i].empty())
+      return std::nullopt;
+  }
+  if (f[3].size() != 1)
+    return std::nullopt;
+  s.state = f[3][0];
+  if (!to_number(f[4], s.ppid) || !to_number(f[14], s.utime)
+      || !to_number(f[15], s.stime) || !to_number(f[20], s.threads)
+      || !to_number(f[22], s.starttime) || !to_number(f[23], s.vsize))
+    return std::nullopt;
+  // rss is signed in the kernel's format; a negative value means 0.
+  std::int64_t rss = 0;
+  if (!to_number(f[24], rss))
+    return std::nullopt;
+  s.rss_pages = rss > 0 ? static_cast<std::uint64_t>(rss) : 0;
+  return s;
+}
+
+std::optional<proc_owner> parse_status(std::string_view text) {
+  proc_owner o;
+  bool uid = false, gid = false;
+  std::size_t pos = 0;
+  while (pos < text.size() && !(uid && gid)) {
+    auto eol = text.find('\n', pos);
+    auto line = text.substr(pos, eol == text.npos ? text.npos : eol - pos);
+    pos = eol == text.npos ? text.size() : eol + 1;
+    auto take = [&](std::string_view key, std::uint32_t& v, bool& seen) {
+      if (!line.starts_with(key))
+        return;
+      auto rest = line.substr(key.size());
+      seen = to_number(next_token(rest), v); // the first is the real id
+    };
+    take("Uid:", o.uid, uid);
+    take("Gid:", o.gid, gid);
+  }
+  if (!uid || !gid)
+    return std::nullopt;
+  return o;
+}
+
+std::string join_cmdline(std::string_view raw) {
+  while (!raw.empty() && raw.back() == '\0')
+    raw.remove_suffix(1);
+  std::string out{raw};
+  std::replace(out.begin(), out.end(), '\0', ' ');
+  return out;
+}
+
+std::unordered_map<std::uint32_t, std::string>
+parse_id_file(std::string_view text) {
+  std::unordered_map<std::uint32_t, std::string> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto eol = text.find('\n', pos);
+    auto line = text.substr(pos, eol == text.npos ? text.npos : eol - pos);
+    pos = eol == text.npos ? text.size() : eol + 1;
+    if (line.empty() || line.front() == '#')
+      continue;
+    auto c1 = line.find(':');
+    if (c1 == 0 || c1 == line.npos)
+      continue;
+    auto c2 = line.find(':', c1 + 1);
+    if (c2 == line.npos)
+      continue;
+    auto c3 = line.find(':', c2 + 1);
+    auto id_text = line.substr(c2 + 1, c3 == line.npos ? line.npos
+                                                       : c3 - c2 - 1);
+    std::uint32_t id = 0;
+    if (!to_number(id_text, id))
+      continue;
+    out.emplace(id, std::string{line.substr(0, c1)});
+  }
+  return out;
+}
+
+// -- user_db -----------------------------------------------------------------
+
+user_db::user_db(fs::path root)
+  : system_{is_system_root(root)}, root_{std::move(root)} {
+}
+
+void user_db::load_files() {
+  files_loaded_ = true;
+  std::string text;
+  if (read_file(root_ / "etc/passwd", text, 16u << 20) == 0)
+    users_ = parse_id_file(text);
+  if (read_file(root_ / "etc/group", text, 16u << 20) == 0)
+    groups_ = parse_id_file(text);
+}
+
+const std::string& user_db::user(std::uint32_t uid) {
+  if (!system_ && !files_loaded_)
+    load_files();
+  auto it = users_.find(uid);
+  if (it != users_.end())
+    return it->second;
+  std::string name = std::to_string(uid);
+  if (system_) {
+    struct passwd pw {};
+    struct passwd* res = nullptr;
+    std::vector<char> buf(16384);
+    if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &res) == 0 && res)
+      name = pw.pw_name;
+  }
+  // Unknown ids are cached too: NSS lookups can be slow (LDAP).
+  return users_.emplace(uid, std::move(name)).first->second;
+}
+
+const std::string& user_db::group(std::uint32_t gid) {
+  if (!system_ && !files_loaded_)
+    load_files();
+  auto it = groups_.find(gid);
+  if (it != groups_.end())
+    return it->second;
+  std::string name = std::to_string(gid);
+  if (system_) {
+    struct group gr {};
+    struct group* res = nullptr;
+    std::vector<char> buf(16384);
+    if (::getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) == 0 && res)
+      name = gr.gr_name;
+  }
+  return groups_.emplace(gid, std::move(name)).first->second;
+}
+
+// -- processes ---------------------------------------------------------------
+
+std::optional<proc_stat_file> parse_proc_stat(std::string_view text) {
+  proc_stat_file out;
+  bool have_cpu = false;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto eol = text.find('\n', pos);
+    auto line = text.substr(pos, eol == text.npos ? text.npos : eol - pos);
+    pos = eol == text.npos ? text.size() : eol + 1;
+    auto rest = line;
+    auto key = next_token(rest);
+    if (key == "cpu") {
+      std::uint64_t* dst[] = {&out.cpu.user,   &out.cpu.nice, &out.cpu.system,
+                              &out.cpu.idle,   &out.cpu.iowait, &out.cpu.irq,
+                              &out.cpu.softirq, &out.cpu.steal};
+      // Old kernels have fewer columns: the missing ones stay 0.
+      for (auto* d : dst) {
+        auto tok = next_token(rest);
+        if (tok.empty())
+          break;
+        if (!to_number(tok, *d))
+          return std::nullopt;
+      }
+      have_cpu = true;
+    } else if (key.size() > 3 && key.starts_with("cpu")) {
+      ++out.cpus;
+    } else if (key == "btime") {
+      to_number(next_token(rest), out.btime);
+    }
+  }
+  if (!have_cpu)
+    return std::nullopt;
+  return out;
+}
+
+std::optional<std::int64_t> boot_time(const fs::path& root) {
+  std::string text;
+  if (read_file(root / "proc/stat", text) != 0)
+    return std::nullopt;
+  auto s = parse_proc_stat(text);
+  if (!s || s->btime <= 0)
+    return std::nullopt;
+  return s->btime;
+}
+
+process_sampler::process_sampler(fs::path root, host_constants hc)
+  : proc_{root / "proc"}, hc_{hc}, users_{root} {
+  if (hc_.clk_tck <= 0)
+    hc_.clk_tck = ::sysconf(_SC_CLK_TCK);
+  if (hc_.page_size <= 0)
+    hc_.page_size = ::sysconf(_SC_PAGESIZE);
+}
+
+void process_sampler::sample(time_ns wall, std::int64_t mono_ns,
+                             std::vector<event>& out) {
+  vanished_ = 0;
+  next_.clear();
+  auto btime = boot_time(proc_.parent_path());
+  double dt_s = prev_mono_ ? static_cast<double>(mono_ns - *prev_mono_) / 1e9
+                           : 0.0;
+  DIR* dir = ::opendir(proc_.c_str());
+  if (!dir)
+    return;
+  std::string path = proc_.string() + "/";
+  const auto base_len = path.size();
+  // A process that is gone between readdir and any of the reads below
+  // (ENOENT; ESRCH from some files of a dying process) is skipped silently.
+  auto gone = [](int err) { return err == ENOENT || err == ESRCH; };
+  while (auto* de = ::readdir(dir)) {
+    std::int64_t pid = 0;
+    if (!to_number(std::string_view{de->d_name}, pid))
+      continue;
+    path.resize(base_len);
+    path += de->d_name;
+    path += "/stat";
+    if (auto err = read_file(path, buf_, 4096)) {
+      if (gone(err))
+        ++vanished_;
+      continue;
+    }
+    auto st = parse_stat(buf_);
+    if (!st)
+      continue;
+    path.resize(base_len + std::strlen(de->d_name));
+    path += "/status";
+    if (auto err = read_file(path, buf_, 16384)) {
+      if (gone(err))
+        ++vanished_;
+      continue;
+    }
+    auto owner = parse_status(buf_);
+    if (!owner)
+      continue;
+    path.resize(base_len + std::strlen(de->d_name));
+    path += "/cmdline";
+    if (auto err = read_file(path, buf_, 64u << 10)) {
+      if (gone(err))
+        ++vanished_;
+      continue;
+    }
+    event e;
+    e.time = wall;
+    e.sourcetype = "os:process";
+    e.fields.reserve(16);
+    e.fields.push_back({"pid", st->pid});
+    e.fields.push_back({"ppid", st->ppid});
+    e.fields.push_back({"command", std::move(st->command)});
+    e.fields.push_back({"args", join_cmdline(buf_)});
+    e.fields.push_back({"user", users_.user(owner->uid)});
+    e.fields.push_back({"uid", std::int64_t{owner->uid}});
+    e.fields.push_back({"group", users_.group(owner->gid)});
+    e.fields.push_back({"gid", std::int64_t{owner->gid}});
+    e.fields.push_back({"state", std::string(1, st->state)});
+    if (btime) {
+      auto tck = static_cast<std::uint64_t>(hc_.clk_tck);
+      time_ns start = *btime * 1'000'000'000
+                      + to_i64(st->starttime / tck) * 1'000'000'000
+                      + to_i64(st->starttime % tck) * 1'000'000'000
+                          / hc_.clk_tck;
+      e.fields.push_back({"start_time", start});
+    }
+    auto ticks = st->utime + st->stime;
+    key k{st->pid, st->starttime};
+    if (auto it = prev_.find(k); it != prev_.end() && dt_s > 0
+                                 && ticks >= it->second) {
+      double cpu_s = static_cast<double>(ticks - it->second)
+                     / static_cast<double>(hc_.clk_tck);
+      e.fields.push_back({"cpu_pct", cpu_s / dt_s * 100.0});
+    }
+    next_.emplace(k, ticks);
+    e.fields.push_back(
+      {"rss_bytes", to_i64(st->rss_pages
+                           * static_cast<std::uint64_t>(hc_.page_size))});
+    e.fields.push_back({"vsz_bytes", to_i64(st->vsize)});
+    e.fields.push_back({"threads", st->threads});
+    out.push_back(std::move(e));
+  }
+  ::closedir(dir);
+  // Only processes seen now are kept: a vanished pid, reused later with
+  // another starttime, never matches its predecessor.
+  std::swap(prev_, next_);
+  prev_mono_ = mono_ns;
+}
+
+// -- system ------------------------------------------------------------------
+
+system_sampler::system_sampler(fs::path root) : root_{std::move(root)} {
+}
+
+std::optional<event> system_sampler::sample(time_ns wall) {
+  std::string text;
+  if (read_file(root_ / "proc/meminfo", text) != 0)
+    return std::nullopt;
+  event e;
+  e.time = wall;
+  e.sourcetype = "os:system";
+  auto total = meminfo_value(text, "MemTotal");
+  auto avail = meminfo_value(text, "MemAvailable");
+  if (total)
+    e.fields.push_back({"mem_total_bytes", *total});
+  if (avail)
+    e.fields.push_back({"mem_available_bytes", *avail});
+  if (total && avail) {
+    e.fields.push_back({"mem_used_bytes", *total - *avail});
+    if (*total > 0)
+      e.fields.push_back({"mem_used_pct",
+                          static_cast<double>(*total - *avail)
+                            / static_cast<double>(*total) * 100.0});
+  }
+  if (auto v = meminfo_value(text, "SwapTotal"))
+    e.fields.push_back({"swap_total_bytes", *v});
+  if (auto v = meminfo_value(text, "SwapFree"))
+    e.fields.push_back({"swap_free_bytes", *v});
+  if (read_file(root_ / "proc/stat", text) != 0)
+    return std::nullopt;
+  auto st = parse_proc_stat(text);
+  if (!st)
+    return std::nullopt;
+  const auto& c = st->cpu;
+  if (prev_) {
+    const auto& p = *prev_;
+    // Every counter must have moved forward, else the rates are unknown.
+    bool monotonic = c.user >= p.user && c.nice >= p.nice
+                     && c.system >= p.system && c.idle >= p.idle
+                     && c.iowait >= p.iowait && c.irq >= p.irq
+                     && c.softirq >= p.softirq && c.steal >= p.steal;
+    if (monotonic && c.total() > p.total()) {
+      auto dt = static_cast<double>(c.total() - p.total());
+      auto busy = static_cast<double>(
+        (c.user - p.user) + (c.nice - p.nice) + (c.system - p.system)
+        + (c.irq - p.irq) + (c.softirq - p.softirq));
+      e.fields.push_back({"cpu_busy_pct", busy / dt * 100.0});
+      e.fields.push_back(
+        {"cpu_iowait_pct", static_cast<double>(c.iowait - p.iowait) / dt * 100.0});
+      e.fields.push_back(
+        {"cpu_steal_pct", static_cast<double>(c.steal - p.steal) / dt * 100.0});
+    }
+  }
+  prev_ = c;
+  e.fields.push_back({"cpus", st->cpus});
+  if (read_file(root_ / "proc/loadavg", text) == 0) {
+    std::string_view rest = text;
+    const char* names[] = {"load1", "load5", "load15"};
+    for (auto* n : names) {
+      double v = 0;
+      if (!to_number(next_token(rest), v))
+        break;
+      e.fields.push_back({n, v});
+    }
+  }
+  if (read_file(root_ / "proc/uptime", text) == 0) {
+    std::string_view rest = text;
+    double v = 0;
+    if (to_number(next_token(rest), v))
+      e.fields.push_back({"uptime_s", v});
+  }
+  return e;
+}
+
+// -- identity ----------------------------------------------------------------
+
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty())
+      out += ',';
+    out += s;
+  }
+  return out;
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s)
+    if (c >= 'A' && c <= 'Z')
+      c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+// Interface name → its addresses, from the running kernel. IPv6 link-local
+// addresses are left out: they are derived from the MAC and name nothing.
+std::map<std::string, std::vector<std::string>> system_ips() {
+  std::map<std::string, std::vector<std::string>> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0)
+    return out;
+  for (auto* a = list; a; a = a->ifa_next) {
+    if (!a->ifa_addr || !a->ifa_name)
+      continue;
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (a->ifa_addr->sa_family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(a->ifa_addr);
+      ::inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
+    } else if (a->ifa_addr->sa_family == AF_INET6) {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(a->ifa_addr);
+      if (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr))
+        continue;
+      ::inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
+    } else {
+      continue;
+    }
+    out[a->ifa_name].emplace_back(buf);
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+} // namespace
+
+identity read_identity(const fs::path& root) {
+  identity id;
+  std::string text;
+  if (read_file(root / "proc/sys/kernel/hostname", text) == 0)
+    id.hostname = std::string{trim(text)};
+  std::map<std::string, std::vector<std::string>> ips;
+  if (is_system_root(root))
+    ips = system_ips();
+  std::error_code ec;
+  auto net = root / "sys/class/net";
+  for (fs::directory_iterator it{net, ec}, end; !ec && it != end;
+       it.increment(ec)) {
+    nic_info n;
+    n.name = it->path().filename().string();
+    auto dir = it->path();
+    if (read_file(dir / "address", text) == 0)
+      if (auto mac = normalize_mac(trim(text)))
+        n.mac = *mac;
+    if (read_file(dir / "operstate", text) == 0)
+      n.operstate = std::string{trim(text)};
+    std::error_code e2;
+    // ARPHRD_LOOPBACK is 772 in the type file.
+    bool loopback = n.name == "lo";
+    if (read_file(dir / "type", text) == 0 && trim(text) == "772")
+      loopback = true;
+    if (loopback)
+      n.kind = "loopback";
+    else if (fs::is_directory(dir / "bridge", e2))
+      n.kind = "bridge";
+    else if (fs::exists(dir / "device", e2))
+      n.kind = "physical";
+    else
+      n.kind = "virtual";
+    if (auto f = ips.find(n.name); f != ips.end())
+      n.ips = f->second;
+    id.nics.push_back(std::move(n));
+  }
+  std::sort(id.nics.begin(), id.nics.end(),
+            [](const nic_info& a, const nic_info& b) { return a.name < b.name; });
+  auto dmi = root / "sys/class/dmi/id";
+  if (read_file(dmi / "product_uuid", text) == 0 && !trim(text).empty()) {
+    id.bios_uuid = lower(std::string{trim(text)});
+    id.bios_readable = true;
+    if (read_file(dmi / "product_serial", text) == 0)
+      id.bios_serial = std::string{trim(text)};
+  }
+  return id;
+}
+
+std::vector<event> identity::to_events(time_ns wall) const {
+  std::vector<event> out;
+  event e;
+  e.time = wall;
+  e.sourcetype = "os:identity";
+  std::vector<std::string> macs, addrs;
+  for (const auto& n : nics)
+    if (n.kind == "physical") {
+      if (!n.mac.empty())
+        macs.push_back(n.mac);
+      addrs.insert(addrs.end(), n.ips.begin(), n.ips.end());
+    }
+  e.fields.push_back({"hostname", hostname});
+  e.fields.push_back({"macs", join(macs)});
+  e.fields.push_back({"ips", join(addrs)});
+  if (bios_readable) {
+    e.fields.push_back({"bios_uuid", bios_uuid});
+    e.fields.push_back({"bios_serial", bios_serial});
+  }
+  e.fields.push_back({"bios_readable", bios_readable});
+  out.push_back(std::move(e));
+  for (const auto& n : nics) {
+    event ne;
+    ne.time = wall;
+    ne.sourcetype = "os:nic";
+    ne.fields.push_back({"nic", n.name});
+    if (!n.mac.empty())
+      ne.fields.push_back({"mac", n.mac});
+    ne.fields.push_back({"ips", join(n.ips)});
+    ne.fields.push_back({"kind", n.kind});
+    ne.fields.push_back({"operstate", n.operstate});
+    out.push_back(std::move(ne));
+  }
+  return out;
+}
+
+} // namespace parallax::procfs

@@ -1,0 +1,211 @@
+// `parallax agent --once` against this machine's real /proc and /sys and a
+// real `parallax serve`, both the real binary: processes, system figures,
+// identity and a temporary auth log must arrive in the store.
+
+#include "parallax/schemas/event.hpp"
+#include "parallax/storage/environment.hpp"
+#include "parallax/storage/store.hpp"
+
+#include "temp_dir.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace parallax;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in{p};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::uint16_t unused_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Runs the binary with `args`, stderr to `log`; returns the pid.
+pid_t spawn(std::vector<std::string> args, const fs::path& log) {
+  args.insert(args.begin(), PARALLAX_BINARY);
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string log_path = log.string();
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int null = ::open("/dev/null", O_RDWR);
+    if (fd < 0 || null < 0)
+      ::_exit(126);
+    ::dup2(null, STDIN_FILENO);
+    ::dup2(null, STDOUT_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Waits for `pid` to exit (up to `limit`); returns its exit code or -1.
+int wait_exit(pid_t pid, std::chrono::seconds limit) {
+  auto deadline = clock_type::now() + limit;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) != pid) {
+    if (clock_type::now() >= deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+struct server_guard {
+  pid_t pid = -1;
+  ~server_guard() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+    }
+  }
+};
+
+} // namespace
+
+TEST_CASE("agent: --once on the real /proc and /sys reaches a real server") {
+  test::temp_dir tmp{"parallax-agent-it-"};
+  auto endpoint = "tcp://127.0.0.1:" + std::to_string(unused_port());
+  auto data = tmp.path / "data";
+  server_guard server;
+  server.pid = spawn({"serve", "--data", data.string(), "--set",
+                      "parallax.collector.endpoint=" + endpoint},
+                     tmp.path / "serve.log");
+  auto deadline = clock_type::now() + 10s;
+  while (slurp(tmp.path / "serve.log").find("listening on")
+         == std::string::npos) {
+    REQUIRE_MESSAGE(clock_type::now() < deadline,
+                    "the server did not start; its log:\n",
+                    slurp(tmp.path / "serve.log"));
+    std::this_thread::sleep_for(10ms);
+  }
+
+  auto auth = tmp.path / "logs" / "auth.log";
+  fs::create_directories(auth.parent_path());
+  const std::string line1 = "Nov 25 10:00:01 guest sshd[2211]: Accepted "
+                            "publickey for agent-it-user from 10.0.1.2";
+  const std::string line2 = "Nov 25 10:00:02 guest sudo: agent-it-user : "
+                            "COMMAND=/bin/true";
+  {
+    std::ofstream out{auth};
+    out << line1 << "\n" << line2 << "\n";
+  }
+  auto state = tmp.path / "agent-state";
+  std::vector<std::string> agent_args = {
+    "agent", "--once", "--timeout", "20", "--data", data.string(),
+    "--set", "parallax.agent.server=" + endpoint,
+    "--set", "parallax.agent.state-dir=" + state.string(),
+    "--set", "parallax.agent.auth-logs=[\"" + (tmp.path / "logs" / "auth*.log").string() + "\"]",
+    "--set", "parallax.agent.syslog-logs=[]",
+    "--set", "parallax.agent.cron-logs=[]"};
+  auto agent_log = tmp.path / "agent.log";
+  int rc = wait_exit(spawn(agent_args, agent_log), 60s);
+  REQUIRE_MESSAGE(rc == 0, "parallax agent --once exited with ", rc,
+                  "; its log:\n", slurp(agent_log));
+  // Everything acknowledged left the spool.
+  CHECK(fs::is_empty(state / "spool"));
+
+  // A second run sends only the new line (checkpoints) and new samples.
+  {
+    std::ofstream out{auth, std::ios::app};
+    out << "Nov 25 10:00:03 guest sshd[2212]: second run line\n";
+  }
+  rc = wait_exit(spawn(agent_args, agent_log), 60s);
+  REQUIRE_MESSAGE(rc == 0, "second run exited with ", rc, "; its log:\n",
+                  slurp(agent_log));
+
+  // Stop the server cleanly, then read its store.
+  REQUIRE(::kill(server.pid, SIGTERM) == 0);
+  CHECK(wait_exit(server.pid, 30s) == 0);
+  server.pid = -1;
+
+  storage::environment_options eo;
+  eo.read_only = true;
+  auto env = storage::environment::open(data / "store", eo);
+  REQUIRE_MESSAGE(static_cast<bool>(env), (env ? "" : env.error().message));
+  auto st = storage::store::open(*env);
+  REQUIRE_MESSAGE(static_cast<bool>(st), (st ? "" : st.error().message));
+  auto buckets = st->buckets();
+  REQUIRE(buckets);
+  std::map<std::string, int> by_type;
+  std::map<std::string, int> auth_lines;
+  bool saw_self = false, every_event_has_agent_id = true;
+  std::int64_t self_pid = ::getpid();
+  for (const auto& b : *buckets) {
+    auto err = st->scan(b.id, [&](std::uint64_t, const event_view& e) {
+      ++by_type[std::string{e.sourcetype}];
+      if (!e.find("agent_id"))
+        every_event_has_agent_id = false;
+      if (e.sourcetype == "os:auth" && e.raw)
+        ++auth_lines[std::string{*e.raw}];
+      if (e.sourcetype == "os:process") {
+        auto pid = e.find("pid");
+        if (pid && std::get<std::int64_t>(*pid) == self_pid) {
+          saw_self = true;
+          auto uid = e.find("uid");
+          REQUIRE(uid);
+          CHECK(std::get<std::int64_t>(*uid) == static_cast<std::int64_t>(::getuid()));
+        }
+      }
+    });
+    REQUIRE_MESSAGE(!err, err.message);
+  }
+  INFO("agent log:\n", slurp(agent_log));
+  // Two rounds: at least this test process in each, one system event and
+  // one identity event each (identity is sent at every start).
+  CHECK(by_type["os:process"] >= 2);
+  CHECK(by_type["os:system"] == 2);
+  CHECK(by_type["os:identity"] == 2);
+  CHECK(by_type["os:nic"] >= 2); // at least lo, twice
+  CHECK(saw_self);
+  CHECK(every_event_has_agent_id);
+  // Each line exactly once, although the agent ran twice.
+  CHECK(by_type["os:auth"] == 3);
+  CHECK(auth_lines[line1] == 1);
+  CHECK(auth_lines[line2] == 1);
+  CHECK(auth_lines["Nov 25 10:00:03 guest sshd[2212]: second run line"] == 1);
+}

@@ -1,0 +1,548 @@
+// The fleet simulator: determinism, both-sides consistency, every scenario
+// kind visible in the events within its window, scenario file errors, and
+// the ground truth's identities.
+
+#include "parallax/pipeline/simulator.hpp"
+
+#include "parallax/schemas/identity.hpp"
+#include "parallax/schemas/wire.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace parallax;
+using namespace parallax::sim;
+
+namespace {
+
+constexpr time_ns sec = 1'000'000'000;
+constexpr time_ns minute = 60 * sec;
+// 2026-11-25T10:00:00Z: a multiple of 20 s, so the start is not moved.
+constexpr time_ns t0 = 1'795'600'800 * sec;
+
+struct tagged {
+  std::string vm_or_host; // from the source id
+  bool guest;
+  event e;
+};
+
+std::string who(const std::string& source_id) {
+  auto colon = source_id.find(':');
+  auto slash = source_id.rfind('/');
+  return source_id.substr(colon + 1, slash - colon - 1);
+}
+
+std::vector<tagged> run(fleet_options o, std::vector<sim_batch>* batches = nullptr) {
+  auto f = fleet::make(std::move(o));
+  REQUIRE(static_cast<bool>(f));
+  std::vector<tagged> out;
+  std::vector<sim_batch> step;
+  while (f->step(step)) {
+    for (auto& b : step) {
+      for (auto& e : b.events)
+        out.push_back({who(b.source_id), b.source_id.starts_with("sim-agent:"), e});
+      if (batches)
+        batches->push_back(std::move(b));
+    }
+    step.clear();
+  }
+  return out;
+}
+
+double num(const event& e, std::string_view name) {
+  auto v = e.find(name);
+  REQUIRE_MESSAGE(v != nullptr, "missing field ", name, " in ", e.sourcetype);
+  if (auto i = std::get_if<std::int64_t>(v))
+    return static_cast<double>(*i);
+  return std::get<double>(*v);
+}
+
+std::string str(const event& e, std::string_view name) {
+  auto v = e.find(name);
+  REQUIRE_MESSAGE(v != nullptr, "missing field ", name);
+  return std::get<std::string>(*v);
+}
+
+fleet_options base(std::string_view scenario_text = {}) {
+  fleet_options o;
+  o.seed = 7;
+  o.start = t0;
+  o.duration = 40 * minute;
+  if (!scenario_text.empty()) {
+    auto sc = parse_scenario(scenario_text, "test.toml");
+    REQUIRE_MESSAGE(static_cast<bool>(sc), (sc ? std::string{} : sc.error().message));
+    o.injected = std::move(*sc);
+  }
+  return o;
+}
+
+std::string encode_all(const std::vector<sim_batch>& bs) {
+  std::string out;
+  for (const auto& b : bs) {
+    wire::batch w;
+    w.source_id = b.source_id;
+    w.events = b.events;
+    wire::encode(w, out);
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("simulator: the same seed gives the same bytes, another seed others") {
+  std::vector<sim_batch> a, b, c;
+  run(base(), &a);
+  run(base(), &b);
+  auto o = base();
+  o.seed = 8;
+  run(o, &c);
+  CHECK(encode_all(a) == encode_all(b));
+  CHECK(encode_all(a) != encode_all(c));
+  // 12 VMs x 240 steps of os:system, plus 3 hosts x 120 hypervisor batches
+  // (less kvm/esx VMs' own events): every agent step yields one batch.
+  auto agent = std::count_if(a.begin(), a.end(), [](const sim_batch& x) {
+    return x.source_id.starts_with("sim-agent:");
+  });
+  CHECK(agent == 12 * 240);
+}
+
+TEST_CASE("simulator: both sides agree in a steady fleet") {
+  auto evs = run(base());
+  // Guest samples by (VM, time); the agent source id names the VM.
+  std::map<std::pair<std::string, time_ns>, const event*> sys;
+  std::map<std::pair<std::string, time_ns>, double> proc_cpu;
+  std::size_t processes = 0, checked_cpu = 0, checked_mem = 0, checked_sum = 0;
+  for (const auto& t : evs) {
+    if (t.e.sourcetype == "os:system")
+      sys[{t.vm_or_host, t.e.time}] = &t.e;
+    if (t.e.sourcetype == "os:process") {
+      ++processes;
+      if (auto v = t.e.find("cpu_pct"))
+        proc_cpu[{t.vm_or_host, t.e.time}] += std::get<double>(*v);
+    }
+  }
+  // 20 to 40 processes per VM (12 VMs, 240 steps).
+  CHECK(processes >= 12 * 240 * 20);
+  CHECK(processes <= 12 * 240 * 40);
+  for (const auto& [key, s] : sys) {
+    auto busy = s->find("cpu_busy_pct");
+    if (!busy)
+      continue; // the agent's first sample has no rates
+    auto cpus = num(*s, "cpus");
+    auto sum = proc_cpu[key];
+    // Busy = (process CPU + 0.4 + 1.5 % of it as kernel time) / cpus.
+    CHECK(sum <= num(*s, "cpu_busy_pct") * cpus + 0.5);
+    CHECK(sum >= num(*s, "cpu_busy_pct") * cpus * 0.97 - 1.0);
+    ++checked_sum;
+    CHECK(num(*s, "mem_used_bytes") + num(*s, "mem_available_bytes")
+          == num(*s, "mem_total_bytes"));
+  }
+  for (const auto& t : evs) {
+    if (t.guest || (t.e.sourcetype != "hv:libvirt:vm" && t.e.sourcetype != "hv:vsphere"))
+      continue;
+    auto vm = str(t.e, "vm_name");
+    auto now = sys.find({vm, t.e.time});
+    auto before = sys.find({vm, t.e.time - 10 * sec});
+    REQUIRE(now != sys.end());
+    auto used = num(*now->second, "mem_used_bytes");
+    double consumed = t.e.sourcetype == "hv:vsphere"
+                        ? num(t.e, "mem.consumed.average") * 1024
+                        : num(t.e, "mem_rss_bytes");
+    CHECK(consumed >= used);
+    ++checked_mem;
+    double hv_cpu = t.e.sourcetype == "hv:vsphere"
+                      ? num(t.e, "cpu.usage.average") / 100
+                      : (t.e.find("cpu_pct") ? num(t.e, "cpu_pct") : -1);
+    if (hv_cpu < 0 || before == sys.end() || !before->second->find("cpu_busy_pct")
+        || !now->second->find("cpu_busy_pct"))
+      continue;
+    // The hypervisor's 20 s covers the agent's last two 10 s intervals.
+    double guest = (num(*now->second, "cpu_busy_pct")
+                    + num(*before->second, "cpu_busy_pct"))
+                   / 2;
+    CHECK(hv_cpu >= guest - 0.05);
+    CHECK(hv_cpu <= guest * 1.05 + 1.0);
+    ++checked_cpu;
+  }
+  CHECK(checked_sum > 2000);
+  CHECK(checked_mem > 1000);
+  CHECK(checked_cpu > 1000);
+}
+
+TEST_CASE("simulator: guest MACs in mixed notations normalise to the hypervisor's") {
+  auto evs = run(base());
+  std::map<std::string, std::set<std::string>> hv, guest;
+  std::set<std::string> raw_notations;
+  std::map<std::string, std::string> host_of;
+  for (const auto& t : evs) {
+    if (t.e.sourcetype == "os:identity") {
+      auto macs = str(t.e, "macs");
+      std::size_t pos = 0;
+      while (pos <= macs.size()) {
+        auto comma = macs.find(',', pos);
+        auto m = macs.substr(pos, comma == std::string::npos ? comma : comma - pos);
+        raw_notations.insert(m);
+        auto n = normalize_mac(m);
+        REQUIRE_MESSAGE(n.has_value(), m);
+        guest[t.vm_or_host].insert(*n);
+        if (comma == std::string::npos)
+          break;
+        pos = comma + 1;
+      }
+    }
+    if (t.e.sourcetype == "hv:libvirt:nic")
+      hv[str(t.e, "vm_name")].insert(str(t.e, "mac"));
+    if (t.e.sourcetype == "hv:vsphere")
+      hv[str(t.e, "vm_name")].insert(str(t.e, "macs")); // one NIC unless db
+  }
+  CHECK(guest.size() == 12);
+  for (auto& [vm, macs] : guest) {
+    if (hv[vm].size() == 1 && hv[vm].begin()->find(',') != std::string::npos) {
+      auto s = *hv[vm].begin();
+      hv[vm] = {s.substr(0, s.find(',')), s.substr(s.find(',') + 1)};
+    }
+    CHECK_MESSAGE(macs == hv[vm], vm);
+  }
+  // The guests really used several notations.
+  bool dash = false, dot = false, upper = false;
+  for (const auto& m : raw_notations) {
+    dash |= m.find('-') != std::string::npos;
+    dot |= m.find('.') != std::string::npos;
+    upper |= std::any_of(m.begin(), m.end(), [](char c) { return c >= 'A' && c <= 'F'; });
+  }
+  CHECK(dash);
+  CHECK(dot);
+  CHECK(upper);
+}
+
+TEST_CASE("simulator: every scenario kind shows in its window") {
+  auto o = base(R"(
+[[event]]
+kind = "memory-leak"
+vm = "db-02"
+start = "5m"
+duration = "10m"
+process = "postgres"
+rate-mb-per-min = 30
+[[event]]
+kind = "cpu-hog"
+vm = "app-03"
+start = "5m"
+duration = "5m"
+cpu-pct = 150
+[[event]]
+kind = "rogue-process"
+vm = "web-05"
+start = "5m"
+duration = "10m"
+cpu-pct = 120
+[[event]]
+kind = "non-admin-process"
+vm = "web-01"
+start = "5m"
+duration = "10m"
+user = "bob"
+process = "nc"
+[[event]]
+kind = "ballooning"
+vm = "cache-04"
+start = "5m"
+duration = "10m"
+balloon-mb = 512
+[[event]]
+kind = "cpu-contention"
+vm = "cache-08"
+start = "5m"
+duration = "10m"
+ready-pct = 30
+[[event]]
+kind = "agent-outage"
+vm = "app-07"
+start = "10m"
+duration = "5m"
+[[event]]
+kind = "vmotion"
+vm = "web-09"
+start = "20m"
+[[event]]
+kind = "clone"
+vm = "db-10"
+start = "20m"
+[[event]]
+kind = "clock-skew"
+vm = "app-11"
+start = "10m"
+duration = "10m"
+skew-s = 95
+)");
+  auto evs = run(o);
+  auto in = [](time_ns t, time_ns from, time_ns to) {
+    return t >= t0 + from && t < t0 + to;
+  };
+  SUBCASE("memory-leak: postgres grows 30 MB/min, the guest and host with it") {
+    std::map<time_ns, double> rss, consumed;
+    for (const auto& t : evs) {
+      if (t.vm_or_host == "db-02" && t.e.sourcetype == "os:process"
+          && num(t.e, "pid") == 1100)
+        rss[t.e.time] = num(t.e, "rss_bytes");
+      if (t.e.sourcetype == "hv:vsphere" && str(t.e, "vm_name") == "db-02")
+        consumed[t.e.time] = num(t.e, "mem.consumed.average") * 1024;
+    }
+    // From 5 to 14m50s: 9m50s of growth at 30 MB/min = 295 MB (+-1 % noise
+    // on a ~4 GB base RSS, hence the tolerance of 45 MB).
+    auto grown = rss[t0 + 14 * minute + 50 * sec] - rss[t0 + 5 * minute];
+    CHECK(grown == doctest::Approx(295.0 * 1024 * 1024).epsilon(0.15));
+    CHECK(rss[t0 + 16 * minute] < rss[t0 + 14 * minute]); // released
+    CHECK(consumed[t0 + 14 * minute + 40 * sec] - consumed[t0 + 5 * minute]
+          > 200.0 * 1024 * 1024);
+  }
+  SUBCASE("cpu-hog: java near 150 % and the hypervisor sees it") {
+    double hog = 0, hv = 0, cpus = 0;
+    for (const auto& t : evs) {
+      if (t.vm_or_host == "app-03" && t.e.sourcetype == "os:system")
+        cpus = num(t.e, "cpus");
+      if (t.vm_or_host == "app-03" && t.e.sourcetype == "os:process"
+          && str(t.e, "command") == "java" && in(t.e.time, 6 * minute, 10 * minute))
+        hog = std::max(hog, num(t.e, "cpu_pct"));
+      if (t.e.sourcetype == "hv:libvirt:vm" && str(t.e, "vm_name") == "app-03"
+          && in(t.e.time, 6 * minute, 10 * minute))
+        hv = std::max(hv, num(t.e, "cpu_pct"));
+    }
+    CHECK(hog > 130);
+    CHECK(hv > 130 / cpus); // of allocated: the hog's cores over all vCPUs
+  }
+  SUBCASE("rogue-process: hidden, yet busy exceeds the sum of processes") {
+    std::map<time_ns, double> sum, busy_cores;
+    bool seen = false;
+    for (const auto& t : evs) {
+      if (t.vm_or_host != "web-05")
+        continue;
+      if (t.e.sourcetype == "os:process") {
+        seen |= str(t.e, "command") == "kdevtmpfsi";
+        if (auto v = t.e.find("cpu_pct"))
+          sum[t.e.time] += std::get<double>(*v);
+      }
+      if (t.e.sourcetype == "os:system" && t.e.find("cpu_busy_pct"))
+        busy_cores[t.e.time] = num(t.e, "cpu_busy_pct") * num(t.e, "cpus");
+    }
+    CHECK_FALSE(seen);
+    auto inside = t0 + 10 * minute, outside = t0 + 20 * minute;
+    CHECK(busy_cores[inside] - sum[inside] > 80);   // ~120 % unexplained
+    CHECK(busy_cores[outside] - sum[outside] < 5);
+  }
+  SUBCASE("non-admin-process: bob's nc only in the window, and his login") {
+    std::set<time_ns> at;
+    bool login = false;
+    for (const auto& t : evs) {
+      if (t.vm_or_host != "web-01")
+        continue;
+      if (t.e.sourcetype == "os:process" && str(t.e, "user") == "bob") {
+        CHECK(str(t.e, "command") == "nc");
+        CHECK(num(t.e, "uid") >= 1000);
+        at.insert(t.e.time);
+      }
+      if (t.e.sourcetype == "os:auth"
+          && t.e.raw->find("Accepted password for bob") != std::string::npos)
+        login = true;
+    }
+    CHECK(login);
+    REQUIRE(!at.empty());
+    CHECK(*at.begin() == t0 + 5 * minute);
+    CHECK(*at.rbegin() == t0 + 15 * minute - 10 * sec);
+  }
+  SUBCASE("ballooning: the balloon inflates, MemTotal drops (libvirt)") {
+    double balloon = 0, total_in = 0, total_out = 0;
+    for (const auto& t : evs) {
+      if (t.e.sourcetype == "hv:libvirt:vm" && str(t.e, "vm_name") == "cache-04"
+          && t.e.time == t0 + 10 * minute)
+        balloon = num(t.e, "mem_balloon_bytes");
+      if (t.vm_or_host == "cache-04" && t.e.sourcetype == "os:system") {
+        if (t.e.time == t0 + 10 * minute)
+          total_in = num(t.e, "mem_total_bytes");
+        if (t.e.time == t0 + 20 * minute)
+          total_out = num(t.e, "mem_total_bytes");
+      }
+    }
+    CHECK(balloon == 512.0 * 1024 * 1024);
+    CHECK(total_out - total_in == 512.0 * 1024 * 1024);
+  }
+  SUBCASE("cpu-contention: ready and steal near 30 % (vSphere)") {
+    double ready = 0, steal = 0;
+    for (const auto& t : evs) {
+      if (t.e.sourcetype == "hv:vsphere" && str(t.e, "vm_name") == "cache-08"
+          && t.e.time == t0 + 10 * minute)
+        ready = num(t.e, "cpu.ready.summation") / (20 * 1000.0) * 100
+                / num(t.e, "vcpus");
+      if (t.vm_or_host == "cache-08" && t.e.sourcetype == "os:system"
+          && t.e.time == t0 + 10 * minute)
+        steal = num(t.e, "cpu_steal_pct");
+    }
+    CHECK(ready == doctest::Approx(30).epsilon(0.3));
+    CHECK(steal == doctest::Approx(30).epsilon(0.3));
+  }
+  SUBCASE("agent-outage: the guest is silent, the hypervisor is not") {
+    std::size_t guest = 0, hv = 0, identity_after = 0;
+    for (const auto& t : evs) {
+      if (t.vm_or_host == "app-07" && in(t.e.time, 10 * minute, 15 * minute))
+        ++guest;
+      if (!t.guest && t.e.find("vm_name") && str(t.e, "vm_name") == "app-07"
+          && in(t.e.time, 10 * minute, 15 * minute))
+        ++hv;
+      if (t.vm_or_host == "app-07" && t.e.sourcetype == "os:identity"
+          && t.e.time == t0 + 15 * minute)
+        ++identity_after; // the restarted agent sends its identity again
+    }
+    CHECK(guest == 0);
+    CHECK(hv == 30); // 15 samples of 20 s, hv:libvirt:vm and one hv:libvirt:nic
+    CHECK(identity_after == 1);
+  }
+  SUBCASE("vmotion: web-09's samples move from kvm-03 to kvm-01") {
+    std::set<std::string> before, after;
+    for (const auto& t : evs)
+      if (t.e.sourcetype == "hv:libvirt:vm" && str(t.e, "vm_name") == "web-09")
+        (t.e.time < t0 + 20 * minute ? before : after).insert(t.e.host);
+    CHECK(before == std::set<std::string>{"kvm-03"});
+    CHECK(after == std::set<std::string>{"kvm-01"});
+  }
+  SUBCASE("clone: two VMs, one MAC set, two UUIDs") {
+    std::map<std::string, std::set<std::string>> vms_of_mac;
+    std::set<std::string> uuids;
+    time_ns first_clone = 0;
+    for (const auto& t : evs)
+      if (t.e.sourcetype == "hv:libvirt:vm" // db-10 is on kvm-01
+          && (str(t.e, "vm_name") == "db-10" || str(t.e, "vm_name") == "db-10-clone")) {
+        vms_of_mac[str(t.e, "macs")].insert(str(t.e, "vm_name"));
+        uuids.insert(str(t.e, "vm_uuid"));
+        if (str(t.e, "vm_name") == "db-10-clone" && !first_clone)
+          first_clone = t.e.time;
+      }
+    CHECK(vms_of_mac.size() == 1);
+    CHECK(vms_of_mac.begin()->second.size() == 2);
+    CHECK(uuids.size() == 2);
+    CHECK(first_clone == t0 + 20 * minute);
+  }
+  SUBCASE("clock-skew: app-11's guest clock runs 95 s ahead in the window") {
+    std::set<time_ns> sys_times;
+    for (const auto& t : evs)
+      if (t.vm_or_host == "app-11" && t.e.sourcetype == "os:system")
+        sys_times.insert(t.e.time);
+    CHECK(sys_times.count(t0 + 12 * minute + 95 * sec) == 1);
+    CHECK(sys_times.count(t0 + 12 * minute) == 0);
+    CHECK(sys_times.count(t0 + 25 * minute) == 1);
+    // (Raw lines carry the skewed time too: see the syslog test below.)
+  }
+  SUBCASE("the ground truth lists every event with its window") {
+    auto f = fleet::make(o);
+    REQUIRE(static_cast<bool>(f));
+    std::vector<sim_batch> step;
+    while (f->step(step))
+      step.clear();
+    auto truth = f->truth_json();
+    for (auto k : {"memory-leak", "cpu-hog", "rogue-process", "non-admin-process",
+                   "ballooning", "cpu-contention", "agent-outage", "vmotion",
+                   "clone", "clock-skew"})
+      CHECK_MESSAGE(truth.find(std::string{"\"kind\":\""} + k + "\"") != std::string::npos, k);
+    CHECK(truth.find("\"start_ns\":" + std::to_string(t0 + 5 * minute)) != std::string::npos);
+    CHECK(truth.find("\"guest_silent\"") != std::string::npos);
+    CHECK(truth.find("\"duplicate_mac\"") != std::string::npos);
+    CHECK(truth.find("\"vm\":\"db-10-clone\"") != std::string::npos);
+    CHECK(truth.find("\"host\":\"kvm-01\",\"from_ns\":" + std::to_string(t0 + 20 * minute))
+          != std::string::npos);
+  }
+}
+
+TEST_CASE("simulator: syslog lines carry the event's time") {
+  auto evs = run(base());
+  std::size_t n = 0;
+  for (const auto& t : evs) {
+    if (!t.e.raw)
+      continue;
+    // 2026-11-25T10:05:01Z -> "Nov 25 10:05:01"
+    auto iso = rfc3339(t.e.time);
+    auto expect = "Nov 25 " + iso.substr(11, 8);
+    CHECK(t.e.raw->substr(0, 15) == expect);
+    CHECK(t.e.time % sec == 0);
+    ++n;
+  }
+  CHECK(n > 100); // cron alone: every 10 minutes on 12 VMs
+}
+
+TEST_CASE("simulator: scenario errors name the file, line and key") {
+  auto err = [](std::string_view text) {
+    auto r = parse_scenario(text, "bad.toml");
+    REQUIRE_FALSE(static_cast<bool>(r));
+    return r.error().message;
+  };
+  CHECK(err("[[event]]\nkind = \"memory-leak\"\nvm = \"db-02\"\nrate = 5\n")
+        == "bad.toml:4:8: event[1].rate: unknown key for kind memory-leak; it "
+           "takes kind, vm, start, duration, process, rate-mb-per-min");
+  CHECK(err("[[event]]\nkind = \"meltdown\"\nvm = \"x\"\n").starts_with(
+    "bad.toml:2:8: event[1].kind: unknown kind \"meltdown\""));
+  CHECK(err("[[event]]\nkind = \"cpu-hog\"\n").starts_with("bad.toml:1:1: event[1].vm: missing"));
+  CHECK(err("[[event]]\nkind = \"cpu-hog\"\nvm = \"a\"\nstart = \"5 parsecs\"\n")
+          .starts_with("bad.toml:4:9: event[1].start: \"5 parsecs\" is not a duration"));
+  CHECK(err("[[event]]\nkind = \"clock-skew\"\nvm = \"a\"\nskew-s = \"lots\"\n")
+        == "bad.toml:4:10: event[1].skew-s: expected a number");
+  CHECK(err("[[event]\n").starts_with("bad.toml:1:"));
+  CHECK(err("events = 3\n").starts_with("bad.toml:1:"));
+  // Names the fleet does not have are caught when the fleet is built.
+  auto o = base("[[event]]\nkind = \"cpu-hog\"\nvm = \"db-99\"\n");
+  auto f = fleet::make(o);
+  REQUIRE_FALSE(static_cast<bool>(f));
+  CHECK(f.error().message.starts_with("test.toml:1:1: event[1].vm: no VM named \"db-99\""));
+  auto o2 = base("[[event]]\nkind = \"memory-leak\"\nvm = \"web-01\"\nprocess = \"oracle\"\n");
+  auto f2 = fleet::make(o2);
+  REQUIRE_FALSE(static_cast<bool>(f2));
+  CHECK(f2.error().message.find("event[1].process: VM web-01 runs no process \"oracle\"")
+        != std::string::npos);
+}
+
+TEST_CASE("simulator: durations") {
+  CHECK(*parse_duration("90s") == 90 * sec);
+  CHECK(*parse_duration("5m") == 5 * minute);
+  CHECK(*parse_duration("1h30m") == 90 * minute);
+  CHECK(*parse_duration("45") == 45 * sec);
+  CHECK_FALSE(parse_duration(""));
+  CHECK_FALSE(parse_duration("5x"));
+  CHECK_FALSE(parse_duration("-5m"));
+}
+
+namespace {
+
+struct collecting_sink : batch_sink {
+  std::vector<std::pair<std::string, std::uint64_t>> seen;
+  std::uint64_t events = 0;
+  error write(const std::string& id, std::uint64_t seq,
+              std::vector<event>& evs) override {
+    seen.push_back({id, seq});
+    events += evs.size();
+    return {};
+  }
+};
+
+} // namespace
+
+TEST_CASE("simulator: run_simulation stops at an event count, sequences grow") {
+  simulation_options so;
+  so.fleet = base();
+  so.fleet.duration = 0;
+  so.max_events = 12345;
+  collecting_sink sink;
+  std::atomic<bool> stop{false};
+  auto st = run_simulation(so, stop, sink);
+  REQUIRE(static_cast<bool>(st));
+  CHECK(st->events == 12345);
+  CHECK(sink.events == 12345);
+  std::map<std::string, std::uint64_t> last;
+  for (const auto& [id, seq] : sink.seen) {
+    CHECK(seq == last[id] + 1);
+    last[id] = seq;
+  }
+  CHECK(last.size() == 15); // 12 agents, 3 hypervisors
+}
