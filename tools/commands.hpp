@@ -100,6 +100,17 @@ struct simulate_args {
 };
 int run_simulate(const simulate_args& args);
 
+struct demo_args {
+  config_args cfg;
+  std::uint64_t seed = 1;
+  std::size_t vms = 12;
+  std::size_t hosts = 3;
+  std::optional<std::string> scenario; ///< TOML scenario file
+  bool no_agent = false;               ///< not even as root
+  unsigned every = 5;                  ///< seconds between status lines
+};
+int run_demo(const demo_args& args);
+
 struct agent_args {
   config_args cfg;
   bool once = false;      ///< one round, send, wait for the acks, exit

@@ -102,6 +102,30 @@ int main(int argc, char** argv) {
                         "acknowledgements")
     ->capture_default_str();
 
+  demo_args demo_a;
+  auto demo_cmd = app.add_subcommand(
+    "demo", "Run the server on its defaults (data in ./var) fed live by a "
+            "simulated fleet, plus this machine's own agent when run as "
+            "root, and print what arrives; until Ctrl-C");
+  add_config_options(*demo_cmd, demo_a.cfg);
+  demo_cmd->add_option("--vms", demo_a.vms, "Simulated VMs")
+    ->capture_default_str();
+  demo_cmd->add_option("--hosts", demo_a.hosts,
+                       "Simulated hosts, alternately libvirt and vSphere")
+    ->capture_default_str();
+  demo_cmd->add_option("--seed", demo_a.seed, "Simulator seed")
+    ->capture_default_str();
+  demo_cmd->add_option("--scenario", demo_a.scenario,
+                       "Scenario to inject (e.g. etc/scenarios/demo.toml; "
+                       "times are relative to the start)")
+    ->check(CLI::ExistingFile);
+  demo_cmd->add_flag("--no-agent", demo_a.no_agent,
+                     "Do not run this machine's agent, even as root");
+  demo_cmd->add_option("--every", demo_a.every,
+                       "Seconds between status lines")
+    ->capture_default_str()
+    ->check(CLI::Range(1, 3600));
+
   buckets_args bk_args;
   auto buckets = app.add_subcommand(
     "buckets", "List the store's time buckets with their ranges, counts and "
@@ -243,6 +267,8 @@ int main(int argc, char** argv) {
   }
   if (*serve)
     return run_serve(serve_args);
+  if (*demo_cmd)
+    return run_demo(demo_a);
   if (*decode)
     return run_decode(dec_args);
   if (*config)

@@ -217,9 +217,16 @@ error guest_agent::collect() {
     if (!last_identity_ || !(*last_identity_ == id)
         || now - identity_sent_ >= cfg_.identity_interval) {
       if (!id.bios_readable && !bios_hint_logged_) {
-        log::info("agent", "cannot read {}: run as root to read the BIOS "
-                           "UUID (bios_readable=false)",
-                  (cfg_.root / "sys/class/dmi/id/product_uuid").string());
+        auto path = cfg_.root / "sys/class/dmi/id/product_uuid";
+        std::error_code ec;
+        if (!std::filesystem::exists(path, ec))
+          log::info("agent", "{} does not exist (no DMI tables here): the "
+                             "BIOS UUID is not sent (bios_readable=false)",
+                    path.string());
+        else
+          log::info("agent", "cannot read {}: run as root to read the BIOS "
+                             "UUID (bios_readable=false)",
+                    path.string());
         bios_hint_logged_ = true;
       }
       for (auto& e : id.to_events(wall)) {
