@@ -13,6 +13,10 @@
 #include <string>
 #include <vector>
 
+namespace CLI {
+class App;
+}
+
 namespace parallax::tools {
 
 /// Options every command that reads the configuration takes.
@@ -116,6 +120,18 @@ struct agent_args {
   bool once = false;      ///< one round, send, wait for the acks, exit
   unsigned timeout = 30;  ///< --once: seconds to wait for the acks
 };
+/// --config, --data and --set.
+void add_config_options(CLI::App& cmd, config_args& args);
+
+/// What `parallax agent` and `parallax-agent` say they do.
+inline constexpr std::string_view agent_command_summary
+  = "Run the in-guest agent: sample processes, system figures, identity and "
+    "log lines (parallax.agent.*) and send them to the server, spooling on "
+    "disk what is not yet acknowledged; runs until SIGINT or SIGTERM";
+
+/// The agent's options (config options, --once, --timeout).
+void add_agent_options(CLI::App& cmd, agent_args& args);
+
 int run_agent(const agent_args& args);
 
 } // namespace parallax::tools

@@ -11,20 +11,6 @@
 
 #include <CLI/CLI.hpp>
 
-namespace {
-
-void add_config_options(CLI::App& cmd, parallax::tools::config_args& args) {
-  cmd.add_option("-c,--config", args.file, "Read options from this TOML file")
-    ->check(CLI::ExistingFile);
-  cmd.add_option("-d,--data", args.data,
-                 "Data directory (same as --set parallax.data-dir=DIR; "
-                 "default ./var)");
-  cmd.add_option("--set", args.sets,
-                 "Override one option, e.g. --set parallax.log-level=debug "
-                 "(repeatable; `parallax config --example` lists them)");
-}
-
-} // namespace
 
 int main(int argc, char** argv) {
   using namespace parallax::tools;
@@ -87,20 +73,9 @@ int main(int argc, char** argv) {
     ->capture_default_str();
 
   agent_args ag_args;
-  auto agent_cmd = app.add_subcommand(
-    "agent", "Run the in-guest agent: sample processes, system figures, "
-             "identity and log lines (parallax.agent.*) and send them to the "
-             "server, spooling on disk what is not yet acknowledged; runs "
-             "until SIGINT or SIGTERM");
-  add_config_options(*agent_cmd, ag_args.cfg);
-  agent_cmd->add_flag("--once", ag_args.once,
-                      "Collect one round, send it with whatever the spool "
-                      "holds, wait for the acknowledgements and exit (exit "
-                      "1 if some stay unanswered; they stay in the spool)");
-  agent_cmd->add_option("--timeout", ag_args.timeout,
-                        "With --once: seconds to wait for the "
-                        "acknowledgements")
-    ->capture_default_str();
+  auto agent_cmd = app.add_subcommand("agent",
+                                      std::string{agent_command_summary});
+  add_agent_options(*agent_cmd, ag_args);
 
   demo_args demo_a;
   auto demo_cmd = app.add_subcommand(
@@ -245,6 +220,9 @@ int main(int argc, char** argv) {
   agent_bench->add_option("--rounds", agent_opts.rounds,
                           "Collection rounds measured")
     ->capture_default_str();
+  agent_bench->add_option("--binary", agent_opts.binary,
+                          "parallax-agent binary to measure as its own "
+                          "process (default: next to this binary)");
   agent_bench->add_flag("--json", agent_opts.json,
                         "One machine-readable JSON line");
 

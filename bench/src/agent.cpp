@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -68,6 +70,99 @@ private:
   std::vector<pid_t> pids_;
 };
 
+// utime + stime of process `pid` in seconds, from /proc/PID/stat (fields
+// 14 and 15, counted after the command name's closing parenthesis).
+std::optional<double> process_cpu_seconds(pid_t pid) {
+  std::FILE* f = std::fopen(fmt::format("/proc/{}/stat", pid).c_str(), "r");
+  if (!f)
+    return std::nullopt;
+  char buf[4096];
+  auto n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  std::string_view text{buf, n};
+  auto close = text.rfind(')');
+  if (close == std::string_view::npos)
+    return std::nullopt;
+  std::vector<std::string_view> fields; // field 3 onwards
+  for (std::size_t i = close + 2; i < text.size();) {
+    auto sp = text.find(' ', i);
+    fields.push_back(text.substr(i, sp - i));
+    if (sp == std::string_view::npos)
+      break;
+    i = sp + 1;
+  }
+  if (fields.size() < 13)
+    return std::nullopt;
+  auto ticks = std::stod(std::string{fields[11]}) + std::stod(std::string{fields[12]});
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// VmHWM of process `pid` in bytes.
+std::uint64_t process_peak_rss(pid_t pid) {
+  std::FILE* f = std::fopen(fmt::format("/proc/{}/status", pid).c_str(), "r");
+  if (!f)
+    return 0;
+  char line[256];
+  std::uint64_t kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmHWM: %lu kB", &kb) == 1)
+      break;
+  std::fclose(f);
+  return kb * 1024;
+}
+
+struct binary_figures {
+  double cpu_per_round = 0; ///< seconds
+  std::uint64_t peak_rss = 0;
+  std::size_t rounds = 0;
+};
+
+// Runs the agent binary as its own process at a 1 s interval with nothing
+// listening at its server address (it collects and spools, as during a
+// server outage) and reads its CPU time and peak RSS from /proc. CPU per
+// round is measured after a 2 s warm-up: ΔCPU / rounds elapsed.
+std::optional<binary_figures> measure_binary(const fs::path& binary,
+                                             std::size_t rounds,
+                                             const fs::path& state) {
+  std::vector<std::string> args = {
+    binary.string(),
+    "--set", "parallax.agent.interval=1s",
+    "--set", "parallax.agent.inputs=[\"processes\",\"system\",\"identity\"]",
+    "--set", "parallax.agent.state-dir=" + state.string(),
+    "--set", "parallax.agent.server=tcp://127.0.0.1:9",
+    "--set", "parallax.log-level=error"};
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0)
+    return std::nullopt;
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  auto stop = [&] {
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  };
+  std::this_thread::sleep_for(std::chrono::seconds{2});
+  auto c0 = process_cpu_seconds(pid);
+  std::this_thread::sleep_for(std::chrono::seconds{rounds});
+  auto c1 = process_cpu_seconds(pid);
+  binary_figures out;
+  out.peak_rss = process_peak_rss(pid);
+  out.rounds = rounds;
+  stop();
+  if (!c0 || !c1)
+    return std::nullopt;
+  out.cpu_per_round = (*c1 - *c0) / static_cast<double>(rounds);
+  return out;
+}
+
 } // namespace
 
 int run_agent(const agent_options& opts) {
@@ -86,6 +181,19 @@ int run_agent(const agent_options& opts) {
   std::random_device rd;
   auto dir = fs::temp_directory_path()
              / fmt::format("parallax-bench-agent-{:08x}", rd());
+  // The installed form first: the `parallax-agent` binary as a process of
+  // its own (next to this binary unless --binary says otherwise).
+  auto binary = opts.binary.empty()
+                  ? fs::read_symlink("/proc/self/exe").parent_path()
+                      / "parallax-agent"
+                  : fs::path{opts.binary};
+  std::optional<binary_figures> bin;
+  if (fs::exists(binary))
+    bin = measure_binary(binary, opts.rounds, dir / "binary-state");
+  else
+    fmt::print(stderr, "parallax bench agent: {} not found: only the "
+                       "in-process figures follow\n",
+               binary.string());
   auto cfg = config::defaults().agent;
   cfg.root = "/";
   cfg.inputs = {"processes", "system", "identity"};
@@ -139,8 +247,13 @@ int run_agent(const agent_options& opts) {
   // Most of the RSS is file-backed: the pages of this binary and its shared
   // libraries (CAF, RE2, LMDB, ... which the agent links but barely uses).
   auto split = current_rss();
+  auto bin_cpu = bin ? bin->cpu_per_round : 0.0;
+  auto bin_rss = bin ? bin->peak_rss : 0;
   if (opts.json) {
-    fmt::print("{{\"bench\":\"agent\",\"children\":{},\"processes_sampled\":{},"
+    fmt::print("{{\"bench\":\"agent\",\"binary_cpu_ms_per_round\":{:.3f},"
+               "\"binary_cpu_pct_at_10s\":{:.4f},\"binary_peak_rss_bytes\":{},",
+               bin_cpu * 1e3, pct(bin_cpu), bin_rss);
+    fmt::print("\"children\":{},\"processes_sampled\":{},"
                "\"rounds\":{},\"frame_bytes\":{},\"cpu_ms_p50\":{:.3f},"
                "\"cpu_ms_p90\":{:.3f},\"cpu_pct_at_10s_p50\":{:.4f},"
                "\"cpu_pct_at_10s_p90\":{:.4f},\"wall_ms_p50\":{:.3f},"
@@ -168,6 +281,14 @@ int run_agent(const agent_options& opts) {
              static_cast<double>(rss) / 1e6,
              static_cast<double>(split.anon) / 1e6,
              static_cast<double>(split.file) / 1e6);
+  if (bin)
+    fmt::print("parallax-agent as its own process ({}, 1 s interval, {} s, "
+               "nothing listening: it spools):\n"
+               "  CPU per round     {:8.3f} ms, at a 10 s interval {:.4f} % of "
+               "one core (target <= 1 %)\n"
+               "  peak RSS (VmHWM)  {:.1f} MB (target <= 20 MB)\n",
+               binary.string(), bin->rounds, bin_cpu * 1e3, pct(bin_cpu),
+               static_cast<double>(bin_rss) / 1e6);
   return 0;
 }
 

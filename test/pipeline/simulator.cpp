@@ -503,6 +503,21 @@ TEST_CASE("simulator: scenario errors name the file, line and key") {
         != std::string::npos);
 }
 
+TEST_CASE("simulator: the shipped example scenarios run on the default fleet") {
+  for (auto name : {"demo.toml", "security.toml"}) {
+    auto path = std::string{PARALLAX_SOURCE_DIR} + "/etc/scenarios/" + name;
+    auto sc = load_scenario(path);
+    REQUIRE_MESSAGE(static_cast<bool>(sc), (sc ? std::string{} : sc.error().message));
+    fleet_options o;
+    o.start = t0;
+    o.duration = 60 * minute;
+    o.injected = std::move(*sc);
+    auto f = fleet::make(std::move(o));
+    REQUIRE_MESSAGE(static_cast<bool>(f), (f ? std::string{} : f.error().message));
+    CHECK(f->truth_json().find("\"signals\"") != std::string::npos);
+  }
+}
+
 TEST_CASE("simulator: durations") {
   CHECK(*parse_duration("90s") == 90 * sec);
   CHECK(*parse_duration("5m") == 5 * minute);

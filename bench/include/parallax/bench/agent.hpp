@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 namespace parallax::bench {
 
@@ -8,6 +9,9 @@ struct agent_options {
   std::size_t processes = 300; ///< child processes started (asleep)
   std::size_t rounds = 30;     ///< collection rounds measured
   bool json = false;           ///< one machine-readable line
+  /// The `parallax-agent` binary to measure as its own process; empty: the
+  /// one next to this binary.
+  std::string binary;
 };
 
 /// `parallax bench agent`: the in-guest agent's footprint. Starts
@@ -21,6 +25,10 @@ struct agent_options {
 /// clock) as % of one core at the default 10 s interval, wall time per
 /// round, median and p90, and the peak RSS (VmHWM) of this process, which
 /// runs the same binary as `parallax agent`. Kills the children afterwards.
+///
+/// First, the installed form is measured the same way from outside: the
+/// `parallax-agent` binary runs as its own process (1 s interval, spooling
+/// because nothing listens), and its CPU time and VmHWM are read from /proc.
 int run_agent(const agent_options& opts);
 
 } // namespace parallax::bench
