@@ -3,6 +3,7 @@
 #include "parallax/schemas/identity.hpp"
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -181,6 +182,33 @@ result<std::vector<event>> libvirt_poller::poll(time_ns now) {
   for (int i = 0; i < n; ++i)
     domains.emplace_back(raw[i]);
   std::free(raw);
+  // vCPU delay (time runnable vCPUs waited for a host CPU: libvirt's
+  // counterpart of vSphere's CPU ready), summed over the vCPUs, per domain
+  // UUID. Drivers without bulk vCPU statistics (the test driver) have none.
+  std::map<std::string, double> delay_ns;
+  {
+    virDomainStatsRecordPtr* records = nullptr;
+    int m = virConnectGetAllDomainStats(impl_->conn, VIR_DOMAIN_STATS_VCPU,
+                                        &records, 0);
+    for (int i = 0; i < m; ++i) {
+      double sum = 0;
+      bool any = false;
+      for (int k = 0; k < records[i]->nparams; ++k) {
+        const auto& p = records[i]->params[k];
+        std::string_view field = p.field;
+        if (field.starts_with("vcpu.") && field.ends_with(".delay")
+            && p.type == VIR_TYPED_PARAM_ULLONG) {
+          sum += static_cast<double>(p.value.ul);
+          any = true;
+        }
+      }
+      char uuid_buf[VIR_UUID_STRING_BUFLEN];
+      if (any && virDomainGetUUIDString(records[i]->dom, uuid_buf) == 0)
+        delay_ns[normalize_uuid(uuid_buf).value_or(uuid_buf)] = sum;
+    }
+    if (records)
+      virDomainStatsRecordListFree(records);
+  }
   std::vector<event> out;
   auto base = [&](std::string_view sourcetype) {
     event e;
@@ -219,6 +247,12 @@ result<std::vector<event>> libvirt_poller::poll(time_ns now) {
                              static_cast<double>(info.cpuTime));
       if (r && info.nrVirtCpu > 0)
         add(vm, "cpu_pct", *r / 1e9 / info.nrVirtCpu * 100.0);
+      if (auto d = delay_ns.find(uuid); d != delay_ns.end()) {
+        add(vm, "vcpu_delay_ns", static_cast<std::int64_t>(d->second));
+        auto dr = rates_.update(uuid + "/delay", now, d->second);
+        if (dr && info.nrVirtCpu > 0)
+          add(vm, "cpu_ready_pct", *dr / 1e9 / info.nrVirtCpu * 100.0);
+      }
       virDomainMemoryStatStruct stats[VIR_DOMAIN_MEMORY_STAT_NR];
       int m = virDomainMemoryStats(d, stats, VIR_DOMAIN_MEMORY_STAT_NR, 0);
       for (int i = 0; i < m; ++i) {
