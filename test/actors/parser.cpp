@@ -207,3 +207,36 @@ TEST_CASE("parser: events without an index go to main") {
   CHECK(item.events()[1].index == "hv");
   CHECK(item.events()[0].fields.size() == 1); // nothing else added
 }
+
+TEST_CASE("parser: hv:vsphere samples gain their normalised fields") {
+  event e;
+  e.time = now - 20 * s;
+  e.index = "main";
+  e.host = "esx-02";
+  e.sourcetype = "hv:vsphere";
+  e.fields = {{"vm_name", std::string{"db-02"}},
+              {"vcpus", std::int64_t{2}},
+              {"cpu.usage.average", std::int64_t{4512}},
+              {"cpu.ready.summation", std::int64_t{800}},
+              {"mem.consumed.average", std::int64_t{2097152}}};
+  event other = e;
+  other.sourcetype = "hv:libvirt:vm"; // same field names: left alone
+  auto item = item_of({e, other});
+  parse_counters counters;
+  parse_batch(item, book_of({}), now, 3600 * s, counters, 256);
+  auto events = item.events();
+  REQUIRE(events.size() == 2);
+  auto number = [](const event_view& ev, std::string_view name) {
+    auto v = ev.find(name);
+    REQUIRE_MESSAGE(v, name);
+    if (auto d = std::get_if<double>(v))
+      return *d;
+    return static_cast<double>(std::get<std::int64_t>(*v));
+  };
+  CHECK(number(events[0], "cpu_pct") == doctest::Approx(45.12));
+  CHECK(number(events[0], "cpu_ready_pct") == doctest::Approx(2.0));
+  CHECK(number(events[0], "mem_consumed_bytes") == 2097152.0 * 1024);
+  CHECK(events[0].time == now - 20 * s); // nothing else changes
+  CHECK(field_of(events[0], "vm_name") == "db-02");
+  CHECK_FALSE(events[1].find("cpu_pct"));
+}
