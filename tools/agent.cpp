@@ -16,16 +16,6 @@
 
 namespace parallax::tools {
 
-namespace {
-
-std::atomic<bool> stop_requested{false};
-
-extern "C" void on_stop_signal(int) {
-  stop_requested.store(true);
-}
-
-} // namespace
-
 int run_agent(const agent_args& args) {
   auto cfg = load(args.cfg, "agent");
   if (!cfg)
@@ -59,11 +49,7 @@ int run_agent(const agent_args& args) {
                st.log_events, st.batches_spooled);
     return a.stats().batches_rejected ? 1 : 0;
   }
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
+  const auto& stop_requested = stop_on_signals();
   using clock = std::chrono::steady_clock;
   auto next = clock::now();
   while (!stop_requested.load()) {

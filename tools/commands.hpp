@@ -8,6 +8,7 @@
 #include <cstdint>
 #include "parallax/storage/store.hpp"
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
@@ -120,6 +121,10 @@ struct agent_args {
   bool once = false;      ///< one round, send, wait for the acks, exit
   unsigned timeout = 30;  ///< --once: seconds to wait for the acks
 };
+/// Installs SIGINT and SIGTERM handlers that set the returned flag (for
+/// commands that poll it; `serve` blocks the signals instead).
+const std::atomic<bool>& stop_on_signals();
+
 /// --config, --data and --set.
 void add_config_options(CLI::App& cmd, config_args& args);
 

@@ -1,5 +1,6 @@
 #include "commands.hpp"
 
+#include <csignal>
 #include <cstdio>
 
 namespace parallax::tools {
@@ -18,6 +19,25 @@ std::optional<config> load(const config_args& args, const char* command) {
     return std::nullopt;
   }
   return std::move(*cfg);
+}
+
+namespace {
+
+std::atomic<bool> stop_flag{false};
+
+extern "C" void on_stop_signal(int) {
+  stop_flag.store(true);
+}
+
+} // namespace
+
+const std::atomic<bool>& stop_on_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  return stop_flag;
 }
 
 } // namespace parallax::tools

@@ -10,16 +10,6 @@
 
 namespace parallax::tools {
 
-namespace {
-
-std::atomic<bool> stop_requested{false};
-
-extern "C" void on_simulate_stop_signal(int) {
-  stop_requested.store(true);
-}
-
-} // namespace
-
 int run_simulate(const simulate_args& args) {
   auto fail_usage = [](const std::string& msg) {
     fmt::print(stderr, "parallax simulate: {}\n", msg);
@@ -112,8 +102,7 @@ int run_simulate(const simulate_args& args) {
     }
     sink = std::move(*s);
   }
-  std::signal(SIGINT, on_simulate_stop_signal);
-  std::signal(SIGTERM, on_simulate_stop_signal);
+  const auto& stop_requested = stop_on_signals();
   auto st = sim::run_simulation(so, stop_requested, *sink);
   if (!st) {
     const auto& e = st.error();

@@ -6,6 +6,7 @@
 #include "parallax/storage/environment.hpp"
 #include "parallax/storage/store.hpp"
 
+#include "integration/server_process.hpp"
 #include "temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -29,100 +30,26 @@
 
 using namespace parallax;
 using namespace std::chrono_literals;
+using test::read_file;
+using test::wait_exit;
 namespace fs = std::filesystem;
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in{p};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::uint16_t unused_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// Runs the binary with `args`, stderr to `log`; returns the pid.
+// Runs `parallax ARGS...`, stderr to `log`; returns the pid.
 pid_t spawn(std::vector<std::string> args, const fs::path& log) {
   args.insert(args.begin(), PARALLAX_BINARY);
-  std::vector<char*> argv;
-  for (auto& a : args)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::string log_path = log.string();
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int null = ::open("/dev/null", O_RDWR);
-    if (fd < 0 || null < 0)
-      ::_exit(126);
-    ::dup2(null, STDIN_FILENO);
-    ::dup2(null, STDOUT_FILENO);
-    ::dup2(fd, STDERR_FILENO);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  return pid;
+  return test::spawn_logged(std::move(args), log);
 }
-
-// Waits for `pid` to exit (up to `limit`); returns its exit code or -1.
-int wait_exit(pid_t pid, std::chrono::seconds limit) {
-  auto deadline = clock_type::now() + limit;
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) != pid) {
-    if (clock_type::now() >= deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-struct server_guard {
-  pid_t pid = -1;
-  ~server_guard() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      int status = 0;
-      ::waitpid(pid, &status, 0);
-    }
-  }
-};
 
 } // namespace
 
 TEST_CASE("agent: --once on the real /proc and /sys reaches a real server") {
   test::temp_dir tmp{"parallax-agent-it-"};
-  auto endpoint = "tcp://127.0.0.1:" + std::to_string(unused_port());
-  auto data = tmp.path / "data";
-  server_guard server;
-  server.pid = spawn({"serve", "--data", data.string(), "--set",
-                      "parallax.collector.endpoint=" + endpoint},
-                     tmp.path / "serve.log");
-  auto deadline = clock_type::now() + 10s;
-  while (slurp(tmp.path / "serve.log").find("listening on")
-         == std::string::npos) {
-    REQUIRE_MESSAGE(clock_type::now() < deadline,
-                    "the server did not start; its log:\n",
-                    slurp(tmp.path / "serve.log"));
-    std::this_thread::sleep_for(10ms);
-  }
+  test::server_process server{tmp.path, test::free_port()};
+  server.start();
+  auto endpoint = server.endpoint();
+  auto data = server.data_dir();
 
   auto auth = tmp.path / "logs" / "auth.log";
   fs::create_directories(auth.parent_path());
@@ -145,7 +72,7 @@ TEST_CASE("agent: --once on the real /proc and /sys reaches a real server") {
   auto agent_log = tmp.path / "agent.log";
   int rc = wait_exit(spawn(agent_args, agent_log), 60s);
   REQUIRE_MESSAGE(rc == 0, "parallax agent --once exited with ", rc,
-                  "; its log:\n", slurp(agent_log));
+                  "; its log:\n", read_file(agent_log));
   // Everything acknowledged left the spool.
   CHECK(fs::is_empty(state / "spool"));
 
@@ -156,12 +83,12 @@ TEST_CASE("agent: --once on the real /proc and /sys reaches a real server") {
   }
   rc = wait_exit(spawn(agent_args, agent_log), 60s);
   REQUIRE_MESSAGE(rc == 0, "second run exited with ", rc, "; its log:\n",
-                  slurp(agent_log));
+                  read_file(agent_log));
 
   // Stop the server cleanly, then read its store.
-  REQUIRE(::kill(server.pid, SIGTERM) == 0);
-  CHECK(wait_exit(server.pid, 30s) == 0);
-  server.pid = -1;
+  auto status = server.terminate();
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 
   storage::environment_options eo;
   eo.read_only = true;
@@ -194,7 +121,7 @@ TEST_CASE("agent: --once on the real /proc and /sys reaches a real server") {
     });
     REQUIRE_MESSAGE(!err, err.message);
   }
-  INFO("agent log:\n", slurp(agent_log));
+  INFO("agent log:\n", read_file(agent_log));
   // Two rounds: at least this test process in each, one system event and
   // one identity event each (identity is sent at every start).
   CHECK(by_type["os:process"] >= 2);

@@ -51,6 +51,49 @@ inline std::string read_file(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// Runs `args` (args[0] is the program) with stdin and stdout on /dev/null
+// and stderr into `log`; returns the pid. Everything the child needs is
+// prepared before fork: after fork only async-signal-safe calls are allowed
+// (tests have ZeroMQ threads).
+inline pid_t spawn_logged(std::vector<std::string> args,
+                          const std::filesystem::path& log) {
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string log_path = log.string();
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int null = ::open("/dev/null", O_RDWR);
+    if (fd < 0 || null < 0)
+      ::_exit(126);
+    ::dup2(null, STDIN_FILENO);
+    ::dup2(null, STDOUT_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Waits for `pid` to exit (up to `limit`, then kills it); returns its exit
+// code, or -1 when it was killed or died by a signal.
+inline int wait_exit(pid_t pid, std::chrono::seconds limit) {
+  auto deadline = clock_type::now() + limit;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) != pid) {
+    if (clock_type::now() >= deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 // `parallax serve` as a child process. Each start logs to its own file.
 class server_process {
 public:
@@ -91,34 +134,13 @@ public:
   void start() {
     REQUIRE(pid_ <= 0);
     ++starts_;
-    // Everything the child needs is prepared before fork: after fork only
-    // async-signal-safe calls are allowed (the test has ZeroMQ threads).
-    std::string binary = PARALLAX_BINARY;
-    std::string data = data_dir().string();
-    std::string set = "parallax.collector.endpoint=" + endpoint_;
-    std::string log = log_path().string();
-    std::string serve = "serve", data_flag = "--data", set_flag = "--set";
-    std::string http = "parallax.http.listen=127.0.0.1:0";
-    std::vector<char*> argv = {binary.data(), serve.data(), data_flag.data(),
-                               data.data(),   set_flag.data(), set.data(),
-                               set_flag.data(), http.data()};
-    for (auto& a : extra_)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
+    std::vector<std::string> args = {
+      PARALLAX_BINARY, "serve", "--data", data_dir().string(),
+      "--set", "parallax.collector.endpoint=" + endpoint_,
+      "--set", "parallax.http.listen=127.0.0.1:0"};
+    args.insert(args.end(), extra_.begin(), extra_.end());
     auto t0 = clock_type::now();
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int null = ::open("/dev/null", O_RDWR);
-      if (fd < 0 || null < 0)
-        ::_exit(126);
-      ::dup2(null, STDIN_FILENO);
-      ::dup2(null, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
+    pid_t pid = spawn_logged(std::move(args), log_path());
     pid_ = pid;
     auto deadline = t0 + 10s;
     while (clock_type::now() < deadline) {
