@@ -1,0 +1,283 @@
+#include "parallax/pipeline/join.hpp"
+
+#include "parallax/schemas/identity.hpp"
+#include "parallax/schemas/metric_pairs.hpp"
+
+#include <algorithm>
+#include <optional>
+
+#include <fmt/format.h>
+
+namespace parallax {
+
+namespace {
+
+std::optional<double> number(const value_view& v) {
+  if (auto i = std::get_if<std::int64_t>(&v))
+    return static_cast<double>(*i);
+  if (auto d = std::get_if<double>(&v))
+    return *d;
+  return std::nullopt;
+}
+
+std::optional<double> number(const event_view& e, std::string_view name) {
+  if (auto v = e.find(name))
+    return number(*v);
+  return std::nullopt;
+}
+
+std::optional<std::string> mac_of(const event_view& e,
+                                  std::string_view field = "mac") {
+  if (auto v = e.find(field))
+    if (auto s = std::get_if<std::string_view>(v))
+      return normalize_mac(*s);
+  return std::nullopt;
+}
+
+time_ns floor_to(time_ns t, time_ns width) {
+  auto q = t / width;
+  if (t % width < 0)
+    --q;
+  return q * width;
+}
+
+constexpr std::string_view nic_fields[] = {"rx_bytes_per_s", "tx_bytes_per_s"};
+
+} // namespace
+
+void joiner::window::put(std::string_view key, double x) {
+  for (auto& [k, m] : inputs)
+    if (k == key) {
+      m.sum += x;
+      ++m.n;
+      return;
+    }
+  inputs.emplace_back(std::string{key}, mean{x, 1});
+}
+
+joiner::joiner(join_options opts) : opts_{opts} {
+}
+
+joiner::window* joiner::window_for(vm_state& vm, time_ns t) {
+  auto start = floor_to(t, opts_.window);
+  if (start >= vm.closed_before) {
+    auto& w = vm.open[start];
+    w.start = start;
+    return &w;
+  }
+  // The horizon counts back from the VM's watermark.
+  auto watermark = vm.max_time - opts_.allowed_lateness;
+  if (start + opts_.window + opts_.correction_horizon < watermark) {
+    ++counters_.late_dropped;
+    return nullptr;
+  }
+  auto& w = vm.closed[start];
+  w.start = start;
+  w.dirty = true;
+  ++counters_.late_joined;
+  return &w;
+}
+
+void joiner::add(std::string_view vm_name, std::string_view vm_uuid,
+                 const event_view& e) {
+  auto st = e.sourcetype;
+  bool hv_vm = st == "hv:libvirt:vm" || st == "hv:vsphere";
+  bool hv_nic = st == "hv:libvirt:nic";
+  bool os_system = st == "os:system";
+  bool os_process = st == "os:process";
+  bool os_net = st == "os:net";
+  if (!(hv_vm || hv_nic || os_system || os_process || os_net)) {
+    ++counters_.ignored;
+    return;
+  }
+  auto& vm = vms_[std::string{vm_uuid}];
+  if (vm.name != vm_name)
+    vm.name = std::string{vm_name};
+  auto* w = window_for(vm, e.time);
+  vm.max_time = std::max(vm.max_time, e.time);
+  latest_ = std::max(latest_, e.time);
+  if (!w)
+    return;
+  ++counters_.samples;
+  std::string key;
+  if (hv_vm || hv_nic) {
+    w->hv = true;
+    vm.ever_hv = true;
+    if (!e.host.empty()) {
+      w->host = std::string{e.host};
+      vm.host = w->host;
+    }
+  } else {
+    w->guest = true;
+    vm.ever_guest = true;
+  }
+  if (hv_vm || os_system) {
+    auto prefix = hv_vm ? "hv:" : "guest:";
+    for (const auto& f : e.fields)
+      if (auto x = number(f.value)) {
+        key.assign(prefix);
+        key.append(f.name);
+        w->put(key, *x);
+      }
+  }
+  if (os_process) {
+    auto& round = w->proc_rounds[e.time];
+    round.first += number(e, "cpu_pct").value_or(0);
+    round.second += number(e, "rss_bytes").value_or(0);
+    return;
+  }
+  // Per-NIC traffic. A vSphere sample's VM-wide rates belong to its NIC
+  // when it has exactly one.
+  std::optional<std::string> mac;
+  if (hv_nic || os_net) {
+    mac = mac_of(e);
+  } else if (hv_vm) {
+    if (auto v = e.find("macs"))
+      if (auto s = std::get_if<std::string_view>(v);
+          s && s->find(',') == std::string_view::npos)
+        mac = normalize_mac(*s);
+  }
+  if (!mac || os_system)
+    return;
+  for (auto field : nic_fields)
+    if (auto x = number(e, field)) {
+      key = fmt::format("{}:nic:{}|{}", os_net ? "guest" : "hv", field, *mac);
+      w->put(key, *x);
+    }
+}
+
+void joiner::close(vm_state& vm, window& w, bool correction,
+                   std::vector<delta>& deltas,
+                   std::vector<silence>& silences) {
+  auto get = [&](std::string_view key) -> std::optional<double> {
+    for (const auto& [k, m] : w.inputs)
+      if (k == key && m.n > 0)
+        return m.sum / static_cast<double>(m.n);
+    return std::nullopt;
+  };
+  // Per-process sums: one per agent round, then their mean.
+  std::optional<double> proc_cpu;
+  if (!w.proc_rounds.empty()) {
+    double sum = 0;
+    for (const auto& [t, r] : w.proc_rounds)
+      sum += r.first;
+    proc_cpu = sum / static_cast<double>(w.proc_rounds.size());
+  }
+  auto input = [&](std::string_view key) -> std::optional<double> {
+    if (key == "guest:proc_cpu_pct")
+      return proc_cpu;
+    return get(key);
+  };
+  auto host = w.host.empty() ? vm.host : w.host;
+  auto emit = [&](const metric_pair& p, double hv, double guest,
+                  std::string mac) {
+    delta d;
+    d.vm = vm.name;
+    d.vm_uuid = ""; // set by advance(), which knows the key
+    d.host = host;
+    d.metric = std::string{p.name};
+    d.unit = std::string{p.unit};
+    d.mac = std::move(mac);
+    d.window_start = w.start;
+    d.window_end = w.start + opts_.window;
+    d.hv_value = hv;
+    d.guest_value = guest;
+    d.abs_diff = hv - guest;
+    d.rel_diff = hv != 0 ? (hv - guest) / hv : 0;
+    d.explained_share = hv != 0 ? guest / hv : 0;
+    d.correction = correction;
+    deltas.push_back(std::move(d));
+    ++counters_.deltas;
+    if (correction)
+      ++counters_.corrections;
+  };
+  if (w.hv && w.guest) {
+    for (const auto& p : metric_pairs) {
+      if (p.per_nic) {
+        auto hv_field = p.hv[0].substr(p.hv[0].find("nic:") + 4);
+        auto guest_field = p.guest.substr(p.guest.find("nic:") + 4);
+        auto hv_prefix = fmt::format("hv:nic:{}|", hv_field);
+        for (const auto& [k, m] : w.inputs) {
+          if (!k.starts_with(hv_prefix) || m.n == 0)
+            continue;
+          auto mac = k.substr(hv_prefix.size());
+          auto g = get(fmt::format("guest:nic:{}|{}", guest_field, mac));
+          if (g)
+            emit(p, m.sum / static_cast<double>(m.n), *g, mac);
+        }
+        continue;
+      }
+      std::optional<double> hv;
+      for (auto alt : p.hv)
+        if (!alt.empty() && (hv = input(alt)))
+          break;
+      auto guest = input(p.guest);
+      if (!hv || !guest)
+        continue;
+      if (!p.hv_minus.empty())
+        if (auto minus = input(p.hv_minus))
+          *hv -= *minus;
+      if (!p.guest_per.empty()) {
+        auto per = input(p.guest_per);
+        if (!per || *per <= 0)
+          continue;
+        *guest /= *per;
+      }
+      emit(p, *hv, *guest, {});
+    }
+  } else if (!correction) {
+    // One side silent: a signal, when that side has ever spoken.
+    bool guest_missing = w.hv && !w.guest && vm.ever_guest;
+    bool hv_missing = w.guest && !w.hv && vm.ever_hv;
+    if (guest_missing || hv_missing) {
+      silence s;
+      s.vm = vm.name;
+      s.host = host;
+      s.window_start = w.start;
+      s.window_end = w.start + opts_.window;
+      s.guest_missing = guest_missing;
+      silences.push_back(std::move(s));
+      ++(guest_missing ? counters_.guest_silent : counters_.hypervisor_silent);
+    }
+  }
+}
+
+void joiner::advance(std::vector<delta>& deltas,
+                     std::vector<silence>& silences) {
+  auto fleet_cut = latest_ == INT64_MIN
+                     ? INT64_MIN
+                     : latest_ - opts_.allowed_lateness - opts_.silence_timeout;
+  for (auto& [uuid, vm] : vms_) {
+    auto first_delta = deltas.size();
+    auto first_silence = silences.size();
+    auto cut = vm.max_time == INT64_MIN ? INT64_MIN
+                                        : vm.max_time - opts_.allowed_lateness;
+    cut = std::max(cut, fleet_cut);
+    // Late data first: windows already closed, emitted again.
+    for (auto& [start, w] : vm.closed)
+      if (w.dirty) {
+        w.dirty = false;
+        close(vm, w, true, deltas, silences);
+      }
+    while (!vm.open.empty()
+           && vm.open.begin()->first + opts_.window <= cut) {
+      auto node = vm.open.extract(vm.open.begin());
+      close(vm, node.mapped(), false, deltas, silences);
+      ++counters_.windows_closed;
+      vm.closed_before = node.key() + opts_.window;
+      vm.closed.insert(std::move(node));
+    }
+    // Forget closed windows beyond the correction horizon.
+    while (!vm.closed.empty()
+           && vm.closed.begin()->first + opts_.window
+                  + opts_.correction_horizon
+                < cut)
+      vm.closed.erase(vm.closed.begin());
+    for (auto i = first_delta; i < deltas.size(); ++i)
+      deltas[i].vm_uuid = uuid;
+    for (auto i = first_silence; i < silences.size(); ++i)
+      silences[i].vm_uuid = uuid;
+  }
+}
+
+} // namespace parallax
