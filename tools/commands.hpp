@@ -116,6 +116,23 @@ struct demo_args {
 };
 int run_demo(const demo_args& args);
 
+/// `parallax tail`: subscribes to the publisher (schemas/README.md,
+/// "Published messages") and prints one line per message.
+struct tail_args {
+  config_args cfg;
+  std::string endpoint;              ///< default: parallax.publisher.endpoint
+  std::vector<std::string> topics;   ///< prefixes; default delta., alert., identity
+  std::vector<std::string> vms;      ///< only these VMs (field vm)
+  std::string metric;                ///< only this metric
+  std::string min_severity;          ///< alerts below it are skipped
+  bool json = false;                 ///< JSON lines even on a terminal
+  bool no_json = false;              ///< human lines even into a pipe
+  std::string color = "auto";        ///< auto, always, never
+  std::uint64_t count = 0;           ///< exit 0 after N printed; 0: never
+  std::optional<double> timeout;     ///< exit 1 after S s without a message
+};
+int run_tail(const tail_args& args);
+
 struct agent_args {
   config_args cfg;
   bool once = false;      ///< one round, send, wait for the acks, exit

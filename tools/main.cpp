@@ -5,6 +5,7 @@
 #include "parallax/bench/agent.hpp"
 #include "parallax/bench/codec.hpp"
 #include "parallax/bench/ingest.hpp"
+#include "parallax/bench/nab.hpp"
 #include "parallax/version.hpp"
 
 #include <cstdio>
@@ -100,6 +101,60 @@ int main(int argc, char** argv) {
                        "Seconds between status lines")
     ->capture_default_str()
     ->check(CLI::Range(1, 3600));
+
+  tail_args tl_args;
+  auto tail_cmd = app.add_subcommand(
+    "tail", "Follow what a running server publishes -- deltas, alerts, "
+            "identity changes -- one line per message (JSON lines when "
+            "stdout is not a terminal); reports sequence gaps on stderr");
+  add_config_options(*tail_cmd, tl_args.cfg);
+  tail_cmd->add_option("--endpoint", tl_args.endpoint,
+                       "Publisher to subscribe to (default: "
+                       "parallax.publisher.endpoint, tcp://127.0.0.1:7401)");
+  tail_cmd->add_option("-t,--topic", tl_args.topics,
+                       "Topic prefix to subscribe to (repeatable; default: "
+                       "delta., alert. and identity; event. adds events)");
+  tail_cmd->add_option("--vm", tl_args.vms,
+                       "Only messages about this VM (repeatable)");
+  tail_cmd->add_option("--metric", tl_args.metric,
+                       "Only deltas and alerts of this metric, e.g. "
+                       "mem_used");
+  tail_cmd->add_option("--min-severity", tl_args.min_severity,
+                       "Skip alerts below this severity (other messages "
+                       "pass)")
+    ->check(CLI::IsMember({"info", "warning", "critical"}));
+  auto tail_json = tail_cmd->add_flag(
+    "--json", tl_args.json,
+    "One JSON object per line: publisher, topic, sequence, time (ns), "
+    "fields (the default when stdout is not a terminal)");
+  tail_cmd->add_flag("--no-json", tl_args.no_json,
+                     "Human-readable lines even when stdout is not a "
+                     "terminal")
+    ->excludes(tail_json);
+  tail_cmd->add_option("--color", tl_args.color,
+                       "Colour alerts by severity (red critical, yellow "
+                       "warning, green resolved): auto, always, never")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"auto", "always", "never"}));
+  tail_cmd->add_option("--count", tl_args.count,
+                       "Exit (0) after printing this many messages");
+  tail_cmd->add_option("--timeout", tl_args.timeout,
+                       "Exit 1 when no message arrives for this many "
+                       "seconds, filtered or not (default: wait forever)")
+    ->check(CLI::PositiveNumber);
+  tail_cmd->footer(
+    "Examples:\n"
+    "  parallax tail                                  everything but events\n"
+    "  parallax tail --topic alert. --min-severity warning\n"
+    "  parallax tail --vm web-01 --metric mem_used\n"
+    "  parallax tail --topic event.os:auth            stored auth events\n"
+    "  parallax tail --json | jq .fields.abs_diff\n"
+    "Lines look like:\n"
+    "  12:00:20 delta web-01 mem_used  hv 3.10 GiB  guest 2.71 GiB  "
+    "\u0394 +0.39 GiB (+14.4 %)  explained 87 %\n"
+    "Sequence gaps (messages the publisher dropped because a subscriber "
+    "fell behind) are reported on stderr; the message format is in "
+    "schemas/README.md, \"Published messages\". Runs until Ctrl-C.");
 
   buckets_args bk_args;
   auto buckets = app.add_subcommand(
@@ -226,6 +281,15 @@ int main(int argc, char** argv) {
   agent_bench->add_flag("--json", agent_opts.json,
                         "One machine-readable JSON line");
 
+  parallax::bench::nab_options nab_opts;
+  auto nab_bench = bench->add_subcommand(
+    "nab", "Numenta Anomaly Benchmark (v1.1): the baseline detector over the "
+           "corpus, scored as NAB does, next to the published detectors");
+  nab_bench->add_option("--data", nab_opts.data,
+                        "NAB directory with data/, labels/ and results/ "
+                        "(default: $PARALLAX_NAB_DIR, else ../shared/data/nab)");
+  nab_bench->add_flag("--json", nab_opts.json, "One machine-readable JSON line");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -245,6 +309,8 @@ int main(int argc, char** argv) {
   }
   if (*serve)
     return run_serve(serve_args);
+  if (*tail_cmd)
+    return run_tail(tl_args);
   if (*demo_cmd)
     return run_demo(demo_a);
   if (*decode)
@@ -267,5 +333,7 @@ int main(int argc, char** argv) {
     return parallax::bench::run_ingest(ingest_opts);
   if (*agent_bench)
     return parallax::bench::run_agent(agent_opts);
+  if (*nab_bench)
+    return parallax::bench::run_nab(nab_opts);
   return 2;
 }

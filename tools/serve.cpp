@@ -7,6 +7,7 @@
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/pipeline/source_sender.hpp"
 #include "parallax/pipeline/metrics.hpp"
+#include "parallax/pipeline/publisher.hpp"
 #include "parallax/pipeline/system.hpp"
 #include "parallax/storage/dir_lock.hpp"
 #include "parallax/storage/environment.hpp"
@@ -64,6 +65,14 @@ int serve(const config& loaded, const serve_hooks& hooks) {
   }
   metrics_registry metrics;
   zmq::context zctx;
+  // The publisher outlives the actors that publish through it.
+  auto pub = publisher::start(zctx, cfg->publisher, &metrics);
+  if (!pub) {
+    log::error("serve", "{} (parallax.publisher.endpoint; \"\" turns "
+                        "publishing off)",
+               pub.error().message);
+    return 1;
+  }
   int exit_code = 0;
   {
     caf::actor_system_config sys_cfg;
@@ -89,6 +98,16 @@ int serve(const config& loaded, const serve_hooks& hooks) {
     pcfg.env = &*env;
     pcfg.zmq = &zctx;
     pcfg.metrics = &metrics;
+    if (cfg->correlator.enabled) {
+      correlator_config cc;
+      cc.options = correlator_options_of(*cfg);
+      cc.state_file = cfg->data_dir / "correlator.state";
+      if ((*pub)->enabled())
+        cc.publish = [p = pub->get()](const correlator_message& m) {
+          p->publish(m.topic, m.time, m.fields);
+        };
+      pcfg.correlator = std::move(cc);
+    }
     auto pipeline = ingest_pipeline::start(sys, std::move(pcfg));
     if (!pipeline) {
       log::error("serve", "{}", pipeline.error().message);
@@ -134,6 +153,10 @@ int serve(const config& loaded, const serve_hooks& hooks) {
                 cfg->libvirt.interval.count(),
                 fmt::join(cfg->libvirt.uris, ", "));
     }
+    if ((*pub)->enabled())
+      log::info("serve", "publishing deltas and alerts on {}{}",
+                (*pub)->endpoint(),
+                cfg->correlator.enabled ? "" : " (the correlator is off)");
     log::info("serve", "listening on {} ({} scheduler threads)",
               (*pipeline)->endpoint(), sys.scheduler().num_workers());
     if (hooks.started)

@@ -23,8 +23,13 @@ caf::error indexer_config::validate() const {
 namespace {
 
 // Sends [peer][reply][frame bytes] to the collector, which owns the ROUTER.
+// The collector gives back `bytes` of credit and routes the reply.
 void answer(indexer_state& st, const ingest_item& item,
             const wire::reply& r) {
+  // Batches made inside the server (the correlator's deltas and alerts)
+  // came from no client: nobody waits for their reply.
+  if (item.peer.empty())
+    return;
   st.buf.clear();
   wire::encode_reply(r, st.buf);
   char bytes[8];

@@ -19,9 +19,16 @@ ingest_pipeline::start(caf::actor_system& sys, ingest_pipeline_config cfg) {
   icfg.retention = cfg.retention;
   icfg.reply_endpoint = zmq::unique_inproc_endpoint("replies");
   p->indexer_ = spawn_indexer(sys, icfg);
+  ingest_sink after_parser = p->indexer_;
+  if (cfg.correlator) {
+    cfg.correlator->next = p->indexer_;
+    cfg.correlator->metrics = cfg.metrics;
+    p->correlator_ = spawn_correlator(sys, std::move(*cfg.correlator));
+    after_parser = p->correlator_;
+  }
   parser_config pcfg;
   pcfg.rules = std::move(cfg.rules);
-  pcfg.next = p->indexer_;
+  pcfg.next = after_parser;
   pcfg.metrics = cfg.metrics;
   pcfg.max_future = cfg.collector.max_future;
   pcfg.max_fields = cfg.collector.limits.max_fields;
@@ -49,12 +56,15 @@ void ingest_pipeline::stop() {
     collector_->stop();
   if (parser_)
     caf::anon_send_exit(parser_, caf::exit_reason::user_shutdown);
+  if (correlator_)
+    caf::anon_send_exit(correlator_, caf::exit_reason::user_shutdown);
   if (indexer_)
     caf::anon_send_exit(indexer_, caf::exit_reason::user_shutdown);
   // The collector holds a handle to the parser, the parser one to the
   // indexer: all must go for the detached indexer's thread to end.
   collector_.reset();
   parser_ = nullptr;
+  correlator_ = nullptr;
   indexer_ = nullptr;
 }
 

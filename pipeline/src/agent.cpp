@@ -113,8 +113,11 @@ guest_agent::open(const agent_config& cfg, const fs::path& data_dir,
   if (a->want_processes_)
     a->processes_ = std::make_unique<procfs::process_sampler>(cfg.root,
                                                               opts.host);
-  if (a->want_system_)
+  if (a->want_system_) {
     a->system_ = std::make_unique<procfs::system_sampler>(cfg.root);
+    // NIC counters (os:net) belong to the "system" input.
+    a->net_ = std::make_unique<procfs::net_sampler>(cfg.root);
+  }
   if (a->want_logs_) {
     std::vector<tail_input> inputs;
     for (const auto& g : cfg.auth_logs)
@@ -244,6 +247,13 @@ error guest_agent::collect() {
       events.push_back(std::move(*e));
       ++stats_.system_events;
     }
+  if (net_) {
+    auto first = events.size();
+    net_->sample(wall, mono_ns(), events);
+    for (auto i = first; i < events.size(); ++i)
+      stamp(events[i]);
+    stats_.net_events += events.size() - first;
+  }
   if (processes_) {
     auto first = events.size();
     processes_->sample(wall, mono_ns(), events);
@@ -288,11 +298,11 @@ error guest_agent::collect() {
         return err;
     }
   }
-  log::debug("agent", "round {}: {} processes, {} system, {} identity, {} log "
-                      "lines so far; spool {} batches ({} bytes), {} answered, "
-                      "{} dropped",
+  log::debug("agent", "round {}: {} processes, {} system, {} net, {} identity, "
+                      "{} log lines so far; spool {} batches ({} bytes), {} "
+                      "answered, {} dropped",
              stats_.rounds, stats_.process_events, stats_.system_events,
-             stats_.identity_events, stats_.log_events, spool_.size(),
+             stats_.net_events, stats_.identity_events, stats_.log_events, spool_.size(),
              spool_.bytes(), stats_.batches_answered,
              spool_.dropped_batches());
   return {};

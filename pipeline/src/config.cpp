@@ -55,6 +55,16 @@ config config::defaults() {
   c.agent.index = std::string{defaults::agent_index};
   c.libvirt.interval = defaults::libvirt_interval;
   c.http.listen = std::string{defaults::http_listen};
+  c.correlator.window = defaults::correlator_window;
+  c.correlator.allowed_lateness = defaults::correlator_allowed_lateness;
+  c.correlator.correction_horizon = defaults::correlator_correction_horizon;
+  c.correlator.learning_period = defaults::correlator_learning_period;
+  for (auto u : defaults::correlator_admin_users)
+    c.correlator.admin_users.emplace_back(u);
+  c.correlator.service_uid_max = defaults::correlator_service_uid_max;
+  c.correlator.unexplained_cpu_pct = defaults::correlator_unexplained_cpu_pct;
+  c.publisher.endpoint = std::string{defaults::publisher_endpoint};
+  c.publisher.high_water_mark = defaults::publisher_high_water_mark;
   c.wire.max_name_bytes = defaults::wire_max_name_bytes;
   return c;
 }
@@ -576,6 +586,120 @@ const option table[] = {
      return {};
    },
    [](const config& c) { return quote(c.http.token); }},
+  {{"parallax.correlator.enabled", "bool",
+    "Run the correlator between parser and indexer: VM attribution (the "
+    "fields vm and vm_uuid), deltas, drift and security alerts."},
+   [](config& c, const toml::node& n) -> std::string {
+     auto b = n.value_exact<bool>();
+     if (!b)
+       return fmt::format("expected true or false, got {}", show(n));
+     c.correlator.enabled = *b;
+     return {};
+   },
+   [](const config& c) -> std::string {
+     return c.correlator.enabled ? "true" : "false";
+   }},
+  {{"parallax.correlator.window", "duration",
+    "Width of the join windows: the hypervisor's sampling interval."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::seconds{1}, c.correlator.window);
+   },
+   [](const config& c) {
+     return quote(render_duration(c.correlator.window));
+   }},
+  {{"parallax.correlator.allowed-lateness", "duration",
+    "How far behind a VM's latest event a window may end and still wait "
+    "for data (the watermark's lag)."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::milliseconds{0},
+                          c.correlator.allowed_lateness);
+   },
+   [](const config& c) {
+     return quote(render_duration(c.correlator.allowed_lateness));
+   }},
+  {{"parallax.correlator.correction-horizon", "duration",
+    "How long after closing a window late data is still joined (its deltas "
+    "are sent again, marked correction); older data is dropped, counted."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::milliseconds{0},
+                          c.correlator.correction_horizon);
+   },
+   [](const config& c) {
+     return quote(render_duration(c.correlator.correction_horizon));
+   }},
+  {{"parallax.correlator.learning-period", "duration",
+    "The processes a VM runs in its first period of guest data are its "
+    "baseline; a process name never seen then is a rogue process."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::milliseconds{0},
+                          c.correlator.learning_period);
+   },
+   [](const config& c) {
+     return quote(render_duration(c.correlator.learning_period));
+   }},
+  {{"parallax.correlator.admin-users", "strings",
+    "Users whose processes are never an exception."},
+   [](config& c, const toml::node& n) {
+     return want_strings(n, {}, c.correlator.admin_users);
+   },
+   [](const config& c) { return render_strings(c.correlator.admin_users); }},
+  {{"parallax.correlator.allowed-users", "strings",
+    "Further users allowed to run processes on every VM."},
+   [](config& c, const toml::node& n) {
+     return want_strings(n, {}, c.correlator.allowed_users);
+   },
+   [](const config& c) { return render_strings(c.correlator.allowed_users); }},
+  {{"parallax.correlator.allowed-processes", "strings",
+    "Process names (the kernel's command name) never reported as rogue."},
+   [](config& c, const toml::node& n) {
+     return want_strings(n, {}, c.correlator.allowed_processes);
+   },
+   [](const config& c) {
+     return render_strings(c.correlator.allowed_processes);
+   }},
+  {{"parallax.correlator.service-uid-max", "integer",
+    "Owners with a uid up to this are service accounts; above it, humans, "
+    "whose processes are exceptions unless they are administrators, allowed "
+    "users, or service owners of the VM's group "
+    "([parallax.correlator.service-owners], below)."},
+   [](config& c, const toml::node& n) {
+     return want_uint(n, 0, 4'294'967'295ULL, c.correlator.service_uid_max);
+   },
+   [](const config& c) {
+     return fmt::format("{}", c.correlator.service_uid_max);
+   }},
+  {{"parallax.correlator.unexplained-cpu-pct", "integer",
+    "Hypervisor CPU (% of the VM's allocation) the guest's processes may "
+    "leave unexplained before a sustained excess is a security exception."},
+   [](config& c, const toml::node& n) {
+     return want_uint(n, 1, 100, c.correlator.unexplained_cpu_pct);
+   },
+   [](const config& c) {
+     return fmt::format("{}", c.correlator.unexplained_cpu_pct);
+   }},
+  {{"parallax.publisher.endpoint", "string",
+    "ZeroMQ endpoint where deltas, alerts and identity changes are "
+    "published (a PUB socket; `parallax tail` subscribes); empty turns "
+    "publishing off."},
+   [](config& c, const toml::node& n) -> std::string {
+     auto s = n.value_exact<std::string>();
+     if (s && s->empty()) {
+       c.publisher.endpoint.clear();
+       return {};
+     }
+     return want_endpoint(n, c.publisher.endpoint);
+   },
+   [](const config& c) { return quote(c.publisher.endpoint); }},
+  {{"parallax.publisher.high-water-mark", "integer",
+    "Messages queued per subscriber. When a subscriber's queue is full the "
+    "publisher drops the message (counted; subscribers see a sequence gap) "
+    "instead of blocking."},
+   [](config& c, const toml::node& n) {
+     return want_uint(n, 1, 10'000'000, c.publisher.high_water_mark);
+   },
+   [](const config& c) {
+     return fmt::format("{}", c.publisher.high_water_mark);
+   }},
 };
 
 const std::vector<option_info>& infos() {
@@ -714,6 +838,27 @@ error apply_table(config& c, const toml::table& tbl, const std::string& prefix,
   for (auto&& [k, node] : tbl) {
     auto key = prefix.empty() ? std::string{k.str()}
                               : fmt::format("{}.{}", prefix, k.str());
+    if (key == "parallax.correlator.service-owners") {
+      auto sub = node.as_table();
+      if (!sub)
+        return error{ec::config_bad_value,
+                     fmt::format("{}: expected a table of VM name patterns "
+                                 "to arrays of users ({})",
+                                 key, where(origin, node.source()))};
+      for (auto&& [pattern, users] : *sub) {
+        std::vector<std::string> list;
+        if (auto msg = want_strings(users, {}, list); !msg.empty())
+          return error{ec::config_bad_value,
+                       fmt::format("{}.\"{}\": {} ({})", key, pattern.str(),
+                                   msg, where(origin, users.source()))};
+        std::erase_if(c.correlator.service_owners, [&](const auto& x) {
+          return x.first == pattern.str();
+        });
+        c.correlator.service_owners.emplace_back(std::string{pattern.str()},
+                                                 std::move(list));
+      }
+      continue;
+    }
     if (key == "parallax.sourcetypes") {
       auto sub = node.as_table();
       if (!sub)
@@ -851,6 +996,15 @@ std::string render_config(const config& c) {
     out += line + "\n";
     out += fmt::format("# type: {}\n", o.info.type);
     out += fmt::format("{} = {}\n", key.substr(dot + 1), o.get(c));
+  }
+  out += "\n# Service owners per VM group: a VM name pattern (* matches "
+         "anything) and\n# the users whose processes are expected there, "
+         "e.g.\n#\n# [parallax.correlator.service-owners]\n"
+         "# \"web-*\" = [\"www-data\", \"nginx\"]\n";
+  if (!c.correlator.service_owners.empty()) {
+    out += "\n[parallax.correlator.service-owners]\n";
+    for (const auto& [pattern, users] : c.correlator.service_owners)
+      out += fmt::format("{} = {}\n", quote(pattern), render_strings(users));
   }
   out += "\n# Parsing rules per sourcetype, one table each. A sourcetype "
          "without rules\n# gets the defaults shown in this example "

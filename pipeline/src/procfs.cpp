@@ -3,6 +3,7 @@
 #include "parallax/schemas/identity.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -518,6 +519,21 @@ std::map<std::string, std::vector<std::string>> system_ips() {
   return out;
 }
 
+// physical, loopback, virtual or bridge, from the interface's sysfs
+// directory; `text` is scratch space.
+std::string nic_kind(const fs::path& dir, const std::string& name,
+                     std::string& text) {
+  std::error_code ec;
+  // ARPHRD_LOOPBACK is 772 in the type file.
+  if (name == "lo" || (read_file(dir / "type", text) == 0 && trim(text) == "772"))
+    return "loopback";
+  if (fs::is_directory(dir / "bridge", ec))
+    return "bridge";
+  if (fs::exists(dir / "device", ec))
+    return "physical";
+  return "virtual";
+}
+
 } // namespace
 
 identity read_identity(const fs::path& root) {
@@ -540,19 +556,7 @@ identity read_identity(const fs::path& root) {
         n.mac = *mac;
     if (read_file(dir / "operstate", text) == 0)
       n.operstate = std::string{trim(text)};
-    std::error_code e2;
-    // ARPHRD_LOOPBACK is 772 in the type file.
-    bool loopback = n.name == "lo";
-    if (read_file(dir / "type", text) == 0 && trim(text) == "772")
-      loopback = true;
-    if (loopback)
-      n.kind = "loopback";
-    else if (fs::is_directory(dir / "bridge", e2))
-      n.kind = "bridge";
-    else if (fs::exists(dir / "device", e2))
-      n.kind = "physical";
-    else
-      n.kind = "virtual";
+    n.kind = nic_kind(dir, n.name, text);
     if (auto f = ips.find(n.name); f != ips.end())
       n.ips = f->second;
     id.nics.push_back(std::move(n));
@@ -567,6 +571,63 @@ identity read_identity(const fs::path& root) {
       id.bios_serial = std::string{trim(text)};
   }
   return id;
+}
+
+// -- NIC counters ------------------------------------------------------------
+
+net_sampler::net_sampler(fs::path root) : net_{root / "sys/class/net"} {
+}
+
+void net_sampler::sample(time_ns wall, std::int64_t mono_ns,
+                         std::vector<event>& out) {
+  // Sorted by name, as os:nic is, so that events come in a stable order.
+  std::vector<fs::path> dirs;
+  std::error_code ec;
+  for (fs::directory_iterator it{net_, ec}, end; !ec && it != end;
+       it.increment(ec))
+    dirs.push_back(it->path());
+  std::sort(dirs.begin(), dirs.end());
+  static constexpr std::array<std::string_view, 4> counters = {
+    "rx_bytes", "tx_bytes", "rx_packets", "tx_packets"};
+  for (const auto& dir : dirs) {
+    auto name = dir.filename().string();
+    auto kind = nic_kind(dir, name, buf_);
+    if (kind == "loopback")
+      continue;
+    std::array<std::uint64_t, 4> values{};
+    bool ok = true;
+    for (std::size_t i = 0; i < counters.size() && ok; ++i)
+      ok = read_file(dir / "statistics" / counters[i], buf_) == 0
+           && to_number(trim(buf_), values[i]);
+    if (!ok)
+      continue; // gone meanwhile, or no statistics: nothing to report
+    event e;
+    e.time = wall;
+    e.sourcetype = "os:net";
+    e.fields.reserve(12);
+    e.fields.push_back({"nic", name});
+    if (read_file(dir / "address", buf_) == 0)
+      if (auto mac = normalize_mac(trim(buf_)))
+        e.fields.push_back({"mac", *mac});
+    e.fields.push_back({"kind", std::move(kind)});
+    for (std::size_t i = 0; i < counters.size(); ++i)
+      e.fields.push_back({std::string{counters[i]}, to_i64(values[i])});
+    // A recreated interface (same name, new ifindex) starts a new series.
+    std::string series = name + '/';
+    if (read_file(dir / "ifindex", buf_) == 0)
+      series += trim(buf_);
+    series += '/';
+    for (std::size_t i = 0; i < counters.size(); ++i)
+      if (auto r = rates_.update(series + std::string{counters[i]}, mono_ns,
+                                 static_cast<double>(values[i])))
+        e.fields.push_back({std::string{counters[i]} + "_per_s", *r});
+    out.push_back(std::move(e));
+  }
+  // Forget interfaces that went away (their series were not updated now).
+  if (!prev_mono_ || mono_ns > *prev_mono_) {
+    rates_.expire_before(mono_ns);
+    prev_mono_ = mono_ns;
+  }
 }
 
 std::vector<event> identity::to_events(time_ns wall) const {

@@ -1,5 +1,7 @@
 #include "parallax/pipeline/simulator.hpp"
 
+#include "parallax/schemas/json.hpp"
+
 #include "parallax/pipeline/ingest_client.hpp"
 #include "parallax/pipeline/zmq.hpp"
 #include "parallax/schemas/identity.hpp"
@@ -102,22 +104,7 @@ std::int64_t i64(double x) {
 
 std::string json_escape(std::string_view s) {
   std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20)
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        else
-          out += c;
-    }
-  }
-  out += '"';
+  json::append_string(out, s);
   return out;
 }
 
@@ -178,6 +165,11 @@ struct proc {
   std::int64_t rss = 0;
 };
 
+/// Cumulative traffic counters of one interface.
+struct counters {
+  std::int64_t rx = 0, tx = 0, rxp = 0, txp = 0;
+};
+
 struct nic {
   std::string mac; // normalised
   std::string ip;
@@ -186,6 +178,9 @@ struct nic {
   std::int64_t rx = 0, tx = 0, rxp = 0, txp = 0; // cumulative since boot
   // At the previous hypervisor sample, for rates.
   std::int64_t hv_rx = 0, hv_tx = 0, hv_rxp = 0, hv_txp = 0;
+  // The guest's own counters (os:net): the host's, less the few frames the
+  // virtio ring dropped on receive, plus the few the tap dropped on send.
+  counters guest, guest_prev; // guest_prev: at the agent's previous sample
 };
 
 struct vm_model {
@@ -199,11 +194,16 @@ struct vm_model {
   std::int64_t mem_bytes = 0;
   int mac_notation = 0;
   bool docker = false;
+  double docker_rate = 0;                 // docker0's mean rx bytes/s
+  counters docker_ctr, docker_prev;       // docker0 (guest only)
   double cache_frac = 0.4;
   std::int64_t cache_touched = -1; // guest page cache the host has backed
   std::vector<nic> nics;
   std::vector<proc> procs;
   rng_t rng{0};
+  // Draws for os:net and libvirt's vCPU delay only, so that adding them left
+  // every other event as it was.
+  rng_t net_rng{0};
   int next_pid = 30000;
   time_ns boot = 0;
   time_ns present_from = 0, present_until = forever;
@@ -221,6 +221,7 @@ struct vm_model {
   double hv_busy_acc = 0, hv_steal_acc = 0;
   int hv_steps = 0;
   std::int64_t cpu_time_ns = 0;
+  std::int64_t vcpu_delay_ns = 0; // libvirt: Σ vcpu.N.delay
   bool hv_fresh = true; // the poller on its host has not sampled it yet
 };
 
@@ -636,6 +637,7 @@ vm_model fleet::impl::make_vm(std::size_t index, const std::string& name,
   vm_model v;
   v.index = index;
   v.rng = rng_t{splitmix(opts.seed * 0x100000001b3ULL + index)};
+  v.net_rng = rng_t{splitmix(splitmix(opts.seed ^ 0x6e65740000000000ULL) + index)};
   auto& rng = v.rng;
   v.name = name;
   v.role = role;
@@ -688,9 +690,21 @@ vm_model fleet::impl::make_vm(std::size_t index, const std::string& name,
     c.tx = i64(c.tx_rate * up);
     c.rxp = c.rx / 900;
     c.txp = c.tx / 1100;
+    c.guest = {i64(static_cast<double>(c.rx) * 0.9992), i64(static_cast<double>(c.tx) * 1.0004),
+               i64(static_cast<double>(c.rxp) * 0.9992), i64(static_cast<double>(c.txp) * 1.0004)};
     v.nics.push_back(c);
   }
   v.docker = role == "app";
+  if (v.docker) { // containers talking to each other and out through NAT
+    v.docker_rate = v.net_rng.uniform(2e3, 30e3);
+    auto up = static_cast<double>(boot_before) / ns_per_s;
+    v.docker_ctr.rx = i64(v.docker_rate * up);
+    v.docker_ctr.tx = i64(v.docker_rate * 1.3 * up);
+    v.docker_ctr.rxp = v.docker_ctr.rx / 600;
+    v.docker_ctr.txp = v.docker_ctr.tx / 700;
+  }
+  // vCPUs wait for a host CPU now and then (0.2 % of the time, on average).
+  v.vcpu_delay_ns = i64(static_cast<double>(boot_before) * v.cpus * 0.002);
   v.cpu_time_ns = i64(static_cast<double>(boot_before) * v.cpus * 0.1);
   // The process table.
   auto at_boot = [&](double secs) { return v.boot + i64(secs * 1e9); };
@@ -1134,6 +1148,23 @@ void fleet::impl::advance_vm(vm_model& v, std::size_t vi, time_ns t) {
     c.tx += tx;
     c.rxp += rx / 900 + 1;
     c.txp += tx / 1100 + 1;
+    // The guest's view: up to 0.2 % of received frames dropped in the ring
+    // (counted by the host, not the guest), up to 0.1 % of sent ones lost
+    // in the tap (counted by the guest, not the host).
+    double rx_drop = v.net_rng.uniform(0, 0.002), tx_drop = v.net_rng.uniform(0, 0.001);
+    auto rxp = rx / 900 + 1, txp = tx / 1100 + 1;
+    c.guest.rx += rx - i64(static_cast<double>(rx) * rx_drop);
+    c.guest.tx += tx + i64(static_cast<double>(tx) * tx_drop);
+    c.guest.rxp += rxp - i64(static_cast<double>(rxp) * rx_drop);
+    c.guest.txp += txp + i64(static_cast<double>(txp) * tx_drop);
+  }
+  if (v.docker) {
+    auto rx = i64(v.docker_rate * v.net_rng.noise(0.4) * 10);
+    auto tx = i64(v.docker_rate * 1.3 * v.net_rng.noise(0.4) * 10);
+    v.docker_ctr.rx += rx;
+    v.docker_ctr.tx += tx;
+    v.docker_ctr.rxp += rx / 600 + 1;
+    v.docker_ctr.txp += tx / 700 + 1;
   }
   // Load averages: exponential moving averages of runnable tasks.
   double runnable = all_cpu / 100 + 0.05;
@@ -1361,10 +1392,37 @@ void fleet::impl::guest_batch(vm_model& v, std::size_t vi, time_ns t,
   put(s, "load15", r2(v.load15));
   put(s, "uptime_s", static_cast<double>((t - v.boot) / 1'000'000) / 1000.0);
   out.push_back(std::move(s));
+  // NIC counters: every interface but loopback, rates over the agent's
+  // (monotonic) interval, none on a fresh agent's first sample.
+  auto net_event = [&](std::string name, std::string mac, const char* kind_,
+                       const counters& now, counters& prev) {
+    auto n = base("os:net", "/sys/class/net");
+    put(n, "nic", std::move(name));
+    put(n, "mac", std::move(mac));
+    put(n, "kind", kind_);
+    put(n, "rx_bytes", now.rx);
+    put(n, "tx_bytes", now.tx);
+    put(n, "rx_packets", now.rxp);
+    put(n, "tx_packets", now.txp);
+    if (!v.agent_fresh) {
+      double dt = static_cast<double>(agent_interval) / ns_per_s;
+      put(n, "rx_bytes_per_s", r2(static_cast<double>(now.rx - prev.rx) / dt));
+      put(n, "tx_bytes_per_s", r2(static_cast<double>(now.tx - prev.tx) / dt));
+      put(n, "rx_packets_per_s", r2(static_cast<double>(now.rxp - prev.rxp) / dt));
+      put(n, "tx_packets_per_s", r2(static_cast<double>(now.txp - prev.txp) / dt));
+    }
+    prev = now;
+    out.push_back(std::move(n));
+  };
+  for (auto& c : v.nics)
+    net_event(c.guest_dev, mac_text(c.mac), "physical", c.guest, c.guest_prev);
+  if (v.docker)
+    net_event("docker0", fmt::format("02:42:ac:{:02x}:00:01", v.index & 0xff),
+              "bridge", v.docker_ctr, v.docker_prev);
   v.agent_fresh = false;
 }
 
-void fleet::impl::hv_event(vm_model& v, std::size_t, time_ns t,
+void fleet::impl::hv_event(vm_model& v, std::size_t vi, time_ns t,
                            std::vector<event>& out) {
   double busy = v.hv_steps ? v.hv_busy_acc / v.hv_steps : v.busy;
   double steal = v.hv_steps ? v.hv_steal_acc / v.hv_steps : v.steal;
@@ -1373,6 +1431,12 @@ void fleet::impl::hv_event(vm_model& v, std::size_t, time_ns t,
   // The hypervisor charges the VM for emulation and I/O threads too.
   double cpu_pct = std::min(100.0, busy * 1.02 + 0.4);
   v.cpu_time_ns += i64(cpu_pct / 100 * v.cpus * static_cast<double>(hv_interval));
+  // CPU ready (vCPU delay), per vCPU: what the guest saw as steal over the
+  // interval; below 1 % unless the host is contended.
+  bool contended = find(vi, kind::cpu_contention, t)
+                   || find(vi, kind::cpu_contention, t - agent_interval);
+  double ready = contended ? steal : std::min(steal, 1.0);
+  v.vcpu_delay_ns += i64(ready / 100 * v.cpus * static_cast<double>(hv_interval));
   auto allocated = v.mem_bytes - v.balloon;
   // Host memory backing the guest: what it uses, the page cache it has
   // touched (the host never learns that a freed page is free again), a
@@ -1403,6 +1467,10 @@ void fleet::impl::hv_event(vm_model& v, std::size_t, time_ns t,
     put(e, "cpu_time_ns", v.cpu_time_ns);
     if (!v.hv_fresh)
       put(e, "cpu_pct", r2(cpu_pct));
+    // vcpu.N.delay: the guest sees the same wait as steal.
+    put(e, "vcpu_delay_ns", v.vcpu_delay_ns);
+    if (!v.hv_fresh)
+      put(e, "cpu_ready_pct", r2(ready));
     put(e, "mem_balloon_bytes", v.balloon);
     put(e, "mem_rss_bytes", consumed + 90 * mib + allocated / 200);
     put(e, "mem_unused_bytes", std::max<std::int64_t>(0, v.total - v.used - v.cache));
@@ -1710,16 +1778,12 @@ std::string fleet::impl::truth() const {
         break;
       case kind::cpu_contention:
         params = fmt::format("\"ready_pct\":{}", in.ready_pct);
-        if (v.fl == flavour::vsphere) {
-          sig({"hv_cpu_ready_high", "guest_cpu_steal_high"});
-          expected = fmt::format("CPU ready ≈ {} % per vCPU and guest steal ≈ {} %",
-                                 in.ready_pct, in.ready_pct);
-        } else {
-          sig({"guest_cpu_steal_high"});
-          expected = fmt::format("guest steal ≈ {} % (libvirt samples carry no "
-                                 "ready/delay field)",
-                                 in.ready_pct);
-        }
+        sig({"hv_cpu_ready_high", "guest_cpu_steal_high"});
+        expected = fmt::format("CPU ready ({}) ≈ {} % per vCPU and guest steal "
+                               "≈ {} %",
+                               v.fl == flavour::vsphere ? "cpu.ready.summation"
+                                                        : "libvirt vCPU delay",
+                               in.ready_pct, in.ready_pct);
         break;
       case kind::agent_outage:
         params = "";

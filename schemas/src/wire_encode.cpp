@@ -103,6 +103,12 @@ void encode(std::string_view source_id, std::uint64_t sequence,
     pack_event(pk, sink, *e);
 }
 
+void append_value(std::string& out, const value_view& v) {
+  string_sink sink{&out};
+  packer pk{sink};
+  pack_value(pk, sink, v);
+}
+
 void encode(const batch& b, std::string& out) {
   string_sink sink{&out};
   packer pk{sink};

@@ -137,7 +137,8 @@ public:
     std::vector<std::string> args = {
       PARALLAX_BINARY, "serve", "--data", data_dir().string(),
       "--set", "parallax.collector.endpoint=" + endpoint_,
-      "--set", "parallax.http.listen=127.0.0.1:0"};
+      "--set", "parallax.http.listen=127.0.0.1:0",
+      "--set", "parallax.publisher.endpoint=tcp://127.0.0.1:0"};
     args.insert(args.end(), extra_.begin(), extra_.end());
     auto t0 = clock_type::now();
     pid_t pid = spawn_logged(std::move(args), log_path());

@@ -328,6 +328,124 @@ TEST_CASE("procfs: identity: hostname, NIC kinds, MACs, BIOS") {
   CHECK(!(id == id2));
 }
 
+namespace {
+
+// An interface under <root>/sys/class/net with its traffic counters.
+void write_nic(const fs::path& root, std::string_view name,
+               std::string_view mac, int ifindex, std::uint64_t rx_bytes,
+               std::uint64_t tx_bytes, std::uint64_t rx_packets,
+               std::uint64_t tx_packets) {
+  auto dir = root / "sys/class/net" / name;
+  write(dir / "address", std::string{mac} + "\n");
+  write(dir / "ifindex", std::to_string(ifindex) + "\n");
+  write(dir / "statistics/rx_bytes", std::to_string(rx_bytes) + "\n");
+  write(dir / "statistics/tx_bytes", std::to_string(tx_bytes) + "\n");
+  write(dir / "statistics/rx_packets", std::to_string(rx_packets) + "\n");
+  write(dir / "statistics/tx_packets", std::to_string(tx_packets) + "\n");
+}
+
+const event* by_nic(const std::vector<event>& evs, std::string_view nic) {
+  for (const auto& e : evs)
+    if (auto v = e.find("nic"); v && std::get<std::string>(*v) == nic)
+      return &e;
+  return nullptr;
+}
+
+} // namespace
+
+TEST_CASE("procfs: os:net counters and exact rates from two samples") {
+  test::temp_dir root;
+  write_system(root.path);
+  write_nic(root.path, "lo", "00:00:00:00:00:00", 1, 5000, 5000, 50, 50);
+  write(root.path / "sys/class/net/lo/type", "772\n");
+  write_nic(root.path, "eth0", "52-54-00-A1-00-01", 2, 1'000'000, 200'000,
+            1000, 400);
+  fs::create_directories(root.path / "sys/class/net/eth0/device");
+  write_nic(root.path, "docker0", "02:42:ac:11:00:01", 3, 10, 20, 1, 2);
+  fs::create_directories(root.path / "sys/class/net/docker0/bridge");
+  procfs::net_sampler s{root.path};
+  std::vector<event> first;
+  s.sample(100, 5'000'000'000, first);
+  REQUIRE(first.size() == 2); // not loopback
+  CHECK(first[0].sourcetype == "os:net");
+  CHECK(get<std::string>(first[0], "nic") == "docker0"); // sorted by name
+  CHECK(get<std::string>(first[0], "kind") == "bridge");
+  const auto* e0 = by_nic(first, "eth0");
+  REQUIRE(e0);
+  CHECK(e0->time == 100);
+  CHECK(get<std::string>(*e0, "mac") == "52:54:00:a1:00:01"); // normalised
+  CHECK(get<std::string>(*e0, "kind") == "physical");
+  CHECK(get<std::int64_t>(*e0, "rx_bytes") == 1'000'000);
+  CHECK(get<std::int64_t>(*e0, "tx_bytes") == 200'000);
+  CHECK(get<std::int64_t>(*e0, "rx_packets") == 1000);
+  CHECK(get<std::int64_t>(*e0, "tx_packets") == 400);
+  for (auto f : {"rx_bytes_per_s", "tx_bytes_per_s", "rx_packets_per_s",
+                 "tx_packets_per_s"})
+    CHECK_MESSAGE(e0->find(f) == nullptr, f); // first sample: no rates
+
+  // 4 s later: +2 000 000 / +400 000 bytes, +2000 / +800 packets on eth0.
+  write_nic(root.path, "eth0", "52-54-00-A1-00-01", 2, 3'000'000, 600'000,
+            3000, 1200);
+  write_nic(root.path, "docker0", "02:42:ac:11:00:01", 3, 10, 20, 1, 2);
+  std::vector<event> second;
+  s.sample(200, 9'000'000'000, second);
+  REQUIRE(second.size() == 2);
+  const auto* e1 = by_nic(second, "eth0");
+  REQUIRE(e1);
+  CHECK(get<double>(*e1, "rx_bytes_per_s") == 500'000.0);
+  CHECK(get<double>(*e1, "tx_bytes_per_s") == 100'000.0);
+  CHECK(get<double>(*e1, "rx_packets_per_s") == 500.0);
+  CHECK(get<double>(*e1, "tx_packets_per_s") == 200.0);
+  const auto* d1 = by_nic(second, "docker0");
+  REQUIRE(d1);
+  CHECK(get<double>(*d1, "rx_bytes_per_s") == 0.0); // idle: 0, not absent
+
+  // A counter reset (driver reload): rx_bytes went back, so no rx rate;
+  // the counters that moved forward keep theirs. The next sample has all.
+  write_nic(root.path, "eth0", "52-54-00-A1-00-01", 2, 1000, 800'000, 3100,
+            1300);
+  std::vector<event> third;
+  s.sample(300, 11'000'000'000, third);
+  const auto* e2 = by_nic(third, "eth0");
+  REQUIRE(e2);
+  CHECK(get<std::int64_t>(*e2, "rx_bytes") == 1000);
+  CHECK(e2->find("rx_bytes_per_s") == nullptr);
+  CHECK(get<double>(*e2, "tx_bytes_per_s") == 100'000.0);
+  write_nic(root.path, "eth0", "52-54-00-A1-00-01", 2, 21'000, 800'000, 3200,
+            1300);
+  std::vector<event> fourth;
+  s.sample(400, 13'000'000'000, fourth);
+  const auto* e3 = by_nic(fourth, "eth0");
+  REQUIRE(e3);
+  CHECK(get<double>(*e3, "rx_bytes_per_s") == 10'000.0);
+  CHECK(get<double>(*e3, "tx_bytes_per_s") == 0.0);
+}
+
+TEST_CASE("procfs: os:net: a recreated interface starts afresh; one without "
+          "statistics is skipped") {
+  test::temp_dir root;
+  write_system(root.path);
+  write_nic(root.path, "eth1", "52:54:00:a1:00:02", 4, 1000, 1000, 10, 10);
+  procfs::net_sampler s{root.path};
+  std::vector<event> out;
+  s.sample(1, 1'000'000'000, out);
+  // Unplugged and plugged again: a new ifindex, counters above the old ones
+  // by chance. Its first sample has no rates, even so.
+  write_nic(root.path, "eth1", "52:54:00:a1:00:02", 7, 5000, 5000, 50, 50);
+  // An interface whose statistics directory is missing.
+  write(root.path / "sys/class/net/tun0/address", "\n");
+  out.clear();
+  s.sample(2, 2'000'000'000, out);
+  REQUIRE(out.size() == 1);
+  CHECK(get<std::string>(out[0], "nic") == "eth1");
+  CHECK(out[0].find("rx_bytes_per_s") == nullptr);
+  write_nic(root.path, "eth1", "52:54:00:a1:00:02", 7, 6000, 5000, 60, 50);
+  out.clear();
+  s.sample(3, 3'000'000'000, out);
+  CHECK(get<double>(out[0], "rx_bytes_per_s") == 1000.0);
+  CHECK(get<double>(out[0], "rx_packets_per_s") == 10.0);
+}
+
 // -- log tailing -------------------------------------------------------------
 
 namespace {
@@ -668,4 +786,36 @@ TEST_CASE("agent: collection goes on while the server is down, and the spool "
   CHECK((*a)->spooled().dropped_batches() == 20 - (*a)->spooled().size());
   CHECK((*a)->spooled().dropped_batches() > 0);
   CHECK(*(*a)->spooled().newest() == 20);
+}
+
+TEST_CASE("agent: the system input sends os:net every round, identity stays "
+          "rare") {
+  test::temp_dir base;
+  auto cfg = fixture_agent(base.path);
+  cfg.inputs = {"system", "identity"};
+  write_nic(cfg.root, "eth0", "52:54:00:a1:00:01", 2, 100, 100, 1, 1);
+  fs::create_directories(cfg.root / "sys/class/net/eth0/device");
+  auto a = guest_agent::open(cfg, base.path);
+  REQUIRE(a);
+  REQUIRE(!(*a)->collect());
+  write_nic(cfg.root, "eth0", "52:54:00:a1:00:01", 2, 200, 300, 2, 3);
+  REQUIRE(!(*a)->collect());
+  CHECK((*a)->stats().net_events == 2);
+  CHECK((*a)->stats().identity_events == 2); // os:identity + one os:nic, once
+  auto frame = (*a)->spooled().read(*(*a)->spooled().newest());
+  REQUIRE(frame);
+  auto b = wire::decode(frame->frame);
+  REQUIRE(b);
+  std::size_t nets = 0;
+  for (const auto& e : b->events())
+    if (e.sourcetype == "os:net") {
+      ++nets;
+      CHECK(std::get<std::string_view>(*e.find("nic")) == "eth0");
+      CHECK(std::get<std::int64_t>(*e.find("rx_bytes")) == 200);
+      CHECK(std::get<double>(*e.find("rx_bytes_per_s")) > 0);
+      CHECK(std::get<std::string_view>(*e.find("agent_id"))
+            == (*a)->agent_id());
+      CHECK(e.host == "guest-01");
+    }
+  CHECK(nets == 1);
 }

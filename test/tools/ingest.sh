@@ -16,6 +16,8 @@ data-dir = "$tmp/var"
 endpoint = "tcp://127.0.0.1:$port"
 [parallax.http]
 listen = "127.0.0.1:0"
+[parallax.publisher]
+endpoint = "tcp://127.0.0.1:0"
 [parallax.sourcetypes."app:java"]
 time-format = "rfc3339"
 line-breaker = '^\d{4}-\d{2}-\d{2}T'

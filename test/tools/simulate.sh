@@ -18,6 +18,14 @@ cat > "$tmp/parallax.toml" <<TOML
 data-dir = "$tmp/var"
 [parallax.collector]
 endpoint = "tcp://127.0.0.1:$port"
+[parallax.http]
+listen = "127.0.0.1:0"
+[parallax.publisher]
+endpoint = "tcp://127.0.0.1:0"
+# Counts below compare what was sent with what is stored: without the
+# correlator's own deltas and alerts.
+[parallax.correlator]
+enabled = false
 TOML
 # 12 VMs for 10 minutes: app-07's agent is down from 2m to 5m (18 samples
 # missing), db-10 is cloned at 5m (30 more samples).
@@ -75,6 +83,9 @@ sent=$(sed -n 's/^parallax simulate: \([0-9]*\) events in.*/\1/p' <<< "$out")
 [[ "$out" == *"hv:libvirt:vm=255"* ]] && ok "hv:libvirt:vm count" || bad "hv:libvirt:vm: $out"
 [[ "$out" == *"os:identity=14"* ]] && ok "os:identity count" || bad "os:identity: $out"
 [[ "$out" == *"hv:vsphere=120"* ]] && ok "hv:vsphere count (4 VMs x 30)" || bad "hv:vsphere: $out"
+# os:net: 18 interfaces per step (12 NICs, the 3 db VMs' second NICs, the 3
+# app VMs' docker0) x 60 - app-07's 2 x 18 (outage) + the clone's 2 x 30 = 1104.
+[[ "$out" == *"os:net=1104"* ]] && ok "os:net count" || bad "os:net: $out"
 
 total() {
   "$P" buckets --config "$tmp/parallax.toml" --json \

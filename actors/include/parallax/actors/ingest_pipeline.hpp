@@ -1,6 +1,7 @@
 #pragma once
 
-// The ingest stages of one store -- collector, parser, indexer -- started
+// The ingest stages of one store -- collector, parser, (correlator,)
+// indexer -- started
 // together and stopped in the order that loses nothing acknowledged.
 //
 // Caveats: the actor system must outlive the pipeline, and its destructor
@@ -9,11 +10,13 @@
 // the pipeline before the actor system.
 
 #include "parallax/actors/collector.hpp"
+#include "parallax/actors/correlator.hpp"
 #include "parallax/actors/indexer.hpp"
 #include "parallax/actors/parser.hpp"
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +34,9 @@ struct ingest_pipeline_config {
   const storage::environment* env = nullptr; ///< the store's
   zmq::context* zmq = nullptr;               ///< must outlive the pipeline
   metrics_registry* metrics = nullptr;       ///< must outlive the pipeline
+  /// The correlator between parser and indexer; absent: none (its `next`
+  /// and `metrics` are filled in by start()).
+  std::optional<correlator_config> correlator;
 };
 
 class ingest_pipeline {
@@ -54,6 +60,7 @@ public:
 private:
   ingest_pipeline() = default;
   indexer_actor indexer_;
+  correlator_actor correlator_;
   parser_actor parser_;
   std::unique_ptr<collector> collector_;
 };

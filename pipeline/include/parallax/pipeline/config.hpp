@@ -52,6 +52,29 @@ struct http_config {
   std::string token;                         ///< parallax.http.token
 };
 
+/// The publisher of deltas, alerts and identity changes (publisher.hpp).
+struct publisher_config {
+  std::string endpoint;                      ///< parallax.publisher.endpoint
+  std::uint64_t high_water_mark = 0;         ///< parallax.publisher.high-water-mark
+};
+
+/// The correlator of `parallax serve` (parallax.correlator.*).
+struct correlation_config {
+  bool enabled = true;                            ///< .enabled
+  std::chrono::milliseconds window{};             ///< .window
+  std::chrono::milliseconds allowed_lateness{};   ///< .allowed-lateness
+  std::chrono::milliseconds correction_horizon{}; ///< .correction-horizon
+  std::chrono::milliseconds learning_period{};    ///< .learning-period
+  std::vector<std::string> admin_users;           ///< .admin-users
+  std::vector<std::string> allowed_users;         ///< .allowed-users
+  std::vector<std::string> allowed_processes;     ///< .allowed-processes
+  std::uint64_t service_uid_max = 0;              ///< .service-uid-max
+  std::uint64_t unexplained_cpu_pct = 0;          ///< .unexplained-cpu-pct
+  /// [parallax.correlator.service-owners]: VM name pattern -> users.
+  std::vector<std::pair<std::string, std::vector<std::string>>>
+    service_owners;
+};
+
 struct config {
   std::filesystem::path data_dir;                ///< parallax.data-dir
   log_level log = log_level::info;               ///< parallax.log-level
@@ -69,6 +92,8 @@ struct config {
   agent_config agent;                            ///< parallax.agent.*
   libvirt_config libvirt;                        ///< parallax.libvirt.*
   http_config http;                              ///< parallax.http.*
+  publisher_config publisher;                    ///< parallax.publisher.*
+  correlation_config correlator;                 ///< parallax.correlator.*
 
   /// The built-in defaults (defaults.hpp).
   static config defaults();
@@ -77,7 +102,7 @@ struct config {
 /// One documented option, as listed by `parallax config --example`.
 struct option_info {
   std::string_view key;
-  std::string_view type; ///< "string", "strings", "path", "integer", "size", "duration", "level"
+  std::string_view type; ///< "string", "strings", "path", "integer", "size", "duration", "level", "bool"
   std::string_view doc;
 };
 

@@ -93,4 +93,27 @@ inline constexpr std::chrono::milliseconds libvirt_interval
 /// Anything but a loopback address needs parallax.http.token.
 inline constexpr std::string_view http_listen = "127.0.0.1:7480";
 
+/// Where deltas, alerts and identity changes are published (ZeroMQ PUB;
+/// schemas/README.md, "Published messages"). Empty: off.
+inline constexpr std::string_view publisher_endpoint = "tcp://127.0.0.1:7401";
+/// Messages queued per subscriber before the publisher drops (and counts)
+/// rather than block.
+inline constexpr std::uint64_t publisher_high_water_mark = 10'000;
+
+/// The correlator: windows of the hypervisor interval, how late data may
+/// come, how long closed windows take corrections, how long a VM's
+/// processes are learned, who may run processes, and how much hypervisor
+/// CPU the guest's processes may leave unexplained.
+inline constexpr std::chrono::milliseconds correlator_window
+  = std::chrono::seconds{20};
+inline constexpr std::chrono::milliseconds correlator_allowed_lateness
+  = std::chrono::seconds{30};
+inline constexpr std::chrono::milliseconds correlator_correction_horizon
+  = std::chrono::minutes{5};
+inline constexpr std::chrono::milliseconds correlator_learning_period
+  = std::chrono::minutes{10};
+inline constexpr std::string_view correlator_admin_users[] = {"root"};
+inline constexpr std::uint64_t correlator_service_uid_max = 999;
+inline constexpr std::uint64_t correlator_unexplained_cpu_pct = 10;
+
 } // namespace parallax::defaults

@@ -1,14 +1,14 @@
 #pragma once
 
 // Readers of a Linux guest's /proc and /sys for `parallax agent`: processes
-// (os:process), system figures (os:system) and identity (os:identity,
-// os:nic), as schemas/sourcetypes.md defines them.
+// (os:process), system figures (os:system), NIC counters (os:net) and
+// identity (os:identity, os:nic), as schemas/sourcetypes.md defines them.
 //
 // Every reader takes a root directory holding proc/, sys/ and etc/ ("/" on a
 // real guest); tests point it at fixture trees built in a temp dir.
 //
 // Caveats:
-// - Rates (cpu_pct, cpu_*_pct) need two samples: the samplers keep the
+// - Rates (cpu_pct, cpu_*_pct, *_per_s) need two samples: the samplers keep the
 //   previous one, so use one sampler per root and call it once per interval
 //   with a monotonic time. A rate is absent on the first sample and when a
 //   counter went backwards.
@@ -17,6 +17,7 @@
 // - IP addresses come from getifaddrs(), i.e. from the running kernel, so
 //   they are read only when the root is "/"; fixture roots have no IPs.
 
+#include "parallax/pipeline/rates.hpp"
 #include "parallax/schemas/event.hpp"
 
 #include <cstdint>
@@ -190,6 +191,30 @@ struct identity {
 
 /// Reads the identity under `root`; IPs only when root is "/".
 identity read_identity(const std::filesystem::path& root);
+
+/// Samples the traffic counters of every interface under
+/// <root>/sys/class/net except loopback (statistics/rx_bytes, tx_bytes,
+/// rx_packets, tx_packets) into one os:net event per interface: `nic`,
+/// `mac` (normalised; absent if none), `kind` (as in os:nic), the
+/// cumulative counters and their rates `*_per_s`. A rate is absent on an
+/// interface's first sample, when its counter went backwards (driver reload,
+/// interface recreated: the series is keyed by name and ifindex) and when
+/// the monotonic time did not advance; never negative.
+class net_sampler {
+public:
+  explicit net_sampler(std::filesystem::path root);
+
+  /// Appends the os:net events to `out` (time = `wall`; index, host and
+  /// agent_id are the caller's); `mono_ns` is a monotonic clock reading.
+  /// An interface whose statistics cannot be read is skipped.
+  void sample(time_ns wall, std::int64_t mono_ns, std::vector<event>& out);
+
+private:
+  std::filesystem::path net_;
+  rate_tracker rates_;
+  std::optional<std::int64_t> prev_mono_;
+  std::string buf_;
+};
 
 /// True if `root` names the running system's root directory.
 bool is_system_root(const std::filesystem::path& root);

@@ -3,9 +3,9 @@
 // The fleet simulator behind `parallax simulate` (docs/simulator.md): N VMs
 // on M hosts, each seen consistently from the hypervisor (libvirt-style or
 // vSphere-style samples every 20 s) and from a guest agent (process table,
-// system totals, identity, log lines every 10 s), with injected scenarios
-// (a memory leak, a CPU hog, a rogue process, ...) and a machine-readable
-// ground truth of what was injected where and when.
+// system totals, NIC counters, identity, log lines every 10 s), with
+// injected scenarios (a memory leak, a CPU hog, a rogue process, ...) and a
+// machine-readable ground truth of what was injected where and when.
 //
 // Everything is deterministic for a seed: the same options give the same
 // events, byte for byte. Each VM draws from its own generator, so a

@@ -114,6 +114,12 @@ void encode(const batch& b, std::string& out);
 /// Returns the encoding of `b`.
 std::string encode(const batch& b);
 
+/// Appends the MessagePack encoding of one field value as this format writes
+/// it: the shortest form for integers, always float 64 for floats (other
+/// formats that carry Parallax values, such as the published messages of
+/// publish.hpp, use it so a value's type never depends on the encoder).
+void append_value(std::string& out, const value_view& v);
+
 /// Appends the encoding of a batch made of event views (for re-encoding
 /// decoded events without copying them into owning events first).
 void encode(std::string_view source_id, std::uint64_t sequence,

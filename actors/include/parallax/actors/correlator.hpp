@@ -1,0 +1,59 @@
+#pragma once
+
+// The correlator stage, between the parser and the indexer. For every
+// batch it attributes each event to its VM and adds the fields `vm` and
+// `vm_uuid` (and `vm_conflict` when the identity evidence conflicted), so
+// that one search spans hypervisor and guest data; passes the batch on;
+// then advances the correlation (pipeline/correlator.hpp) and hands every
+// resulting delta, alert and identity change to `publish` and, as events
+// of sourcetype parallax:delta / parallax:alert / parallax:identity, to the
+// indexer, so they are searchable too.
+//
+// Deltas go out as soon as the batch that lets a window close has been
+// attributed -- before that batch is committed: subscribers get them with
+// the latency of one actor message, and what they describe is stored
+// moments later.
+//
+// The correlation state (identity, baselines, learned processes) is saved
+// to `state_file` every `save_interval` and at exit, and loaded at start.
+
+#include "parallax/pipeline/actors.hpp"
+#include "parallax/pipeline/correlator.hpp"
+#include "parallax/pipeline/metrics.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+
+#include <caf/fwd.hpp>
+
+namespace parallax {
+
+/// Attributes every event of `item` (adding `vm`, `vm_uuid` and, when the
+/// evidence conflicted, `vm_conflict`), returns how many were attributed.
+std::size_t attribute_batch(ingest_item& item, correlator& c);
+
+/// Turns correlator messages into one batch for the indexer (source id
+/// `parallax:correlator`, index `main`), or nullptr when there are none.
+ingest_ptr batch_of_messages(const std::vector<correlator_message>& msgs,
+                             std::uint64_t sequence);
+
+struct correlator_config {
+  correlator_options options;
+  ingest_sink next;                      ///< the indexer
+  metrics_registry* metrics = nullptr;   ///< must outlive the actor
+  /// Called for every message, on the actor's thread; may be empty.
+  std::function<void(const correlator_message&)> publish;
+  std::filesystem::path state_file;      ///< empty: nothing persisted
+  std::chrono::milliseconds save_interval{60'000};
+};
+
+using correlator_actor = ingest_sink;
+
+/// Spawns the correlator; loads its state first (a damaged state file is
+/// logged and set aside as <file>.bad, and the correlator starts fresh).
+correlator_actor spawn_correlator(caf::actor_system& sys,
+                                  correlator_config cfg);
+
+} // namespace parallax

@@ -1,0 +1,201 @@
+#pragma once
+
+// The correlator's logic, free of transport: attributes every event to a
+// VM (identity_resolver), joins both views in event time (joiner), keeps a
+// baseline per VM and series (baseline) and raises drift alerts, checks the
+// guest's processes for security exceptions, and turns all of it into
+// messages for the publisher and events for the store. The actor in
+// actors/correlator.hpp drives it; tests drive it directly.
+//
+// Series with a baseline, per VM: for every delta of the catalog
+// (schemas/metric_pairs.hpp) `<metric>.hv`, `<metric>.guest` and
+// `<metric>.delta` (hv - guest), per MAC for per-NIC pairs.
+//
+// Security exceptions (topic alert.security):
+// * `non_admin_process`: a process owned by a human user (uid above
+//   `service_uid_max`) who is not an administrator and not allowed for the
+//   VM; resolved when the process is gone.
+// * `rogue_process`: a process name neither allowed nor seen during the
+//   VM's learning period (its first `learning_period` of guest data).
+// * `unexplained_load`: hypervisor CPU that the guest's processes do not
+//   explain (delta `cpu_processes`) above `unexplained_cpu_pct` for
+//   `unexplained_windows` windows in a row; a hidden process is one cause.
+// Each names the VM, process, owner and evidence, and carries the guest's
+// auth/cron log lines around it plus a search for more.
+//
+// Memory leaks: per guest process, a steady RSS growth (see the options)
+// raises a `memory_leak` drift alert naming the process; it resolves when
+// the growth stops or the process is gone.
+//
+// Silence: `guest_silent` / `hypervisor_silent` drift alerts open after two
+// silent windows in a row and resolve when that side speaks again.
+//
+// Clock skew: each os:system sample's time is compared with the latest
+// hypervisor sample's time of the same VM when it arrives (both come in as
+// they happen); beyond `clock_skew_threshold`, `skew_samples` times in a
+// row, a `clock_skew` drift alert opens (resolved likewise).
+//
+// Not thread-safe: one owner.
+
+#include "parallax/pipeline/baseline.hpp"
+#include "parallax/pipeline/config.hpp"
+#include "parallax/pipeline/identity_resolver.hpp"
+#include "parallax/pipeline/join.hpp"
+
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace parallax {
+
+struct correlator_options {
+  join_options join;
+  identity_options identity;
+  baseline_options baseline = correlator_baseline_defaults();
+  std::vector<std::string> admin_users = {"root"};
+  std::int64_t service_uid_max = 999;
+  std::vector<std::string> allowed_users;
+  /// Service owners per VM group: a VM name pattern (`*` matches any run
+  /// of characters) and the users whose processes are expected there.
+  std::vector<std::pair<std::string, std::vector<std::string>>>
+    service_owners;
+  std::vector<std::string> allowed_processes;
+  time_ns learning_period = 600'000'000'000; ///< 10 min of guest data
+  double unexplained_cpu_pct = 10;           ///< of the VM's allocation
+  std::uint32_t unexplained_windows = 2;
+  std::size_t log_context_lines = 5;
+  /// A guest whose sample times run this far ahead of or behind its
+  /// hypervisor's, `skew_samples` times in a row, raises `clock_skew`.
+  time_ns clock_skew_threshold = 45'000'000'000;
+  std::uint32_t skew_samples = 2;
+  /// A process whose RSS grows steadily (least-squares slope over its last
+  /// `leak_samples` samples at least `leak_min_bytes_per_s` with a t
+  /// statistic >= 6, 16 MiB in all) raises a `memory_leak` drift alert.
+  /// 18 agent samples are 3 minutes: a 40 MB/min leak in a process whose
+  /// RSS wobbles by ±25 MB cannot be told from noise much sooner.
+  std::size_t leak_samples = 18;
+  double leak_min_bytes_per_s = 64.0 * 1024; ///< ~4 MiB per minute
+
+  /// The baseline tuning for 20 s windows: a 5-minute warm-up, and large
+  /// sustained shifts open on their second window.
+  static baseline_options correlator_baseline_defaults();
+};
+
+/// The correlator's options from the configuration (parallax.correlator.*).
+correlator_options correlator_options_of(const config& cfg);
+
+/// One thing to publish (topic, event time, fields) and to store as an
+/// event (sourcetype parallax:delta, parallax:alert, parallax:identity).
+struct correlator_message {
+  std::string topic;
+  time_ns time = 0;
+  std::string sourcetype;
+  std::string host; ///< the stored event's host: the VM's physical host
+  std::vector<field> fields;
+};
+
+struct correlator_counters {
+  std::uint64_t drift_opened = 0;
+  std::uint64_t drift_resolved = 0;
+  std::uint64_t security_opened = 0;
+  std::uint64_t security_resolved = 0;
+};
+
+class correlator {
+public:
+  explicit correlator(correlator_options opts = {});
+
+  /// Attributes `e` (from the batch of `source_id`) and learns from it.
+  std::optional<attribution> observe(std::string_view source_id,
+                                     const event_view& e);
+
+  /// Closes the windows the watermarks allow and appends everything that
+  /// follows from them, and from identity changes, to `out`.
+  void advance(std::vector<correlator_message>& out);
+
+  const identity_resolver& identity() const noexcept {
+    return resolver_;
+  }
+  const joiner& join() const noexcept {
+    return join_;
+  }
+  const correlator_counters& counters() const noexcept {
+    return counters_;
+  }
+
+  /// Identity, baselines and learned process sets (open alerts are not
+  /// kept: a condition that persists opens again).
+  std::string save() const;
+  static result<correlator> load(std::string_view data,
+                                 correlator_options opts);
+
+private:
+  struct process_alert {
+    std::string id;
+    std::string vm, vm_uuid, host, kind, process, user;
+    std::int64_t pid = 0;
+    time_ns first_seen = 0;
+    time_ns last_seen = 0;
+  };
+  struct rss_track {
+    std::string vm, vm_uuid, process, user;
+    std::int64_t pid = 0;
+    std::deque<std::pair<time_ns, double>> samples;
+    time_ns last_seen = 0;
+    bool open = false;
+    std::string id;
+  };
+  struct log_line {
+    time_ns time;
+    std::string sourcetype;
+    std::string raw;
+  };
+  struct vm_security {
+    time_ns first_guest = INT64_MIN;
+    std::set<std::string> learned;       ///< process names of the learning period
+    std::deque<log_line> logs;           ///< recent auth/cron lines
+    std::uint32_t unexplained_run = 0;
+    bool unexplained_open = false;
+    std::string unexplained_id;
+    time_ns last_hv = INT64_MIN;
+    std::uint32_t skew_run = 0;
+    std::uint32_t skew_ok_run = 0;
+    double offset_ewma = 0; ///< usual guest-minus-hypervisor time (ns)
+    bool offset_known = false;
+    bool skew_open = false;
+    std::string skew_id;
+    time_ns skew = 0;
+    std::uint32_t silent_run = 0;
+    bool silent_open = false;
+    bool silent_guest = true;
+    std::string silent_id;
+  };
+
+  void check_process(const attribution& a, const event_view& e);
+  void check_clock(const attribution& a, const event_view& e);
+  void check_leak(const attribution& a, const event_view& e);
+  bool service_owner(std::string_view vm, std::string_view user) const;
+  void on_delta(const delta& d, std::vector<correlator_message>& out);
+  void on_silence(const silence& s, std::vector<correlator_message>& out);
+  void resolve_gone_processes(std::vector<correlator_message>& out);
+  void drift(const delta& d, std::string_view series, double value,
+             std::vector<correlator_message>& out);
+  std::string log_context(const std::string& vm_uuid, time_ns t) const;
+
+  correlator_options opts_;
+  identity_resolver resolver_;
+  joiner join_;
+  std::unordered_map<std::string, baseline> baselines_; ///< vm_uuid|series
+  std::unordered_map<std::string, vm_security> security_; ///< by vm_uuid
+  std::map<std::string, process_alert> process_alerts_;   ///< open, by key
+  std::unordered_map<std::string, rss_track> rss_;        ///< by vm|pid|start
+  std::vector<correlator_message> pending_;  ///< raised in observe()
+  correlator_counters counters_;
+  std::vector<delta> deltas_;                ///< scratch
+  std::vector<silence> silences_;            ///< scratch
+};
+
+} // namespace parallax

@@ -1,0 +1,869 @@
+#include "parallax/pipeline/correlator.hpp"
+
+#include "parallax/schemas/publish.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace parallax {
+
+namespace {
+
+std::string str(const event_view& e, std::string_view name) {
+  if (auto v = e.find(name))
+    if (auto s = std::get_if<std::string_view>(v))
+      return std::string{*s};
+  return {};
+}
+
+std::optional<std::int64_t> integer(const event_view& e,
+                                    std::string_view name) {
+  if (auto v = e.find(name))
+    if (auto i = std::get_if<std::int64_t>(v))
+      return *i;
+  return std::nullopt;
+}
+
+// A short, stable alert id: FNV-1a of what identifies the alert.
+std::string alert_id(std::string_view a, std::string_view b,
+                     std::string_view c, time_ns t) {
+  std::uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](std::string_view s) {
+    for (unsigned char ch : s) {
+      h ^= ch;
+      h *= 1099511628211ULL;
+    }
+    h ^= 0xff;
+    h *= 1099511628211ULL;
+  };
+  mix(a);
+  mix(b);
+  mix(c);
+  mix(std::to_string(t));
+  return fmt::format("{:016x}", h);
+}
+
+std::string rfc3339(time_ns t) {
+  auto secs = t / 1'000'000'000;
+  std::time_t tt = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  ::gmtime_r(&tt, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec);
+}
+
+bool contains(const std::vector<std::string>& v, std::string_view s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+} // namespace
+
+baseline_options correlator_options::correlator_baseline_defaults() {
+  baseline_options b;
+  b.warmup_samples = 15; // 5 minutes of 20 s windows
+  // Report large sustained shifts from the end of the warm-up on, on the
+  // second window: "within two windows of its start".
+  b.hot_deviation = 6;
+  b.close_deviation = 3;
+  b.open_samples = 2;
+  b.close_samples = 5;
+  // An alert lasts as long as its anomaly, up to 30 minutes; then the new
+  // level is the normal.
+  b.freeze_while_open = true;
+  b.adapt_after = 90;
+  return b;
+}
+
+correlator_options correlator_options_of(const config& cfg) {
+  correlator_options o;
+  const auto& c = cfg.correlator;
+  o.join.window = to_ns(c.window);
+  o.join.allowed_lateness = to_ns(c.allowed_lateness);
+  o.join.correction_horizon = to_ns(c.correction_horizon);
+  o.learning_period = to_ns(c.learning_period);
+  o.admin_users = c.admin_users;
+  o.allowed_users = c.allowed_users;
+  o.allowed_processes = c.allowed_processes;
+  o.service_uid_max = static_cast<std::int64_t>(c.service_uid_max);
+  o.unexplained_cpu_pct = static_cast<double>(c.unexplained_cpu_pct);
+  o.service_owners = c.service_owners;
+  return o;
+}
+
+correlator::correlator(correlator_options opts)
+  : opts_{std::move(opts)}, resolver_{opts_.identity}, join_{opts_.join} {
+}
+
+std::optional<attribution> correlator::observe(std::string_view source_id,
+                                               const event_view& e) {
+  auto a = resolver_.observe(source_id, e);
+  if (!a || a->vm.empty())
+    return a;
+  if (e.sourcetype.starts_with("os:")) {
+    // A guest whose clock is known to be off joins on the hypervisor's.
+    auto it = security_.find(std::string{a->vm_uuid});
+    if (it != security_.end() && it->second.skew_open) {
+      auto shifted = e;
+      shifted.time -= it->second.skew;
+      join_.add(a->vm, a->vm_uuid, shifted);
+    } else {
+      join_.add(a->vm, a->vm_uuid, e);
+    }
+  } else {
+    join_.add(a->vm, a->vm_uuid, e);
+  }
+  if (e.sourcetype.starts_with("hv:")) {
+    auto& sec = security_[std::string{a->vm_uuid}];
+    sec.last_hv = std::max(sec.last_hv, e.time);
+  } else if (e.sourcetype == "os:system") {
+    check_clock(*a, e);
+  }
+  if (e.sourcetype.starts_with("os:")) {
+    auto& sec = security_[std::string{a->vm_uuid}];
+    if (sec.first_guest == INT64_MIN)
+      sec.first_guest = e.time;
+    if (e.sourcetype == "os:process") {
+      check_leak(*a, e);
+      check_process(*a, e);
+    }
+    else if ((e.sourcetype == "os:auth" || e.sourcetype == "os:cron")
+             && e.raw) {
+      sec.logs.push_back({e.time, std::string{e.sourcetype},
+                          std::string{*e.raw}});
+      while (sec.logs.size() > 64)
+        sec.logs.pop_front();
+    }
+  }
+  return a;
+}
+
+std::string correlator::log_context(const std::string& vm_uuid,
+                                    time_ns t) const {
+  auto it = security_.find(vm_uuid);
+  if (it == security_.end())
+    return {};
+  constexpr time_ns around = 600'000'000'000; // 10 minutes
+  std::vector<const log_line*> near;
+  for (const auto& l : it->second.logs)
+    if (l.time >= t - around && l.time <= t + around)
+      near.push_back(&l);
+  // The lines closest to the alert.
+  std::sort(near.begin(), near.end(), [t](auto* x, auto* y) {
+    return std::abs(x->time - t) < std::abs(y->time - t);
+  });
+  if (near.size() > opts_.log_context_lines)
+    near.resize(opts_.log_context_lines);
+  std::sort(near.begin(), near.end(),
+            [](auto* x, auto* y) { return x->time < y->time; });
+  std::string out;
+  for (auto* l : near) {
+    if (!out.empty())
+      out += '\n';
+    out += l->raw;
+  }
+  return out;
+}
+
+namespace {
+
+// `*` matches any run of characters, everything else itself.
+bool glob_match(std::string_view pattern, std::string_view text) {
+  if (pattern.empty())
+    return text.empty();
+  if (pattern.front() == '*') {
+    for (std::size_t i = 0; i <= text.size(); ++i)
+      if (glob_match(pattern.substr(1), text.substr(i)))
+        return true;
+    return false;
+  }
+  return !text.empty() && pattern.front() == text.front()
+         && glob_match(pattern.substr(1), text.substr(1));
+}
+
+} // namespace
+
+bool correlator::service_owner(std::string_view vm,
+                               std::string_view user) const {
+  for (const auto& [pattern, users] : opts_.service_owners)
+    if (glob_match(pattern, vm) && contains(users, user))
+      return true;
+  return false;
+}
+
+void correlator::check_clock(const attribution& a, const event_view& e) {
+  auto& sec = security_[std::string{a.vm_uuid}];
+  if (sec.last_hv == INT64_MIN)
+    return;
+  auto offset = e.time - sec.last_hv;
+  bool off = offset > opts_.clock_skew_threshold
+             || offset < -opts_.clock_skew_threshold;
+  if (!off) {
+    // The usual offset (up to one hypervisor interval): what a skew is
+    // measured against.
+    sec.offset_ewma = sec.offset_known
+                        ? sec.offset_ewma
+                            + 0.1 * (static_cast<double>(offset)
+                                     - sec.offset_ewma)
+                        : static_cast<double>(offset);
+    sec.offset_known = true;
+  }
+  sec.skew_run = off ? sec.skew_run + 1 : 0;
+  sec.skew_ok_run = off ? 0 : sec.skew_ok_run + 1;
+  auto message = [&](const char* state, std::string text) {
+    // On the hypervisor's clock, like every other alert of the VM.
+    correlator_message m;
+    m.topic = std::string{publish::alert_drift};
+    m.time = sec.last_hv;
+    m.sourcetype = "parallax:alert";
+    m.host = resolver_.host_at(a.vm_uuid, sec.last_hv);
+    m.fields = {{"id", sec.skew_id},
+                {"vm", std::string{a.vm}},
+                {"vm_uuid", std::string{a.vm_uuid}},
+                {"kind", std::string{"clock_skew"}},
+                {"metric", std::string{"clock_offset_s"}},
+                {"state", std::string{state}},
+                {"severity", std::string{"warning"}},
+                {"value", static_cast<double>(offset) / 1e9},
+                {"baseline", 0.0},
+                {"unit", std::string{"s"}},
+                {"message", std::move(text)},
+                {"window_start", sec.last_hv},
+                {"window_end", sec.last_hv}};
+    pending_.push_back(std::move(m));
+  };
+  if (off && !sec.skew_open && sec.skew_run >= opts_.skew_samples) {
+    sec.skew_open = true;
+    sec.skew = offset - static_cast<time_ns>(sec.offset_ewma);
+    sec.skew_id = alert_id(a.vm_uuid, "clock_skew", "", e.time);
+    ++counters_.drift_opened;
+    message("open",
+            fmt::format("the guest clock of {} is {:+.0f} s off its "
+                        "hypervisor's: samples land in the wrong windows",
+                        a.vm, static_cast<double>(offset) / 1e9));
+  } else if (!off && sec.skew_open && sec.skew_ok_run >= opts_.skew_samples) {
+    sec.skew_open = false;
+    ++counters_.drift_resolved;
+    message("resolved", fmt::format("the guest clock of {} agrees with its "
+                                    "hypervisor's again",
+                                    a.vm));
+  }
+}
+
+void correlator::check_leak(const attribution& a, const event_view& e) {
+  auto rss = e.find("rss_bytes");
+  auto pid = integer(e, "pid");
+  if (!rss || !pid || !std::holds_alternative<std::int64_t>(*rss))
+    return;
+  auto key = fmt::format("{}|{}|{}", a.vm_uuid, *pid,
+                         integer(e, "start_time").value_or(0));
+  auto& tr = rss_[key];
+  if (tr.samples.empty()) {
+    tr.vm = std::string{a.vm};
+    tr.vm_uuid = std::string{a.vm_uuid};
+    tr.process = str(e, "command");
+    tr.user = str(e, "user");
+    tr.pid = *pid;
+  }
+  tr.last_seen = e.time;
+  tr.samples.emplace_back(e.time,
+                          static_cast<double>(std::get<std::int64_t>(*rss)));
+  while (tr.samples.size() > opts_.leak_samples)
+    tr.samples.pop_front();
+  if (tr.samples.size() < opts_.leak_samples)
+    return;
+  // Least squares of RSS over time (seconds from the first sample).
+  double n = static_cast<double>(tr.samples.size());
+  double sx = 0, sy = 0, sxx = 0, sxy = 0, syy = 0;
+  auto t0 = tr.samples.front().first;
+  for (const auto& [t, y] : tr.samples) {
+    double x = static_cast<double>(t - t0) / 1e9;
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    sxy += x * y;
+    syy += y * y;
+  }
+  double vx = n * sxx - sx * sx, vy = n * syy - sy * sy;
+  if (vx <= 0)
+    return;
+  double slope = (n * sxy - sx * sy) / vx; // bytes per second
+  // The slope's t statistic: the slope over its standard error, from the
+  // residuals of the fit. Noise alone rarely passes 6 with 16 degrees of
+  // freedom; a real leak does as soon as the window has seen enough of it.
+  double sse = std::max(0.0, (vy - (n * sxy - sx * sy) * (n * sxy - sx * sy)
+                                       / vx)
+                               / n);
+  double se = n > 2 ? std::sqrt(sse / (n - 2) / (vx / n)) : 0;
+  double t_stat = se > 0 ? slope / se : (slope > 0 ? 1e9 : 0);
+  double growth = tr.samples.back().second - tr.samples.front().second;
+  bool leaking = slope >= opts_.leak_min_bytes_per_s && t_stat >= 6
+                 && growth >= 16.0 * 1024 * 1024;
+  bool stopped = slope < opts_.leak_min_bytes_per_s / 4 || t_stat < 2;
+  if (leaking == tr.open || (!leaking && !stopped))
+    return;
+  tr.open = leaking;
+  if (leaking) {
+    tr.id = alert_id(tr.vm_uuid, "memory_leak", key, tr.samples.front().first);
+    ++counters_.drift_opened;
+  } else {
+    ++counters_.drift_resolved;
+  }
+  correlator_message m;
+  m.topic = std::string{publish::alert_drift};
+  m.time = e.time;
+  m.sourcetype = "parallax:alert";
+  m.host = resolver_.host_at(tr.vm_uuid, e.time);
+  m.fields = {
+    {"id", tr.id},
+    {"vm", tr.vm},
+    {"vm_uuid", tr.vm_uuid},
+    {"kind", std::string{"memory_leak"}},
+    {"metric", std::string{"process_rss_bytes"}},
+    {"state", std::string{leaking ? "open" : "resolved"}},
+    {"severity", std::string{"warning"}},
+    {"process", tr.process},
+    {"user", tr.user},
+    {"pid", tr.pid},
+    {"value", tr.samples.back().second},
+    {"rate_bytes_per_s", slope},
+    {"unit", std::string{"bytes"}},
+    {"message",
+     leaking ? fmt::format("{} (pid {}) on {} grows {:.1f} MiB/min, {:.0f} MiB "
+                           "in {:.0f} s",
+                           tr.process, tr.pid, tr.vm,
+                           slope * 60 / (1024 * 1024),
+                           growth / (1024 * 1024),
+                           static_cast<double>(e.time - t0) / 1e9)
+             : fmt::format("{} (pid {}) on {} stopped growing", tr.process,
+                           tr.pid, tr.vm)},
+    {"window_start", tr.samples.front().first},
+    {"window_end", e.time},
+  };
+  pending_.push_back(std::move(m));
+}
+
+void correlator::check_process(const attribution& a, const event_view& e) {
+  auto user = str(e, "user");
+  auto command = str(e, "command");
+  auto uid = integer(e, "uid");
+  if (command.empty())
+    return;
+  auto& sec = security_[std::string{a.vm_uuid}];
+  bool learning = e.time < sec.first_guest + opts_.learning_period;
+  if (learning) {
+    sec.learned.insert(command);
+    return;
+  }
+  auto raise = [&](std::string kind, std::string detail) {
+    auto key = fmt::format("{}|{}|{}|{}", a.vm_uuid, kind, command, user);
+    auto [it, fresh] = process_alerts_.try_emplace(key);
+    auto& pa = it->second;
+    pa.last_seen = e.time;
+    if (!fresh)
+      return;
+    pa.id = alert_id(a.vm_uuid, kind, command + "|" + user, e.time);
+    pa.vm = std::string{a.vm};
+    pa.vm_uuid = std::string{a.vm_uuid};
+    pa.host = resolver_.host_at(a.vm_uuid, e.time);
+    pa.kind = kind;
+    pa.process = command;
+    pa.user = user;
+    pa.pid = integer(e, "pid").value_or(0);
+    pa.first_seen = e.time;
+    ++counters_.security_opened;
+    correlator_message m;
+    m.topic = std::string{publish::alert_security};
+    m.time = e.time;
+    m.sourcetype = "parallax:alert";
+    m.host = pa.host;
+    auto ctx = log_context(pa.vm_uuid, e.time);
+    m.fields = {
+      {"id", pa.id},
+      {"vm", pa.vm},
+      {"vm_uuid", pa.vm_uuid},
+      {"kind", pa.kind},
+      {"state", std::string{"open"}},
+      {"severity", std::string{"warning"}},
+      {"process", pa.process},
+      {"user", pa.user},
+      {"pid", pa.pid},
+      {"message", std::move(detail)},
+      {"window_start", e.time},
+      {"window_end", e.time},
+      {"related_search",
+       fmt::format("vm=\"{}\" (sourcetype=os:auth OR sourcetype=os:cron) "
+                   "earliest={} latest={}",
+                   pa.vm, rfc3339(e.time - 600'000'000'000),
+                   rfc3339(e.time + 600'000'000'000))},
+    };
+    if (!ctx.empty())
+      m.fields.push_back({"log_context", std::move(ctx)});
+    pending_.push_back(std::move(m));
+  };
+  bool human = uid && *uid > opts_.service_uid_max;
+  if (human && !contains(opts_.admin_users, user)
+      && !contains(opts_.allowed_users, user)
+      && !service_owner(a.vm, user))
+    raise("non_admin_process",
+          fmt::format("{} runs {} (pid {}) on {}: neither an administrator "
+                      "nor an allowed user",
+                      user, command, integer(e, "pid").value_or(0), a.vm));
+  if (!sec.learned.count(command)
+      && !contains(opts_.allowed_processes, command))
+    raise("rogue_process",
+          fmt::format("{} (pid {}, user {}) on {} was not seen while the VM's "
+                      "processes were learned and is not allowed",
+                      command, integer(e, "pid").value_or(0), user, a.vm));
+}
+
+void correlator::resolve_gone_processes(
+  std::vector<correlator_message>& out) {
+  // A process alert resolves once the process has not been seen for three
+  // windows of the fleet's clock.
+  auto now = join_.latest();
+  auto gone_after = 3 * opts_.join.window;
+  for (auto it = rss_.begin(); it != rss_.end();) {
+    if (now - it->second.last_seen <= gone_after) {
+      ++it;
+      continue;
+    }
+    if (it->second.open) {
+      auto& tr = it->second;
+      ++counters_.drift_resolved;
+      correlator_message m;
+      m.topic = std::string{publish::alert_drift};
+      m.time = tr.last_seen;
+      m.sourcetype = "parallax:alert";
+      m.host = resolver_.host_at(tr.vm_uuid, tr.last_seen);
+      m.fields = {{"id", tr.id},
+                  {"vm", tr.vm},
+                  {"vm_uuid", tr.vm_uuid},
+                  {"kind", std::string{"memory_leak"}},
+                  {"metric", std::string{"process_rss_bytes"}},
+                  {"state", std::string{"resolved"}},
+                  {"severity", std::string{"warning"}},
+                  {"process", tr.process},
+                  {"user", tr.user},
+                  {"pid", tr.pid},
+                  {"message", fmt::format("{} (pid {}) on {} is gone",
+                                          tr.process, tr.pid, tr.vm)},
+                  {"window_start", tr.last_seen},
+                  {"window_end", tr.last_seen}};
+      out.push_back(std::move(m));
+    }
+    it = rss_.erase(it);
+  }
+  for (auto it = process_alerts_.begin(); it != process_alerts_.end();) {
+    auto& pa = it->second;
+    if (now - pa.last_seen <= gone_after) {
+      ++it;
+      continue;
+    }
+    correlator_message m;
+    m.topic = std::string{publish::alert_security};
+    m.time = pa.last_seen;
+    m.sourcetype = "parallax:alert";
+    m.host = pa.host;
+    m.fields = {{"id", pa.id},
+                {"vm", pa.vm},
+                {"vm_uuid", pa.vm_uuid},
+                {"kind", pa.kind},
+                {"state", std::string{"resolved"}},
+                {"severity", std::string{"warning"}},
+                {"process", pa.process},
+                {"user", pa.user},
+                {"pid", pa.pid},
+                {"message", fmt::format("{} is gone", pa.process)},
+                {"window_start", pa.first_seen},
+                {"window_end", pa.last_seen}};
+    out.push_back(std::move(m));
+    ++counters_.security_resolved;
+    it = process_alerts_.erase(it);
+  }
+}
+
+void correlator::drift(const delta& d, std::string_view series, double value,
+                       std::vector<correlator_message>& out) {
+  auto key = fmt::format("{}|{}", d.vm_uuid, series);
+  auto it = baselines_.find(key);
+  if (it == baselines_.end()) {
+    // A difference of two large figures is often exactly 0 for a long
+    // time (memory visible to the guest): its scale must not shrink to
+    // nothing, or the first byte of change would be a huge deviation.
+    // 1 % of the hypervisor's figure is the floor.
+    // Below these, differences are noise whatever the series' history:
+    // a percentage point; 1 % of the hypervisor's figure for byte deltas;
+    // 16 MiB of memory; 1 KiB/s of traffic.
+    auto opts = opts_.baseline;
+    if (d.unit == "pct")
+      opts.scale_floor = std::max(opts.scale_floor, 1.0);
+    else if (d.unit == "bytes")
+      opts.scale_floor = std::max(opts.scale_floor, 16.0 * 1024 * 1024);
+    else if (d.unit == "bytes_per_s")
+      opts.scale_floor = std::max(opts.scale_floor, 1024.0);
+    if (series.ends_with(".delta"))
+      opts.scale_floor = std::max(opts.scale_floor, 0.01 * std::abs(d.hv_value));
+    it = baselines_.emplace(key, baseline{opts}).first;
+  }
+  auto& b = it->second;
+  auto v = b.update(d.window_end, value);
+  if (!v.opened && !v.resolved)
+    return;
+  const auto& al = b.current_alert();
+  correlator_message m;
+  m.topic = std::string{publish::alert_drift};
+  m.time = d.window_end;
+  m.sourcetype = "parallax:alert";
+  m.host = d.host;
+  auto state = v.opened ? "open" : "resolved";
+  v.opened ? ++counters_.drift_opened : ++counters_.drift_resolved;
+  m.fields = {
+    {"id", alert_id(d.vm_uuid, series, "", al.start)},
+    {"vm", d.vm},
+    {"vm_uuid", d.vm_uuid},
+    {"kind", std::string{"drift"}},
+    {"metric", std::string{series}},
+    {"state", std::string{state}},
+    {"severity", std::string{to_string(v.opened ? v.sev : al.sev)}},
+    {"value", value},
+    {"baseline", v.expected},
+    {"scale", v.scale},
+    {"score", v.score},
+    {"unit", d.unit},
+    {"message",
+     fmt::format("{} {} on {}: {:.4g} {} against a baseline of {:.4g} "
+                 "(deviation {:.1f})",
+                 series, v.opened ? "drifted" : "is back to normal", d.vm,
+                 value, d.unit, v.expected, v.deviation)},
+    {"window_start", v.opened ? al.start : al.start},
+    {"window_end", d.window_end},
+  };
+  out.push_back(std::move(m));
+}
+
+void correlator::on_delta(const delta& d,
+                          std::vector<correlator_message>& out) {
+  auto series = d.mac.empty() ? d.metric : d.metric + "/" + d.mac;
+  correlator_message m;
+  m.topic = publish::delta_topic(d.vm);
+  m.time = d.window_end;
+  m.sourcetype = "parallax:delta";
+  m.host = d.host;
+  m.fields = {{"vm", d.vm},
+              {"vm_uuid", d.vm_uuid},
+              {"metric", d.metric},
+              {"hv_value", d.hv_value},
+              {"guest_value", d.guest_value},
+              {"unit", d.unit},
+              {"abs_diff", d.abs_diff},
+              {"rel_diff", d.rel_diff},
+              {"explained_share", d.explained_share},
+              {"window_start", d.window_start},
+              {"window_end", d.window_end},
+              {"host", d.host},
+              {"correction", d.correction}};
+  if (!d.mac.empty())
+    m.fields.push_back({"mac", d.mac});
+  out.push_back(std::move(m));
+  if (d.correction)
+    return; // baselines see each window once
+  drift(d, series + ".hv", d.hv_value, out);
+  drift(d, series + ".guest", d.guest_value, out);
+  drift(d, series + ".delta", d.abs_diff, out);
+  // Hypervisor CPU the guest's processes do not explain.
+  if (d.metric == "cpu_processes") {
+    auto& sec = security_[d.vm_uuid];
+    bool high = d.abs_diff > opts_.unexplained_cpu_pct;
+    sec.unexplained_run = high ? sec.unexplained_run + 1 : 0;
+    if (high && !sec.unexplained_open
+        && sec.unexplained_run >= opts_.unexplained_windows) {
+      sec.unexplained_open = true;
+      sec.unexplained_id = alert_id(d.vm_uuid, "unexplained_load", "",
+                                    d.window_start);
+      ++counters_.security_opened;
+      correlator_message a;
+      a.topic = std::string{publish::alert_security};
+      a.time = d.window_end;
+      a.sourcetype = "parallax:alert";
+      a.host = d.host;
+      auto ctx = log_context(d.vm_uuid, d.window_end);
+      a.fields = {
+        {"id", sec.unexplained_id},
+        {"vm", d.vm},
+        {"vm_uuid", d.vm_uuid},
+        {"kind", std::string{"unexplained_load"}},
+        {"metric", d.metric},
+        {"state", std::string{"open"}},
+        {"severity", std::string{"critical"}},
+        {"value", d.abs_diff},
+        {"baseline", opts_.unexplained_cpu_pct},
+        {"message",
+         fmt::format("the hypervisor sees {:.1f} % CPU on {}, the guest's "
+                     "processes explain {:.1f} %: {:.1f} points unexplained "
+                     "for {} windows (a hidden process?)",
+                     d.hv_value, d.vm, d.guest_value, d.abs_diff,
+                     sec.unexplained_run)},
+        {"window_start", d.window_start},
+        {"window_end", d.window_end},
+        {"related_search",
+         fmt::format("vm=\"{}\" sourcetype=os:* earliest={} latest={}", d.vm,
+                     rfc3339(d.window_start - 600'000'000'000),
+                     rfc3339(d.window_end))},
+      };
+      if (!ctx.empty())
+        a.fields.push_back({"log_context", std::move(ctx)});
+      out.push_back(std::move(a));
+    } else if (!high && sec.unexplained_open) {
+      sec.unexplained_open = false;
+      ++counters_.security_resolved;
+      correlator_message a;
+      a.topic = std::string{publish::alert_security};
+      a.time = d.window_end;
+      a.sourcetype = "parallax:alert";
+      a.host = d.host;
+      a.fields = {{"id", sec.unexplained_id},
+                  {"vm", d.vm},
+                  {"vm_uuid", d.vm_uuid},
+                  {"kind", std::string{"unexplained_load"}},
+                  {"metric", d.metric},
+                  {"state", std::string{"resolved"}},
+                  {"severity", std::string{"critical"}},
+                  {"value", d.abs_diff},
+                  {"baseline", opts_.unexplained_cpu_pct},
+                  {"message",
+                   fmt::format("the guest's processes explain the "
+                               "hypervisor's CPU on {} again",
+                               d.vm)},
+                  {"window_start", d.window_start},
+                  {"window_end", d.window_end}};
+      out.push_back(std::move(a));
+    }
+  }
+}
+
+void correlator::on_silence(const silence& s,
+                            std::vector<correlator_message>& out) {
+  auto signal = s.guest_missing ? "guest_silent" : "hypervisor_silent";
+  correlator_message m;
+  m.topic = publish::delta_topic(s.vm);
+  m.time = s.window_end;
+  m.sourcetype = "parallax:delta";
+  m.host = s.host;
+  m.fields = {{"vm", s.vm},
+              {"vm_uuid", s.vm_uuid},
+              {"metric", std::string{signal}},
+              {"signal", std::string{signal}},
+              {"window_start", s.window_start},
+              {"window_end", s.window_end},
+              {"host", s.host}};
+  out.push_back(std::move(m));
+  auto& sec = security_[s.vm_uuid];
+  if (sec.silent_guest != s.guest_missing)
+    sec.silent_run = 0;
+  sec.silent_guest = s.guest_missing;
+  ++sec.silent_run;
+  if (sec.silent_open || sec.silent_run < 2)
+    return;
+  sec.silent_open = true;
+  sec.silent_id = alert_id(s.vm_uuid, signal, "", s.window_start);
+  ++counters_.drift_opened;
+  correlator_message a;
+  a.topic = std::string{publish::alert_drift};
+  a.time = s.window_end;
+  a.sourcetype = "parallax:alert";
+  a.host = s.host;
+  a.fields = {{"id", sec.silent_id},
+              {"vm", s.vm},
+              {"vm_uuid", s.vm_uuid},
+              {"kind", std::string{signal}},
+              {"metric", std::string{signal}},
+              {"state", std::string{"open"}},
+              {"severity", std::string{"warning"}},
+              {"message",
+               fmt::format("{} on {} sent nothing for {} windows",
+                           s.guest_missing ? "the guest agent"
+                                           : "the hypervisor",
+                           s.vm, sec.silent_run)},
+              {"window_start", s.window_start - opts_.join.window},
+              {"window_end", s.window_end}};
+  out.push_back(std::move(a));
+}
+
+void correlator::advance(std::vector<correlator_message>& out) {
+  std::move(pending_.begin(), pending_.end(), std::back_inserter(out));
+  pending_.clear();
+  deltas_.clear();
+  silences_.clear();
+  join_.advance(deltas_, silences_);
+  // Silence ends with the first complete window of that VM.
+  for (const auto& d : deltas_) {
+    if (d.correction)
+      continue;
+    auto& sec = security_[d.vm_uuid];
+    sec.silent_run = 0;
+    if (sec.silent_open) {
+      sec.silent_open = false;
+      ++counters_.drift_resolved;
+      auto signal = sec.silent_guest ? "guest_silent" : "hypervisor_silent";
+      correlator_message a;
+      a.topic = std::string{publish::alert_drift};
+      a.time = d.window_end;
+      a.sourcetype = "parallax:alert";
+      a.host = d.host;
+      a.fields = {{"id", sec.silent_id},
+                  {"vm", d.vm},
+                  {"vm_uuid", d.vm_uuid},
+                  {"kind", std::string{signal}},
+                  {"metric", std::string{signal}},
+                  {"state", std::string{"resolved"}},
+                  {"severity", std::string{"warning"}},
+                  {"message", fmt::format("both sides of {} report again",
+                                          d.vm)},
+                  {"window_start", d.window_start},
+                  {"window_end", d.window_end}};
+      out.push_back(std::move(a));
+    }
+  }
+  for (const auto& d : deltas_)
+    on_delta(d, out);
+  for (const auto& s : silences_)
+    on_silence(s, out);
+  resolve_gone_processes(out);
+  for (auto& c : resolver_.take_changes()) {
+    correlator_message m;
+    m.topic = std::string{publish::identity_topic};
+    m.time = c.time;
+    m.sourcetype = "parallax:identity";
+    m.host = resolver_.host_at(c.vm_uuid, c.time);
+    m.fields = {{"vm", c.vm},
+                {"vm_uuid", c.vm_uuid},
+                {"change", std::string{to_string(c.kind)}},
+                {"keys", c.keys},
+                {"confidence", c.confidence},
+                {"old", c.old_value},
+                {"new", c.new_value}};
+    if (!c.source_id.empty())
+      m.fields.push_back({"source_id", c.source_id});
+    out.push_back(std::move(m));
+  }
+}
+
+// -- persistence ---------------------------------------------------------------
+
+namespace {
+
+constexpr char state_magic[] = "PLXC";
+constexpr std::uint32_t state_version = 1;
+
+void put_u64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i)
+    out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+void put_blob(std::string& out, std::string_view s) {
+  put_u64(out, s.size());
+  out.append(s);
+}
+
+struct reader {
+  std::string_view data;
+  bool ok = true;
+  std::uint64_t u64() {
+    if (data.size() < 8) {
+      ok = false;
+      return 0;
+    }
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i)
+      v |= static_cast<std::uint64_t>(static_cast<unsigned char>(data[i]))
+           << (8 * i);
+    data.remove_prefix(8);
+    return v;
+  }
+  std::string_view blob() {
+    auto n = u64();
+    if (!ok || n > data.size()) {
+      ok = false;
+      return {};
+    }
+    auto s = data.substr(0, n);
+    data.remove_prefix(n);
+    return s;
+  }
+};
+
+} // namespace
+
+std::string correlator::save() const {
+  std::string out{state_magic, 4};
+  put_u64(out, state_version);
+  put_blob(out, resolver_.save());
+  put_u64(out, baselines_.size());
+  for (const auto& [key, b] : baselines_) {
+    put_blob(out, key);
+    put_u64(out, std::bit_cast<std::uint64_t>(b.options().scale_floor));
+    put_blob(out, b.save());
+  }
+  put_u64(out, security_.size());
+  for (const auto& [uuid, sec] : security_) {
+    put_blob(out, uuid);
+    put_u64(out, static_cast<std::uint64_t>(sec.first_guest));
+    put_u64(out, sec.learned.size());
+    for (const auto& p : sec.learned)
+      put_blob(out, p);
+  }
+  return out;
+}
+
+result<correlator> correlator::load(std::string_view data,
+                                    correlator_options opts) {
+  if (data.size() < 4 || data.substr(0, 4) != std::string_view{state_magic, 4})
+    return error{ec::invalid_value, "correlator state: not a state file"};
+  reader r{data.substr(4)};
+  auto version = r.u64();
+  if (r.ok && version != state_version)
+    return error{ec::unknown_version,
+                 fmt::format("correlator state: version {} (this build reads "
+                             "{})",
+                             version, state_version)};
+  correlator c{opts};
+  auto ident = r.blob();
+  if (!r.ok)
+    return error{ec::truncated, "correlator state: truncated"};
+  auto res = identity_resolver::load(ident);
+  if (!res)
+    return res.error();
+  c.resolver_ = std::move(*res);
+  auto n = r.u64();
+  for (std::uint64_t i = 0; r.ok && i < n; ++i) {
+    auto key = r.blob();
+    auto bopts = opts.baseline;
+    bopts.scale_floor = std::bit_cast<double>(r.u64());
+    auto blob = r.blob();
+    if (!r.ok)
+      break;
+    auto b = baseline::load(blob, bopts);
+    if (!b)
+      return b.error();
+    c.baselines_.emplace(std::string{key}, std::move(*b));
+  }
+  auto m = r.u64();
+  for (std::uint64_t i = 0; r.ok && i < m; ++i) {
+    auto uuid = std::string{r.blob()};
+    auto& sec = c.security_[uuid];
+    sec.first_guest = static_cast<time_ns>(r.u64());
+    auto k = r.u64();
+    for (std::uint64_t j = 0; r.ok && j < k; ++j)
+      sec.learned.insert(std::string{r.blob()});
+  }
+  if (!r.ok)
+    return error{ec::truncated, "correlator state: truncated"};
+  return c;
+}
+
+} // namespace parallax
