@@ -4,6 +4,7 @@
 
 #include "parallax/bench/agent.hpp"
 #include "parallax/bench/codec.hpp"
+#include "parallax/bench/correlate.hpp"
 #include "parallax/bench/ingest.hpp"
 #include "parallax/bench/nab.hpp"
 #include "parallax/version.hpp"
@@ -290,6 +291,28 @@ int main(int argc, char** argv) {
                         "(default: $PARALLAX_NAB_DIR, else ../shared/data/nab)");
   nab_bench->add_flag("--json", nab_opts.json, "One machine-readable JSON line");
 
+  parallax::bench::correlate_options corr_opts;
+  auto corr_bench = bench->add_subcommand(
+    "correlate", "Delta and alert latency from arrival to the PUB socket "
+                 "while ingesting a simulated fleet plus filler at full "
+                 "speed");
+  corr_bench->add_option("--vms", corr_opts.vms, "Simulated VMs")
+    ->capture_default_str();
+  corr_bench->add_option("--hosts", corr_opts.hosts, "Simulated hosts")
+    ->capture_default_str();
+  corr_bench->add_option("--minutes", corr_opts.minutes,
+                         "Simulated minutes")
+    ->capture_default_str();
+  corr_bench->add_option("--filler", corr_opts.filler,
+                         "Extra mixed events from a second client")
+    ->capture_default_str();
+  corr_bench->add_option("--batch", corr_opts.batch,
+                         "Events per fleet batch, at most (the fleet's "
+                         "sources merge their steps up to this)")
+    ->capture_default_str();
+  corr_bench->add_flag("--json", corr_opts.json,
+                       "One machine-readable JSON line");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -329,6 +352,8 @@ int main(int argc, char** argv) {
     return run_simulate(sim_args);
   if (*codec)
     return parallax::bench::run_codec(codec_opts);
+  if (*corr_bench)
+    return parallax::bench::run_correlate(corr_opts);
   if (*ingest)
     return parallax::bench::run_ingest(ingest_opts);
   if (*agent_bench)

@@ -103,7 +103,7 @@ int serve(const config& loaded, const serve_hooks& hooks) {
       cc.options = correlator_options_of(*cfg);
       cc.state_file = cfg->data_dir / "correlator.state";
       if ((*pub)->enabled())
-        cc.publish = [p = pub->get()](const correlator_message& m) {
+        cc.publish = [p = pub->get()](const correlator_message& m, time_ns) {
           p->publish(m.topic, m.time, m.fields);
         };
       pcfg.correlator = std::move(cc);

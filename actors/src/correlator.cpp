@@ -186,13 +186,14 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
       auto& s = self->state;
       s.received->add(item->events().size());
       s.attributed->add(attribute_batch(*item, *s.logic));
+      auto arrival = item->received;
       self->send(s.cfg.next, ingest_atom::value, std::move(item));
       s.out.clear();
       s.logic->advance(s.out);
       if (!s.out.empty()) {
         for (const auto& msg : s.out) {
           if (s.cfg.publish)
-            s.cfg.publish(msg);
+            s.cfg.publish(msg, arrival);
           if (msg.sourcetype == "parallax:delta")
             s.deltas->add();
           else if (msg.sourcetype == "parallax:alert")

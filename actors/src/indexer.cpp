@@ -3,6 +3,9 @@
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/schemas/reply.hpp"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <caf/actor_system.hpp>
 #include <caf/sec.hpp>
 #include <caf/spawn_options.hpp>
@@ -98,6 +101,12 @@ indexer(indexer_actor::stateful_pointer<indexer_state> self, indexer_config cfg)
   }
   auto& st = self->state;
   st.cfg = cfg;
+  // The live path (parser, correlator, publisher) goes first when the
+  // cores are busy: a delta is worth most the moment its window closes,
+  // while a commit can take a few more milliseconds (the collector's
+  // credit bounds how far the indexer may fall behind). On Linux a
+  // thread's nice value is its own; this one is the detached actor's.
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 5);
   // Created here, on the detached actor's own thread, and used only here.
   st.replies.emplace(*cfg.zmq, ZMQ_PUSH);
   // Replies are bounded by the collector's in-flight credit; no second

@@ -44,7 +44,9 @@ struct correlator_config {
   ingest_sink next;                      ///< the indexer
   metrics_registry* metrics = nullptr;   ///< must outlive the actor
   /// Called for every message, on the actor's thread; may be empty.
-  std::function<void(const correlator_message&)> publish;
+  /// `arrival` is when the collector took the batch whose processing
+  /// produced the message (the latency benchmark measures from there).
+  std::function<void(const correlator_message&, time_ns arrival)> publish;
   std::filesystem::path state_file;      ///< empty: nothing persisted
   std::chrono::milliseconds save_interval{60'000};
 };
