@@ -6,6 +6,7 @@
 #include "parallax/pipeline/config.hpp"
 
 #include <cstdint>
+#include "parallax/schemas/publish.hpp"
 #include "parallax/storage/store.hpp"
 
 #include <atomic>
@@ -36,6 +37,7 @@ int run_serve(const config_args& args);
 /// What a running server offers to code that runs beside it (the demo).
 struct serve_context {
   std::string collector_endpoint; ///< where batches go
+  std::string publisher_endpoint; ///< empty: publishing is off
   int http_port = 0;              ///< 0: HTTP is off
   storage::store& store;          ///< readable from any thread
 };
@@ -132,6 +134,9 @@ struct tail_args {
   std::optional<double> timeout;     ///< exit 1 after S s without a message
 };
 int run_tail(const tail_args& args);
+
+/// One published message as `parallax tail` prints it on a terminal.
+std::string published_line(const publish::published_message& m, bool color);
 
 struct agent_args {
   config_args cfg;

@@ -9,15 +9,19 @@
 #include "parallax/pipeline/agent.hpp"
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/pipeline/simulator.hpp"
+#include "parallax/pipeline/zmq.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <thread>
 
+#include <algorithm>
+
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <unistd.h>
+#include <zmq.h>
 
 namespace parallax::tools {
 
@@ -27,7 +31,8 @@ namespace {
 constexpr std::string_view known_sourcetypes[] = {
   "hv:libvirt:vm", "hv:libvirt:nic", "hv:libvirt:disk", "hv:vsphere",
   "hv:collectd",   "os:process",     "os:system",       "os:identity",
-  "os:nic",        "os:auth",        "os:syslog",       "os:cron",
+  "os:nic",        "os:net",         "os:auth",         "os:syslog",
+  "os:cron",
 };
 
 std::map<std::string, std::uint64_t> stored_by_sourcetype(
@@ -60,6 +65,16 @@ int run_demo(const demo_args& args) {
   auto cfg = load(args.cfg, "demo");
   if (!cfg)
     return 2;
+  // The simulated fleet's administrators and service owners
+  // (docs/simulator.md): without them every admin shell would be an
+  // exception.
+  for (auto user : {"deploy"})
+    if (std::find(cfg->correlator.admin_users.begin(),
+                  cfg->correlator.admin_users.end(), user)
+        == cfg->correlator.admin_users.end())
+      cfg->correlator.admin_users.emplace_back(user);
+  cfg->correlator.service_owners.emplace_back(
+    "app-*", std::vector<std::string>{"appuser"});
   sim::simulation_options live;
   live.fleet.seed = args.seed;
   live.fleet.vms = args.vms;
@@ -75,7 +90,9 @@ int run_demo(const demo_args& args) {
     live.fleet.injected = std::move(*sc);
   }
   std::atomic<bool> stop{false};
-  std::thread simulator, agent;
+  std::thread simulator, agent, subscriber;
+  std::atomic<std::uint64_t> deltas_seen{0};
+  zmq::context sub_ctx;
   std::map<std::string, std::uint64_t> last;
   auto last_print = std::chrono::steady_clock::now();
   const storage::store* store = nullptr;
@@ -99,6 +116,42 @@ int run_demo(const demo_args& args) {
                  : "",
                cfg->data_dir.string());
     std::fflush(stdout);
+    // What an SRE's `parallax tail` shows: alerts and identity changes as
+    // they happen (deltas are counted in the status line; `parallax tail`
+    // on the publisher shows them all).
+    if (!ctx.publisher_endpoint.empty()) {
+      fmt::print("  live deltas and alerts: parallax tail --endpoint {}\n",
+                 ctx.publisher_endpoint);
+      subscriber = std::thread{[&, ep = ctx.publisher_endpoint] {
+        zmq::socket sub{sub_ctx, ZMQ_SUB};
+        (void)sub.set_int(ZMQ_RCVHWM, 100'000);
+        if (sub.connect(ep))
+          return;
+        zmq_setsockopt(sub.handle(), ZMQ_SUBSCRIBE, "", 0);
+        zmq::socket* socks[] = {&sub};
+        const bool want[] = {true};
+        bool color = ::isatty(STDOUT_FILENO) != 0;
+        while (!stop.load()) {
+          auto ready = zmq::poll_in(socks, want, std::chrono::milliseconds{200});
+          if (!ready || !(*ready)[0])
+            continue;
+          while (auto parts = sub.recv(true)) {
+            if (parts->size() != 2)
+              continue;
+            auto body = (*parts)[1].view();
+            auto m = publish::decode(body);
+            if (!m)
+              continue;
+            if (m->topic.starts_with(publish::delta_prefix)) {
+              deltas_seen.fetch_add(1);
+              continue;
+            }
+            fmt::print("{}\n", published_line(*m, color));
+            std::fflush(stdout);
+          }
+        }
+      }};
+    }
     auto endpoint = ctx.collector_endpoint;
     simulator = std::thread{[&, endpoint] {
       auto sink = sim::open_endpoint_sink(endpoint, std::chrono::seconds{5});
@@ -150,9 +203,10 @@ int run_demo(const demo_args& args) {
         parts += fmt::format("  {} +{}", st, d);
     }
     last = std::move(counts);
-    fmt::print("{:%H:%M:%S}  {} events stored, {:.0f}/s:{}\n",
+    auto d = deltas_seen.exchange(0);
+    fmt::print("{:%H:%M:%S}  {} events stored, {:.0f}/s, {} deltas:{}\n",
                fmt::localtime(std::time(nullptr)), thousands(total),
-               static_cast<double>(fresh) / secs,
+               static_cast<double>(fresh) / secs, d,
                parts.empty() ? (total == 0 ? "  (waiting for the first samples)"
                                          : "  (nothing new)")
                            : parts);
@@ -165,6 +219,8 @@ int run_demo(const demo_args& args) {
       simulator.join();
     if (agent.joinable())
       agent.join();
+    if (subscriber.joinable())
+      subscriber.join();
   };
   auto rc = serve(*cfg, hooks);
   hooks.stopping(); // when serve failed before or after starting

@@ -161,6 +161,7 @@ int serve(const config& loaded, const serve_hooks& hooks) {
               (*pipeline)->endpoint(), sys.scheduler().num_workers());
     if (hooks.started)
       hooks.started(serve_context{(*pipeline)->endpoint(),
+                                  (*pub)->endpoint(),
                                   http ? http->port() : 0, *store});
     int sig = 0;
     if (hooks.tick) {

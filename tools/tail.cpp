@@ -358,6 +358,10 @@ bool use_color(const std::string& mode) {
 
 } // namespace
 
+std::string published_line(const publish::published_message& m, bool color) {
+  return human_line(m, color);
+}
+
 int run_tail(const tail_args& args) {
   auto cfg = load(args.cfg, "tail");
   if (!cfg)
