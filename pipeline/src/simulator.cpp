@@ -1870,6 +1870,9 @@ public:
         return error{err.code, fmt::format("{}: {}", id, err.message)};
     return {};
   }
+  error barrier() override {
+    return finish();
+  }
   std::uint64_t acked() const override {
     std::uint64_t n = 0;
     for (auto& [id, c] : clients_)
@@ -2017,6 +2020,7 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
     return {};
   };
   std::vector<sim_batch> step;
+  time_ns pending_since = INT64_MIN;
   while (!stop.load() && !limit_hit) {
     if (opts.live) {
       // Wait until the step's time comes (checking the flag now and then).
@@ -2055,6 +2059,30 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
           return err;
       if (limit_hit)
         break;
+    }
+    // Historical mode: every source's pending steps go out together once
+    // they span `batch_span`, so sources stay as close in time as live
+    // ones are (a correlator joins them by event time as they arrive).
+    if (!opts.live && !step.empty()) {
+      if (pending_since == INT64_MIN)
+        pending_since = step.front().at;
+      // Flush with a hypervisor step, so each flush ends with the
+      // hypervisor samples of the time its guest samples cover.
+      bool hv_step = std::any_of(step.begin(), step.end(), [](const auto& b) {
+        return b.source_id.starts_with("sim-hv:");
+      });
+      if (hv_step
+          && step.front().at - pending_since + agent_interval
+               >= opts.batch_span) {
+        if (auto err = flush_all())
+          return err;
+        // Each source has its own connection, and a server reads them in
+        // turn: without this, a source with small batches would run
+        // minutes ahead of the others in event time.
+        if (auto err = sink.barrier())
+          return err;
+        pending_since = INT64_MIN;
+      }
     }
   }
   if (auto err = flush_all())

@@ -69,7 +69,9 @@ struct correlator_options {
   std::size_t log_context_lines = 5;
   /// A guest whose sample times run this far ahead of or behind its
   /// hypervisor's, `skew_samples` times in a row, raises `clock_skew`.
-  time_ns clock_skew_threshold = 45'000'000'000;
+  /// Senders batch: a guest's samples may legitimately lead the latest
+  /// hypervisor sample by up to two hypervisor intervals, hence a minute.
+  time_ns clock_skew_threshold = 60'000'000'000;
   std::uint32_t skew_samples = 2;
   /// A process whose RSS grows steadily (least-squares slope over its last
   /// `leak_samples` samples at least `leak_min_bytes_per_s` with a t

@@ -175,6 +175,12 @@ public:
   virtual error finish() {
     return {};
   }
+  /// Historical mode, after each flush of every source's pending steps:
+  /// waits until what was written is taken (endpoint sinks: acknowledged),
+  /// so the sources reach the server in event-time order.
+  virtual error barrier() {
+    return {};
+  }
   /// Batches acknowledged / refused by a server (endpoint sinks only).
   virtual std::uint64_t acked() const {
     return 0;
@@ -212,6 +218,9 @@ struct simulation_options {
   /// Historical mode: a source's consecutive steps are sent as one batch
   /// of up to this many events (live mode sends each step at once).
   std::size_t batch_events = 1000;
+  /// Historical mode: all pending steps of every source are sent once they
+  /// span this much simulated time (sources stay aligned as live ones).
+  time_ns batch_span = 20'000'000'000;
   /// Written at the end (also when stopped), unless empty.
   std::filesystem::path truth_file;
 };
