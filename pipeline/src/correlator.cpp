@@ -427,6 +427,11 @@ void correlator::resolve_gone_processes(
   // windows of the fleet's clock.
   auto now = join_.latest();
   auto gone_after = 3 * opts_.join.window;
+  // A sweep costs one look at every process of the fleet: once per
+  // window of fleet time is enough.
+  if (last_sweep_ != INT64_MIN && now - last_sweep_ < opts_.join.window)
+    return;
+  last_sweep_ = now;
   for (auto it = rss_.begin(); it != rss_.end();) {
     if (now - it->second.last_seen <= gone_after) {
       ++it;

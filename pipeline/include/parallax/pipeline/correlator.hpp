@@ -196,6 +196,7 @@ private:
   std::unordered_map<std::string, rss_track> rss_;        ///< by vm|pid|start
   std::vector<correlator_message> pending_;  ///< raised in observe()
   correlator_counters counters_;
+  time_ns last_sweep_ = INT64_MIN;           ///< of resolve_gone_processes
   std::vector<delta> deltas_;                ///< scratch
   std::vector<silence> silences_;            ///< scratch
 };
