@@ -39,7 +39,7 @@ std::string nab_dir() {
   const char* env = std::getenv("PARALLAX_NAB_DIR");
   if (env && *env)
     return env;
-  return std::string{PARALLAX_SOURCE_DIR} + "/../shared/data/nab";
+  return std::string{PARALLAX_SHARED_DATA} + "/nab";
 }
 
 } // namespace

@@ -24,8 +24,8 @@ namespace {
 
 std::string test_node_uri() {
   auto xml = std::filesystem::canonical(
-    std::filesystem::path{PARALLAX_SOURCE_DIR}
-    / "../shared/data/libvirt/test-node.xml");
+    std::filesystem::path{PARALLAX_SHARED_DATA}
+    / "libvirt/test-node.xml");
   return "test://" + xml.string();
 }
 

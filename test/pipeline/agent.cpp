@@ -234,7 +234,7 @@ TEST_CASE("procfs: unknown uids are named by number; kernel threads have no args
 TEST_CASE("procfs: real passwd and group files parse") {
   // Real files from CentOS 7.7 and Ubuntu 18.04 VMs (kellyjonbrazil/jc
   // tests/fixtures, MIT; see ../shared/data/README.md).
-  auto dir = fs::path{PARALLAX_SOURCE_DIR} / "../shared/data/procfs-samples";
+  auto dir = fs::path{PARALLAX_SHARED_DATA} / "procfs-samples";
   auto centos = procfs::parse_id_file(slurp(dir / "centos-7.7_passwd.out"));
   REQUIRE(!centos.empty());
   CHECK(centos.at(0) == "root");

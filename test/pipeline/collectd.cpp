@@ -17,8 +17,7 @@ using namespace parallax;
 namespace {
 
 std::string read_capture(std::string_view name) {
-  auto path = std::filesystem::path{PARALLAX_SOURCE_DIR}
-              / "../shared/data/collectd" / name;
+  auto path = std::filesystem::path{PARALLAX_SHARED_DATA} / "collectd" / name;
   std::ifstream in{path};
   REQUIRE_MESSAGE(in, path.string());
   std::ostringstream os;

@@ -15,8 +15,8 @@ using namespace parallax;
 namespace {
 
 std::string node_uri() {
-  auto xml = std::filesystem::canonical(std::filesystem::path{PARALLAX_SOURCE_DIR}
-                                        / "../shared/data/libvirt/test-node.xml");
+  auto xml = std::filesystem::canonical(std::filesystem::path{PARALLAX_SHARED_DATA}
+                                        / "libvirt/test-node.xml");
   return "test://" + xml.string();
 }
 
