@@ -1,4 +1,5 @@
 #include "parallax/bench/correlate.hpp"
+#include "parallax/bench/stats.hpp"
 
 #include "parallax/actors/ingest_pipeline.hpp"
 #include "parallax/bench/generator.hpp"
@@ -40,30 +41,6 @@ struct client_result {
   unsigned long long events = 0;
   int ok = 0;
 };
-
-bool write_all(int fd, const void* p, std::size_t n) {
-  auto c = static_cast<const char*>(p);
-  while (n > 0) {
-    auto w = ::write(fd, c, n);
-    if (w <= 0)
-      return false;
-    c += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
-bool read_all(int fd, void* p, std::size_t n) {
-  auto c = static_cast<char*>(p);
-  while (n > 0) {
-    auto r = ::read(fd, c, n);
-    if (r <= 0)
-      return false;
-    c += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
 
 std::string read_endpoint(int fd) {
   char endpoint[256] = {};
@@ -173,13 +150,6 @@ void lower_priority() {
 struct latencies {
   std::vector<double> delta_ms, drift_ms, security_ms, identity_ms;
 };
-
-double pct(std::vector<double> xs, double q) {
-  if (xs.empty())
-    return 0;
-  std::sort(xs.begin(), xs.end());
-  return xs[static_cast<std::size_t>(q * static_cast<double>(xs.size() - 1))];
-}
 
 } // namespace
 
@@ -347,11 +317,11 @@ int run_correlate(const correlate_options& o) {
                "\"security_alerts\":{},\"security_p99_ms\":{:.3f},"
                "\"published\":{},\"dropped\":{},\"received\":{}}}\n",
                o.vms, events, fleet_res.events, wall, rate,
-               lat.delta_ms.size(), pct(lat.delta_ms, 0.5),
-               pct(lat.delta_ms, 0.99), pct(lat.delta_ms, 1.0),
-               lat.drift_ms.size(), pct(lat.drift_ms, 0.5),
-               pct(lat.drift_ms, 0.99), lat.security_ms.size(),
-               pct(lat.security_ms, 0.99), published, dropped, received);
+               lat.delta_ms.size(), percentile(lat.delta_ms, 0.5),
+               percentile(lat.delta_ms, 0.99), percentile(lat.delta_ms, 1.0),
+               lat.drift_ms.size(), percentile(lat.drift_ms, 0.5),
+               percentile(lat.drift_ms, 0.99), lat.security_ms.size(),
+               percentile(lat.security_ms, 0.99), published, dropped, received);
     return 0;
   }
   fmt::print("parallax bench correlate: {} VMs for {} simulated minutes "
@@ -365,7 +335,7 @@ int run_correlate(const correlate_options& o) {
                 const char* target) {
     fmt::print("  {:<17} {:>8} messages   p50 {:7.3f} ms   p99 {:7.3f} ms   "
                "max {:8.3f} ms{}\n",
-               what, v.size(), pct(v, 0.5), pct(v, 0.99), pct(v, 1.0), target);
+               what, v.size(), percentile(v, 0.5), percentile(v, 0.99), percentile(v, 1.0), target);
   };
   row("deltas", lat.delta_ms, "   (target p99 <= 5 ms)");
   row("drift alerts", lat.drift_ms, "   (target p99 <= 10 ms)");

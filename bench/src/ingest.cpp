@@ -54,38 +54,6 @@ struct client_result {
   int ok = 0;
 };
 
-bool write_all(int fd, const void* p, std::size_t n) {
-  auto c = static_cast<const char*>(p);
-  while (n > 0) {
-    auto w = ::write(fd, c, n);
-    if (w <= 0)
-      return false;
-    c += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
-bool read_all(int fd, void* p, std::size_t n) {
-  auto c = static_cast<char*>(p);
-  while (n > 0) {
-    auto r = ::read(fd, c, n);
-    if (r <= 0)
-      return false;
-    c += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
-
-double percentile(std::vector<double> xs, double q) {
-  if (xs.empty())
-    return 0;
-  std::sort(xs.begin(), xs.end());
-  auto i = static_cast<std::size_t>(q * static_cast<double>(xs.size() - 1));
-  return xs[i];
-}
-
 // The client process: no threads before this point but libzmq's own.
 [[noreturn]] void client_main(const ingest_options& o, int in_fd, int out_fd,
                               time_ns base) {

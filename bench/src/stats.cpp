@@ -4,12 +4,47 @@
 #include <fstream>
 #include <string>
 
+#include <unistd.h>
+
 namespace parallax::bench {
 
 double median(std::vector<double> xs) {
   std::sort(xs.begin(), xs.end());
   auto n = xs.size();
   return n % 2 ? xs[n / 2] : (xs[n / 2 - 1] + xs[n / 2]) / 2;
+}
+
+double percentile(std::vector<double> xs, double q) {
+  if (xs.empty())
+    return 0;
+  std::sort(xs.begin(), xs.end());
+  auto i = static_cast<std::size_t>(q * static_cast<double>(xs.size() - 1)
+                                    + 0.5);
+  return xs[std::min(i, xs.size() - 1)];
+}
+
+bool write_all(int fd, const void* p, std::size_t n) {
+  auto c = static_cast<const char*>(p);
+  while (n > 0) {
+    auto w = ::write(fd, c, n);
+    if (w <= 0)
+      return false;
+    c += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+bool read_all(int fd, void* p, std::size_t n) {
+  auto c = static_cast<char*>(p);
+  while (n > 0) {
+    auto r = ::read(fd, c, n);
+    if (r <= 0)
+      return false;
+    c += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
 }
 
 unsigned long long peak_rss_bytes() {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <vector>
 
 namespace parallax::bench {
@@ -7,6 +8,14 @@ namespace parallax::bench {
 /// Median of `xs` (the mean of the two middle values for even sizes).
 /// Precondition: `xs` is not empty.
 double median(std::vector<double> xs);
+
+/// The `q` quantile of `xs` (0..1), nearest rank; 0 for an empty `xs`.
+double percentile(std::vector<double> xs, double q);
+
+/// Writes / reads exactly `n` bytes through a pipe to or from a benchmark's
+/// client process; false when the other end is gone.
+bool write_all(int fd, const void* p, std::size_t n);
+bool read_all(int fd, void* p, std::size_t n);
 
 /// Peak resident set size of this process in bytes (VmHWM), or 0.
 unsigned long long peak_rss_bytes();
