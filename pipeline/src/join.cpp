@@ -74,6 +74,7 @@ joiner::window* joiner::window_for(vm_state& vm, time_ns t) {
   auto& w = vm.closed[start];
   w.start = start;
   w.dirty = true;
+  vm.any_dirty = true;
   ++counters_.late_joined;
   return &w;
 }
@@ -254,11 +255,14 @@ void joiner::advance(std::vector<delta>& deltas,
                                         : vm.max_time - opts_.allowed_lateness;
     cut = std::max(cut, fleet_cut);
     // Late data first: windows already closed, emitted again.
-    for (auto& [start, w] : vm.closed)
-      if (w.dirty) {
-        w.dirty = false;
-        close(vm, w, true, deltas, silences);
-      }
+    if (vm.any_dirty) {
+      vm.any_dirty = false;
+      for (auto& [start, w] : vm.closed)
+        if (w.dirty) {
+          w.dirty = false;
+          close(vm, w, true, deltas, silences);
+        }
+    }
     while (!vm.open.empty()
            && vm.open.begin()->first + opts_.window <= cut) {
       auto node = vm.open.extract(vm.open.begin());

@@ -121,6 +121,7 @@ private:
     std::map<time_ns, window> open;    ///< by start
     std::map<time_ns, window> closed;  ///< by start, within the horizon
     time_ns closed_before = INT64_MIN; ///< windows starting earlier closed
+    bool any_dirty = false;            ///< a closed window took late data
   };
 
   window* window_for(vm_state& vm, time_ns t);
