@@ -61,6 +61,29 @@ bool contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+// The head of every alert: where it goes and when, and the fields each
+// alert has. Callers append what their kind adds.
+correlator_message alert_message(std::string_view topic, time_ns time,
+                                 std::string host, std::string id,
+                                 std::string_view vm,
+                                 std::string_view vm_uuid,
+                                 std::string_view kind,
+                                 std::string_view state,
+                                 std::string_view severity) {
+  correlator_message m;
+  m.topic = std::string{topic};
+  m.time = time;
+  m.sourcetype = "parallax:alert";
+  m.host = std::move(host);
+  m.fields = {{"id", std::move(id)},
+              {"vm", std::string{vm}},
+              {"vm_uuid", std::string{vm_uuid}},
+              {"kind", std::string{kind}},
+              {"state", std::string{state}},
+              {"severity", std::string{severity}}};
+  return m;
+}
+
 } // namespace
 
 baseline_options correlator_options::correlator_baseline_defaults() {
@@ -216,24 +239,19 @@ void correlator::check_clock(const attribution& a, const event_view& e) {
   sec.skew_ok_run = off ? 0 : sec.skew_ok_run + 1;
   auto message = [&](const char* state, std::string text) {
     // On the hypervisor's clock, like every other alert of the VM.
-    correlator_message m;
-    m.topic = std::string{publish::alert_drift};
-    m.time = sec.last_hv;
-    m.sourcetype = "parallax:alert";
-    m.host = resolver_.host_at(a.vm_uuid, sec.last_hv);
-    m.fields = {{"id", sec.skew_id},
-                {"vm", std::string{a.vm}},
-                {"vm_uuid", std::string{a.vm_uuid}},
-                {"kind", std::string{"clock_skew"}},
-                {"metric", std::string{"clock_offset_s"}},
-                {"state", std::string{state}},
-                {"severity", std::string{"warning"}},
-                {"value", static_cast<double>(offset) / 1e9},
-                {"baseline", 0.0},
-                {"unit", std::string{"s"}},
-                {"message", std::move(text)},
-                {"window_start", sec.last_hv},
-                {"window_end", sec.last_hv}};
+    auto m = alert_message(
+      publish::alert_drift, sec.last_hv,
+      resolver_.host_at(a.vm_uuid, sec.last_hv), sec.skew_id, a.vm, a.vm_uuid,
+      "clock_skew", state, "warning");
+    m.fields.insert(m.fields.end(), {
+      {"metric", std::string{"clock_offset_s"}},
+      {"value", static_cast<double>(offset) / 1e9},
+      {"baseline", 0.0},
+      {"unit", std::string{"s"}},
+      {"message", std::move(text)},
+      {"window_start", sec.last_hv},
+      {"window_end", sec.last_hv}
+    });
     pending_.push_back(std::move(m));
   };
   if (off && !sec.skew_open && sec.skew_run >= opts_.skew_samples) {
@@ -313,19 +331,11 @@ void correlator::check_leak(const attribution& a, const event_view& e) {
   } else {
     ++counters_.drift_resolved;
   }
-  correlator_message m;
-  m.topic = std::string{publish::alert_drift};
-  m.time = e.time;
-  m.sourcetype = "parallax:alert";
-  m.host = resolver_.host_at(tr.vm_uuid, e.time);
-  m.fields = {
-    {"id", tr.id},
-    {"vm", tr.vm},
-    {"vm_uuid", tr.vm_uuid},
-    {"kind", std::string{"memory_leak"}},
+  auto m = alert_message(
+    publish::alert_drift, e.time, resolver_.host_at(tr.vm_uuid, e.time), tr.id,
+    tr.vm, tr.vm_uuid, "memory_leak", leaking ? "open" : "resolved", "warning");
+  m.fields.insert(m.fields.end(), {
     {"metric", std::string{"process_rss_bytes"}},
-    {"state", std::string{leaking ? "open" : "resolved"}},
-    {"severity", std::string{"warning"}},
     {"process", tr.process},
     {"user", tr.user},
     {"pid", tr.pid},
@@ -343,7 +353,7 @@ void correlator::check_leak(const attribution& a, const event_view& e) {
                            tr.pid, tr.vm)},
     {"window_start", tr.samples.front().first},
     {"window_end", e.time},
-  };
+  });
   pending_.push_back(std::move(m));
 }
 
@@ -376,19 +386,11 @@ void correlator::check_process(const attribution& a, const event_view& e) {
     pa.pid = integer(e, "pid").value_or(0);
     pa.first_seen = e.time;
     ++counters_.security_opened;
-    correlator_message m;
-    m.topic = std::string{publish::alert_security};
-    m.time = e.time;
-    m.sourcetype = "parallax:alert";
-    m.host = pa.host;
     auto ctx = log_context(pa.vm_uuid, e.time);
-    m.fields = {
-      {"id", pa.id},
-      {"vm", pa.vm},
-      {"vm_uuid", pa.vm_uuid},
-      {"kind", pa.kind},
-      {"state", std::string{"open"}},
-      {"severity", std::string{"warning"}},
+    auto m = alert_message(
+      publish::alert_security, e.time, pa.host, pa.id, pa.vm, pa.vm_uuid,
+      pa.kind, "open", "warning");
+    m.fields.insert(m.fields.end(), {
       {"process", pa.process},
       {"user", pa.user},
       {"pid", pa.pid},
@@ -400,7 +402,7 @@ void correlator::check_process(const attribution& a, const event_view& e) {
                    "earliest={} latest={}",
                    pa.vm, rfc3339(e.time - 600'000'000'000),
                    rfc3339(e.time + 600'000'000'000))},
-    };
+    });
     if (!ctx.empty())
       m.fields.push_back({"log_context", std::move(ctx)});
     pending_.push_back(std::move(m));
@@ -440,25 +442,20 @@ void correlator::resolve_gone_processes(
     if (it->second.open) {
       auto& tr = it->second;
       ++counters_.drift_resolved;
-      correlator_message m;
-      m.topic = std::string{publish::alert_drift};
-      m.time = tr.last_seen;
-      m.sourcetype = "parallax:alert";
-      m.host = resolver_.host_at(tr.vm_uuid, tr.last_seen);
-      m.fields = {{"id", tr.id},
-                  {"vm", tr.vm},
-                  {"vm_uuid", tr.vm_uuid},
-                  {"kind", std::string{"memory_leak"}},
-                  {"metric", std::string{"process_rss_bytes"}},
-                  {"state", std::string{"resolved"}},
-                  {"severity", std::string{"warning"}},
-                  {"process", tr.process},
-                  {"user", tr.user},
-                  {"pid", tr.pid},
-                  {"message", fmt::format("{} (pid {}) on {} is gone",
-                                          tr.process, tr.pid, tr.vm)},
-                  {"window_start", tr.last_seen},
-                  {"window_end", tr.last_seen}};
+      auto m = alert_message(
+        publish::alert_drift, tr.last_seen,
+        resolver_.host_at(tr.vm_uuid, tr.last_seen), tr.id, tr.vm, tr.vm_uuid,
+        "memory_leak", "resolved", "warning");
+      m.fields.insert(m.fields.end(), {
+        {"metric", std::string{"process_rss_bytes"}},
+        {"process", tr.process},
+        {"user", tr.user},
+        {"pid", tr.pid},
+        {"message", fmt::format("{} (pid {}) on {} is gone",
+                                tr.process, tr.pid, tr.vm)},
+        {"window_start", tr.last_seen},
+        {"window_end", tr.last_seen}
+      });
       out.push_back(std::move(m));
     }
     it = rss_.erase(it);
@@ -469,23 +466,17 @@ void correlator::resolve_gone_processes(
       ++it;
       continue;
     }
-    correlator_message m;
-    m.topic = std::string{publish::alert_security};
-    m.time = pa.last_seen;
-    m.sourcetype = "parallax:alert";
-    m.host = pa.host;
-    m.fields = {{"id", pa.id},
-                {"vm", pa.vm},
-                {"vm_uuid", pa.vm_uuid},
-                {"kind", pa.kind},
-                {"state", std::string{"resolved"}},
-                {"severity", std::string{"warning"}},
-                {"process", pa.process},
-                {"user", pa.user},
-                {"pid", pa.pid},
-                {"message", fmt::format("{} is gone", pa.process)},
-                {"window_start", pa.first_seen},
-                {"window_end", pa.last_seen}};
+    auto m = alert_message(
+      publish::alert_security, pa.last_seen, pa.host, pa.id, pa.vm, pa.vm_uuid,
+      pa.kind, "resolved", "warning");
+    m.fields.insert(m.fields.end(), {
+      {"process", pa.process},
+      {"user", pa.user},
+      {"pid", pa.pid},
+      {"message", fmt::format("{} is gone", pa.process)},
+      {"window_start", pa.first_seen},
+      {"window_end", pa.last_seen}
+    });
     out.push_back(std::move(m));
     ++counters_.security_resolved;
     it = process_alerts_.erase(it);
@@ -512,7 +503,8 @@ void correlator::drift(const delta& d, std::string_view series, double value,
     else if (d.unit == "bytes_per_s")
       opts.scale_floor = std::max(opts.scale_floor, 1024.0);
     if (series.ends_with(".delta"))
-      opts.scale_floor = std::max(opts.scale_floor, 0.01 * std::abs(d.hv_value));
+      opts.scale_floor =
+        std::max(opts.scale_floor, 0.01 * std::abs(d.hv_value));
     it = baselines_.emplace(key, baseline{opts}).first;
   }
   auto& b = it->second;
@@ -520,21 +512,14 @@ void correlator::drift(const delta& d, std::string_view series, double value,
   if (!v.opened && !v.resolved)
     return;
   const auto& al = b.current_alert();
-  correlator_message m;
-  m.topic = std::string{publish::alert_drift};
-  m.time = d.window_end;
-  m.sourcetype = "parallax:alert";
-  m.host = d.host;
   auto state = v.opened ? "open" : "resolved";
   v.opened ? ++counters_.drift_opened : ++counters_.drift_resolved;
-  m.fields = {
-    {"id", alert_id(d.vm_uuid, series, "", al.start)},
-    {"vm", d.vm},
-    {"vm_uuid", d.vm_uuid},
-    {"kind", std::string{"drift"}},
+  auto m = alert_message(
+    publish::alert_drift, d.window_end, d.host,
+    alert_id(d.vm_uuid, series, "", al.start), d.vm, d.vm_uuid, "drift", state,
+    to_string(v.opened ? v.sev : al.sev));
+  m.fields.insert(m.fields.end(), {
     {"metric", std::string{series}},
-    {"state", std::string{state}},
-    {"severity", std::string{to_string(v.opened ? v.sev : al.sev)}},
     {"value", value},
     {"baseline", v.expected},
     {"scale", v.scale},
@@ -545,9 +530,9 @@ void correlator::drift(const delta& d, std::string_view series, double value,
                  "(deviation {:.1f})",
                  series, v.opened ? "drifted" : "is back to normal", d.vm,
                  value, d.unit, v.expected, v.deviation)},
-    {"window_start", v.opened ? al.start : al.start},
+    {"window_start", al.start},
     {"window_end", d.window_end},
-  };
+  });
   out.push_back(std::move(m));
 }
 
@@ -591,20 +576,12 @@ void correlator::on_delta(const delta& d,
       sec.unexplained_id = alert_id(d.vm_uuid, "unexplained_load", "",
                                     d.window_start);
       ++counters_.security_opened;
-      correlator_message a;
-      a.topic = std::string{publish::alert_security};
-      a.time = d.window_end;
-      a.sourcetype = "parallax:alert";
-      a.host = d.host;
       auto ctx = log_context(d.vm_uuid, d.window_end);
-      a.fields = {
-        {"id", sec.unexplained_id},
-        {"vm", d.vm},
-        {"vm_uuid", d.vm_uuid},
-        {"kind", std::string{"unexplained_load"}},
+      auto a = alert_message(
+        publish::alert_security, d.window_end, d.host, sec.unexplained_id, d.vm,
+        d.vm_uuid, "unexplained_load", "open", "critical");
+      a.fields.insert(a.fields.end(), {
         {"metric", d.metric},
-        {"state", std::string{"open"}},
-        {"severity", std::string{"critical"}},
         {"value", d.abs_diff},
         {"baseline", opts_.unexplained_cpu_pct},
         {"message",
@@ -619,33 +596,27 @@ void correlator::on_delta(const delta& d,
          fmt::format("vm=\"{}\" sourcetype=os:* earliest={} latest={}", d.vm,
                      rfc3339(d.window_start - 600'000'000'000),
                      rfc3339(d.window_end))},
-      };
+      });
       if (!ctx.empty())
         a.fields.push_back({"log_context", std::move(ctx)});
       out.push_back(std::move(a));
     } else if (!high && sec.unexplained_open) {
       sec.unexplained_open = false;
       ++counters_.security_resolved;
-      correlator_message a;
-      a.topic = std::string{publish::alert_security};
-      a.time = d.window_end;
-      a.sourcetype = "parallax:alert";
-      a.host = d.host;
-      a.fields = {{"id", sec.unexplained_id},
-                  {"vm", d.vm},
-                  {"vm_uuid", d.vm_uuid},
-                  {"kind", std::string{"unexplained_load"}},
-                  {"metric", d.metric},
-                  {"state", std::string{"resolved"}},
-                  {"severity", std::string{"critical"}},
-                  {"value", d.abs_diff},
-                  {"baseline", opts_.unexplained_cpu_pct},
-                  {"message",
-                   fmt::format("the guest's processes explain the "
-                               "hypervisor's CPU on {} again",
-                               d.vm)},
-                  {"window_start", d.window_start},
-                  {"window_end", d.window_end}};
+      auto a = alert_message(
+        publish::alert_security, d.window_end, d.host, sec.unexplained_id, d.vm,
+        d.vm_uuid, "unexplained_load", "resolved", "critical");
+      a.fields.insert(a.fields.end(), {
+        {"metric", d.metric},
+        {"value", d.abs_diff},
+        {"baseline", opts_.unexplained_cpu_pct},
+        {"message",
+         fmt::format("the guest's processes explain the "
+                     "hypervisor's CPU on {} again",
+                     d.vm)},
+        {"window_start", d.window_start},
+        {"window_end", d.window_end}
+      });
       out.push_back(std::move(a));
     }
   }
@@ -677,25 +648,19 @@ void correlator::on_silence(const silence& s,
   sec.silent_open = true;
   sec.silent_id = alert_id(s.vm_uuid, signal, "", s.window_start);
   ++counters_.drift_opened;
-  correlator_message a;
-  a.topic = std::string{publish::alert_drift};
-  a.time = s.window_end;
-  a.sourcetype = "parallax:alert";
-  a.host = s.host;
-  a.fields = {{"id", sec.silent_id},
-              {"vm", s.vm},
-              {"vm_uuid", s.vm_uuid},
-              {"kind", std::string{signal}},
-              {"metric", std::string{signal}},
-              {"state", std::string{"open"}},
-              {"severity", std::string{"warning"}},
-              {"message",
-               fmt::format("{} on {} sent nothing for {} windows",
-                           s.guest_missing ? "the guest agent"
-                                           : "the hypervisor",
-                           s.vm, sec.silent_run)},
-              {"window_start", s.window_start - opts_.join.window},
-              {"window_end", s.window_end}};
+  auto a = alert_message(
+    publish::alert_drift, s.window_end, s.host, sec.silent_id, s.vm, s.vm_uuid,
+    signal, "open", "warning");
+  a.fields.insert(a.fields.end(), {
+    {"metric", std::string{signal}},
+    {"message",
+     fmt::format("{} on {} sent nothing for {} windows",
+                 s.guest_missing ? "the guest agent"
+                                 : "the hypervisor",
+                 s.vm, sec.silent_run)},
+    {"window_start", s.window_start - opts_.join.window},
+    {"window_end", s.window_end}
+  });
   out.push_back(std::move(a));
 }
 
@@ -715,22 +680,16 @@ void correlator::advance(std::vector<correlator_message>& out) {
       sec.silent_open = false;
       ++counters_.drift_resolved;
       auto signal = sec.silent_guest ? "guest_silent" : "hypervisor_silent";
-      correlator_message a;
-      a.topic = std::string{publish::alert_drift};
-      a.time = d.window_end;
-      a.sourcetype = "parallax:alert";
-      a.host = d.host;
-      a.fields = {{"id", sec.silent_id},
-                  {"vm", d.vm},
-                  {"vm_uuid", d.vm_uuid},
-                  {"kind", std::string{signal}},
-                  {"metric", std::string{signal}},
-                  {"state", std::string{"resolved"}},
-                  {"severity", std::string{"warning"}},
-                  {"message", fmt::format("both sides of {} report again",
-                                          d.vm)},
-                  {"window_start", d.window_start},
-                  {"window_end", d.window_end}};
+      auto a = alert_message(
+        publish::alert_drift, d.window_end, d.host, sec.silent_id, d.vm,
+        d.vm_uuid, signal, "resolved", "warning");
+      a.fields.insert(a.fields.end(), {
+        {"metric", std::string{signal}},
+        {"message", fmt::format("both sides of {} report again",
+                                d.vm)},
+        {"window_start", d.window_start},
+        {"window_end", d.window_end}
+      });
       out.push_back(std::move(a));
     }
   }
@@ -758,7 +717,7 @@ void correlator::advance(std::vector<correlator_message>& out) {
   }
 }
 
-// -- persistence ---------------------------------------------------------------
+// -- persistence -------------------------------------------------------------
 
 namespace {
 
