@@ -129,7 +129,7 @@ std::optional<attribution> correlator::observe(std::string_view source_id,
     return a;
   if (e.sourcetype.starts_with("os:")) {
     // A guest whose clock is known to be off joins on the hypervisor's.
-    auto it = security_.find(std::string{a->vm_uuid});
+    auto it = security_.find(a->vm_uuid);
     if (it != security_.end() && it->second.skew_open) {
       auto shifted = e;
       shifted.time -= it->second.skew;
@@ -141,13 +141,13 @@ std::optional<attribution> correlator::observe(std::string_view source_id,
     join_.add(a->vm, a->vm_uuid, e);
   }
   if (e.sourcetype.starts_with("hv:")) {
-    auto& sec = security_[std::string{a->vm_uuid}];
+    auto& sec = entry(security_, a->vm_uuid);
     sec.last_hv = std::max(sec.last_hv, e.time);
   } else if (e.sourcetype == "os:system") {
     check_clock(*a, e);
   }
   if (e.sourcetype.starts_with("os:")) {
-    auto& sec = security_[std::string{a->vm_uuid}];
+    auto& sec = entry(security_, a->vm_uuid);
     if (sec.first_guest == INT64_MIN)
       sec.first_guest = e.time;
     if (e.sourcetype == "os:process") {
@@ -219,7 +219,7 @@ bool correlator::service_owner(std::string_view vm,
 }
 
 void correlator::check_clock(const attribution& a, const event_view& e) {
-  auto& sec = security_[std::string{a.vm_uuid}];
+  auto& sec = entry(security_, a.vm_uuid);
   if (sec.last_hv == INT64_MIN)
     return;
   auto offset = e.time - sec.last_hv;
@@ -363,7 +363,7 @@ void correlator::check_process(const attribution& a, const event_view& e) {
   auto uid = integer(e, "uid");
   if (command.empty())
     return;
-  auto& sec = security_[std::string{a.vm_uuid}];
+  auto& sec = entry(security_, a.vm_uuid);
   bool learning = e.time < sec.first_guest + opts_.learning_period;
   if (learning) {
     sec.learned.insert(command);
@@ -567,7 +567,7 @@ void correlator::on_delta(const delta& d,
   drift(d, series + ".delta", d.abs_diff, out);
   // Hypervisor CPU the guest's processes do not explain.
   if (d.metric == "cpu_processes") {
-    auto& sec = security_[d.vm_uuid];
+    auto& sec = entry(security_, d.vm_uuid);
     bool high = d.abs_diff > opts_.unexplained_cpu_pct;
     sec.unexplained_run = high ? sec.unexplained_run + 1 : 0;
     if (high && !sec.unexplained_open
@@ -638,7 +638,7 @@ void correlator::on_silence(const silence& s,
               {"window_end", s.window_end},
               {"host", s.host}};
   out.push_back(std::move(m));
-  auto& sec = security_[s.vm_uuid];
+  auto& sec = entry(security_, s.vm_uuid);
   if (sec.silent_guest != s.guest_missing)
     sec.silent_run = 0;
   sec.silent_guest = s.guest_missing;
@@ -674,7 +674,7 @@ void correlator::advance(std::vector<correlator_message>& out) {
   for (const auto& d : deltas_) {
     if (d.correction)
       continue;
-    auto& sec = security_[d.vm_uuid];
+    auto& sec = entry(security_, d.vm_uuid);
     sec.silent_run = 0;
     if (sec.silent_open) {
       sec.silent_open = false;
@@ -819,7 +819,7 @@ result<correlator> correlator::load(std::string_view data,
   auto m = r.u64();
   for (std::uint64_t i = 0; r.ok && i < m; ++i) {
     auto uuid = std::string{r.blob()};
-    auto& sec = c.security_[uuid];
+    auto& sec = entry(c.security_, uuid);
     sec.first_guest = static_cast<time_ns>(r.u64());
     auto k = r.u64();
     for (std::uint64_t j = 0; r.ok && j < k; ++j)

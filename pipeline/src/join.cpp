@@ -91,7 +91,7 @@ void joiner::add(std::string_view vm_name, std::string_view vm_uuid,
     ++counters_.ignored;
     return;
   }
-  auto& vm = vms_[std::string{vm_uuid}];
+  auto& vm = entry(vms_, vm_uuid);
   if (vm.name != vm_name)
     vm.name = std::string{vm_name};
   auto* w = window_for(vm, e.time);

@@ -41,6 +41,7 @@
 #include "parallax/pipeline/config.hpp"
 #include "parallax/pipeline/identity_resolver.hpp"
 #include "parallax/pipeline/join.hpp"
+#include "parallax/pipeline/string_map.hpp"
 
 #include <deque>
 #include <map>
@@ -191,7 +192,7 @@ private:
   identity_resolver resolver_;
   joiner join_;
   std::unordered_map<std::string, baseline> baselines_; ///< vm_uuid|series
-  std::unordered_map<std::string, vm_security> security_; ///< by vm_uuid
+  string_map<vm_security> security_;                      ///< by vm_uuid
   std::map<std::string, process_alert> process_alerts_;   ///< open, by key
   std::unordered_map<std::string, rss_track> rss_;        ///< by vm|pid|start
   std::vector<correlator_message> pending_;  ///< raised in observe()

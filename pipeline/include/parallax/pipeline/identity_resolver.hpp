@@ -69,6 +69,7 @@
 //
 // Not thread-safe: one owner feeds it.
 
+#include "parallax/pipeline/string_map.hpp"
 #include "parallax/schemas/error.hpp"
 #include "parallax/schemas/event.hpp"
 
@@ -230,14 +231,8 @@ public:
   static result<identity_resolver> load(std::string_view data);
 
 private:
-  struct sv_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-  };
   template <class T>
-  using sv_map = std::unordered_map<std::string, T, sv_hash, std::equal_to<>>;
+  using sv_map = string_map<T>;
   using ids = std::vector<std::uint32_t>;
 
   struct vm_state {

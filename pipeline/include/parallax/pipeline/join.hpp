@@ -16,6 +16,7 @@
 //
 // Not thread-safe: one owner (the correlator) feeds and advances it.
 
+#include "parallax/pipeline/string_map.hpp"
 #include "parallax/schemas/event.hpp"
 
 #include <cstdint>
@@ -129,7 +130,7 @@ private:
              std::vector<delta>& deltas, std::vector<silence>& silences);
 
   join_options opts_;
-  std::unordered_map<std::string, vm_state> vms_; ///< by vm_uuid
+  string_map<vm_state> vms_; ///< by vm_uuid
   time_ns latest_ = INT64_MIN;
   join_counters counters_;
 };
