@@ -32,6 +32,9 @@ constexpr auto names = std::array{
   std::string_view{"storage_full"},
   std::string_view{"system_error"},
   std::string_view{"usage"},
+  std::string_view{"bad_query"},
+  std::string_view{"query_limit"},
+  std::string_view{"query_cancelled"},
 };
 
 static_assert(names.size() == static_cast<std::size_t>(ec::last) + 1,

@@ -416,12 +416,17 @@ term_entry& entry_for(term_map& m, std::string_view term) {
 // Builds the term map of one bucket. Events of a batch mostly share their
 // default fields, so the entry of the last value of each is cached (entries
 // of an unordered_map never move).
+using tuple_map = std::unordered_map<std::string, std::uint64_t, string_hash,
+                                     std::equal_to<>>;
+
 class indexer_pass {
 public:
-  explicit indexer_pass(term_map& terms) : terms_{terms} {
+  indexer_pass(term_map& terms, tuple_map& tuples)
+    : terms_{terms}, tuples_{tuples} {
   }
 
   void add(std::uint64_t id, const event_view& e, bool postings) {
+    count_tuple(e);
     default_field(0, "index", e.index, id, postings);
     default_field(1, "host", e.host, id, postings);
     default_field(2, "source", e.source, id, postings);
@@ -472,13 +477,45 @@ private:
     touch(*c.entry, id, postings, true);
   }
 
+  // Events of a batch mostly share all four default fields: the count of
+  // the last tuple is cached.
+  void count_tuple(const event_view& e) {
+    if (last_tuple_ && e.index == last_[0] && e.host == last_[1]
+        && e.source == last_[2] && e.sourcetype == last_[3]) {
+      ++*last_tuple_;
+      return;
+    }
+    tbuf_.clear();
+    for (auto part : {e.index, e.host, e.source, e.sourcetype}) {
+      tbuf_.append(part);
+      tbuf_.push_back('\0');
+    }
+    tbuf_.pop_back();
+    if (tbuf_.size() + 8 > 511) { // LMDB's key limit: not counted
+      last_tuple_ = nullptr;
+      return;
+    }
+    auto i = tuples_.find(std::string_view{tbuf_});
+    if (i == tuples_.end())
+      i = tuples_.emplace(tbuf_, 0).first;
+    last_tuple_ = &i->second;
+    last_[0] = e.index;
+    last_[1] = e.host;
+    last_[2] = e.source;
+    last_[3] = e.sourcetype;
+    ++*last_tuple_;
+  }
+
   struct cached {
     std::string_view value; // valid while the batch being indexed lives
     term_entry* entry = nullptr;
   };
   term_map& terms_;
-  std::string buf_;
+  tuple_map& tuples_;
+  std::string buf_, tbuf_;
   cached cache_[4];
+  std::uint64_t* last_tuple_ = nullptr; // entries of an unordered_map stay put
+  std::string_view last_[4];
 };
 
 // Folds the metrics of `e` into `rollups`, event by event: each series
@@ -602,6 +639,24 @@ result<store> store::open(environment& env, const store_options& opts) {
       return mdb_error(fmt::format("store: cannot open table {}", d.name), rc);
     *d.dbi = dbi;
   }
+  // The tuples table came after format 1's first stores: an older store
+  // gets it here, filled from its blocks below; read-only, search does
+  // without it.
+  bool fill_tuples = false;
+  {
+    MDB_dbi dbi;
+    auto rc = mdb_dbi_open(t.get(), "tuples", 0, &dbi);
+    if (rc == MDB_NOTFOUND && !read_only) {
+      rc = mdb_dbi_open(t.get(), "tuples", MDB_CREATE, &dbi);
+      MDB_stat st;
+      fill_tuples = rc == 0 && mdb_stat(t.get(), s.catalog_, &st) == 0
+                    && st.ms_entries > 0;
+    }
+    if (rc == 0)
+      s.tuples_ = dbi;
+    else if (rc != MDB_NOTFOUND)
+      return mdb_error("store: cannot open table tuples", rc);
+  }
   // The bucket span is fixed at creation.
   auto key = as_val(span_key);
   MDB_val val;
@@ -629,6 +684,9 @@ result<store> store::open(environment& env, const store_options& opts) {
   // read-only one); an aborted transaction closes them.
   if (rc = t.commit(); rc != 0)
     return mdb_error("store: cannot commit table creation", rc);
+  if (fill_tuples)
+    if (auto err = s.rebuild_summaries())
+      return err;
   return s;
 }
 
@@ -684,7 +742,8 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
       ++end;
     auto bkey = bucket_key(bucket);
     term_map terms;
-    indexer_pass pass{terms};
+    tuple_map tuples;
+    indexer_pass pass{terms, tuples};
     std::map<series_key, rollup_entry> rollups;
     time_ns min_t = accepted[i].second->time, max_t = min_t;
     std::uint64_t bytes = 0;
@@ -745,6 +804,9 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
     }
     if (auto rc = put_rollups(w, rollups_, bkey, rollups); rc != 0)
       return mdb_error("store: cannot write a rollup", rc);
+    for (const auto& [tuple, n] : tuples)
+      if (auto rc = add_summary(w, tuples_, bkey, tuple, n); rc != 0)
+        return mdb_error("store: cannot write a tuple count", rc);
     // Catalog entry: min time, max time, events, bytes.
     {
       auto key = as_val(bkey);
@@ -1000,6 +1062,129 @@ error store::scan(std::int64_t bucket,
                      });
 }
 
+result<std::vector<std::pair<std::string, std::uint64_t>>>
+store::summaries(std::int64_t bucket, std::string_view prefix) const {
+  txn t{env_->handle(), false};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin read transaction", t.status());
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  auto rc = for_each_prefixed(
+    t.get(), summaries_, bucket_key(bucket) + std::string{prefix},
+    [&](const MDB_val& key, const MDB_val& val) {
+      out.emplace_back(std::string{as_view(key).substr(8)},
+                       val.mv_size == 8 ? get_be64(val.mv_data) : 0);
+      return true;
+    });
+  if (rc != 0)
+    return mdb_error("store: cannot read summaries", rc);
+  return out;
+}
+
+result<std::vector<store::tuple_count>>
+store::tuples(std::int64_t bucket) const {
+  std::vector<tuple_count> out;
+  if (tuples_ == 0)
+    return out;
+  txn t{env_->handle(), false};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin read transaction", t.status());
+  auto rc = for_each_prefixed(
+    t.get(), tuples_, bucket_key(bucket),
+    [&](const MDB_val& key, const MDB_val& val) {
+      auto rest = as_view(key).substr(8);
+      tuple_count tc;
+      std::string* parts[] = {&tc.index, &tc.host, &tc.source,
+                              &tc.sourcetype};
+      std::size_t i = 0;
+      for (auto* part : parts) {
+        auto j = std::min(rest.find('\0', i), rest.size());
+        part->assign(rest.substr(std::min(i, rest.size()), j - std::min(i, rest.size())));
+        i = j + 1;
+      }
+      tc.count = val.mv_size == 8 ? get_be64(val.mv_data) : 0;
+      out.push_back(std::move(tc));
+      return true;
+    });
+  if (rc != 0)
+    return mdb_error("store: cannot read tuple counts", rc);
+  return out;
+}
+
+error store::events(
+  std::int64_t bucket, std::span<const std::uint64_t> ids,
+  const std::function<bool(std::uint64_t, const event_view&)>& f) const {
+  if (ids.empty())
+    return {};
+  txn t{env_->handle(), false};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin read transaction", t.status());
+  MDB_cursor* cur = nullptr;
+  if (auto rc = mdb_cursor_open(t.get(), blocks_, &cur); rc != 0)
+    return mdb_error("store: cannot read blocks", rc);
+  auto bkey = bucket_key(bucket);
+  wire::limits lim;
+  lim.max_frame_bytes = std::size_t{1} << 40;
+  lim.max_events = std::size_t{1} << 32;
+  lim.max_string_bytes = lim.max_frame_bytes;
+  lim.max_fields = 1u << 16;
+  lim.max_name_bytes = 1u << 16;
+  std::string kbuf, buf;
+  error err;
+  std::size_t i = 0;
+  while (i < ids.size()) {
+    // The block holding ids[i] is the last one whose first id <= ids[i].
+    kbuf = bkey;
+    put_be64(kbuf, ids[i]);
+    auto key = as_val(kbuf);
+    MDB_val val;
+    auto rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    bool exact = rc == 0 && as_view(key) == kbuf;
+    if (!exact) {
+      rc = rc == MDB_NOTFOUND ? mdb_cursor_get(cur, &key, &val, MDB_LAST)
+                              : mdb_cursor_get(cur, &key, &val, MDB_PREV);
+      if (rc == 0 && as_view(key) > std::string_view{kbuf})
+        rc = MDB_NOTFOUND; // only larger keys: no block holds the id
+    }
+    if (rc != 0 || key.mv_size != 16 || !as_view(key).starts_with(bkey)) {
+      ++i; // not stored (ids from a stale index, or another bucket)
+      if (rc != 0 && rc != MDB_NOTFOUND) {
+        err = mdb_error("store: cannot read blocks", rc);
+        break;
+      }
+      continue;
+    }
+    auto first = get_be64(static_cast<const char*>(key.mv_data) + 8);
+    auto frame = unpack_block(as_view(val), buf);
+    if (!frame) {
+      err = error{ec::storage_error,
+                  fmt::format("store: block {} is damaged: {}", first,
+                              frame.error().message)};
+      break;
+    }
+    auto b = wire::decode(
+      std::as_bytes(std::span{frame->data(), frame->size()}), nullptr, lim);
+    if (!b) {
+      err = error{ec::storage_error,
+                  fmt::format("store: block {} is damaged: {}", first,
+                              b.error().render())};
+      break;
+    }
+    auto evs = b->events();
+    bool go_on = true;
+    if (ids[i] >= first + evs.size())
+      ++i; // in a gap between blocks: not stored
+    for (; i < ids.size() && ids[i] < first + evs.size(); ++i)
+      if (ids[i] >= first && !(go_on = f(ids[i], evs[ids[i] - first]))) {
+        i = ids.size();
+        break;
+      }
+    if (!go_on)
+      break;
+  }
+  mdb_cursor_close(cur);
+  return err;
+}
+
 result<std::optional<std::uint64_t>>
 store::last_sequence(std::string_view source_id) const {
   txn t{env_->handle(), false};
@@ -1027,7 +1212,8 @@ result<std::size_t> store::drop_before(time_ns cutoff) {
     if (b.end > cutoff)
       continue;
     auto prefix = bucket_key(b.id);
-    for (auto dbi : {blocks_, postings_, summaries_, rollups_, catalog_})
+    for (auto dbi : {blocks_, postings_, summaries_, rollups_, tuples_,
+                     catalog_})
       if (auto rc = delete_prefix(t.get(), dbi, prefix); rc != 0)
         return mdb_error("store: cannot drop a bucket", rc);
     ++dropped;
@@ -1045,12 +1231,13 @@ error store::rebuild_summaries() {
   if (t.status() != 0)
     return mdb_error("store: cannot begin write transaction", t.status());
   auto w = t.get();
-  for (auto dbi : {summaries_, rollups_})
+  for (auto dbi : {summaries_, rollups_, tuples_})
     if (auto rc = mdb_drop(w, dbi, 0); rc != 0)
       return mdb_error("store: cannot empty the summaries", rc);
   for (const auto& b : *all) {
     auto bkey = bucket_key(b.id);
     term_map terms;
+    tuple_map tuples;
     // The blocks' buffers change block by block: keys intern their names.
     std::set<std::string, std::less<>> pool;
     auto intern = [&](std::string_view x) -> std::string_view {
@@ -1060,7 +1247,7 @@ error store::rebuild_summaries() {
     auto err = scan_blocks(w, blocks_, bkey,
                            [&](std::uint64_t first, const wire::batch_view& bv) {
                              // A pass per block: its cache views the block.
-                             indexer_pass pass{terms};
+                             indexer_pass pass{terms, tuples};
                              auto evs = bv.events();
                              for (std::size_t i = 0; i < evs.size(); ++i) {
                                pass.add(first + i, evs[i], false);
@@ -1079,6 +1266,9 @@ error store::rebuild_summaries() {
           return mdb_error("store: cannot write a summary", rc);
     if (auto rc = put_rollups(w, rollups_, bkey, rollups); rc != 0)
       return mdb_error("store: cannot write a rollup", rc);
+    for (const auto& [tuple, n] : tuples)
+      if (auto rc = add_summary(w, tuples_, bkey, tuple, n); rc != 0)
+        return mdb_error("store: cannot write a tuple count", rc);
   }
   if (auto rc = t.commit(); rc != 0)
     return mdb_error("store: commit failed", rc);

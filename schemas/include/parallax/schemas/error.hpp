@@ -37,7 +37,11 @@ enum class ec : std::uint8_t {
   // -- everything else -------------------------------------------------------
   system_error,      ///< an operating-system call failed
   usage,             ///< a command line that makes no sense
-  last = usage,
+  // -- search (docs/search.md) -----------------------------------------------
+  bad_query,         ///< a query that does not parse; offset is its column
+  query_limit,       ///< a query went past its memory or time bound
+  query_cancelled,   ///< a query was cancelled
+  last = query_cancelled,
 };
 
 /// A short, stable, lower-case name for the code (`"truncated"`).

@@ -11,6 +11,9 @@
 //              (a segment is 2^18 ids: commits touch only the newest one)
 //   summaries  [bucket][name=value]              -> u64 count of events
 //   rollups    [bucket][series] 00 [interval]    -> count, sum, min, max, sum of squares
+//   tuples     [bucket][index 00 host 00 source 00 sourcetype] -> u64 count of
+//              events with exactly those default fields (answers `stats
+//              count by` any of them, under any filter on them, exactly)
 //   catalog    [bucket]                          -> min/max time, events, bytes
 //   sources    source id                         -> committed sequences: all
 //                                                   below a floor, plus those
@@ -150,6 +153,30 @@ public:
   result<std::vector<std::pair<std::string, std::uint64_t>>>
   summaries(std::int64_t bucket) const;
 
+  /// The summary entries of a bucket whose term starts with `prefix`
+  /// (`sourcetype=hv:` lists every hypervisor sourcetype's count).
+  result<std::vector<std::pair<std::string, std::uint64_t>>>
+  summaries(std::int64_t bucket, std::string_view prefix) const;
+
+  /// Events per combination of the default fields in a bucket.
+  struct tuple_count {
+    std::string index, host, source, sourcetype;
+    std::uint64_t count = 0;
+  };
+  result<std::vector<tuple_count>> tuples(std::int64_t bucket) const;
+
+  /// False for a store opened read-only before its tuples table existed.
+  bool has_tuples() const noexcept {
+    return tuples_ != 0;
+  }
+
+  /// Calls `f(id, event)` for each of `ids` (ascending) found in `bucket`,
+  /// reading only the blocks that hold them. The view is valid only during
+  /// the call. Returns early (no error) when `f` returns false.
+  error events(std::int64_t bucket, std::span<const std::uint64_t> ids,
+               const std::function<bool(std::uint64_t, const event_view&)>& f)
+    const;
+
   /// Every rollup row of a bucket, sorted by series and interval.
   result<std::vector<rollup_row>> rollups(std::int64_t bucket) const;
 
@@ -187,7 +214,7 @@ private:
   environment* env_;
   store_options opts_;
   unsigned blocks_ = 0, postings_ = 0, summaries_ = 0, rollups_ = 0,
-           catalog_ = 0, sources_ = 0, meta_ = 0;
+           catalog_ = 0, sources_ = 0, meta_ = 0, tuples_ = 0;
 };
 
 } // namespace parallax::storage
