@@ -101,6 +101,7 @@ std::vector<std::string> columns_of(const std::vector<row>& rows) {
 void counters::merge(const counters& o) {
   buckets += o.buckets;
   buckets_from_tuples += o.buckets_from_tuples;
+  buckets_from_rollups += o.buckets_from_rollups;
   buckets_from_postings += o.buckets_from_postings;
   buckets_scanned += o.buckets_scanned;
   events_read += o.events_read;

@@ -64,6 +64,8 @@ public:
         return {fv::number, static_cast<double>(std::get<std::int64_t>(*v)),
                 {}};
       case 2:
+        if (!std::isfinite(std::get<double>(*v)))
+          return {};
         return {fv::number, std::get<double>(*v), {}};
       default:
         return {fv::text, 0, std::get<bool>(*v) ? "true" : "false"};
@@ -107,6 +109,8 @@ row materialize(const event_view& e) {
         v = static_cast<double>(std::get<std::int64_t>(f.value));
         break;
       case 2:
+        if (!std::isfinite(std::get<double>(f.value)))
+          continue; // not a number a query can use (nor a rollup)
         v = std::get<double>(f.value);
         break;
       default:
@@ -321,8 +325,11 @@ val finish_state(const aggregation& a, const agg_state& s) {
 }
 
 // Rows of an aggregated partial, for the command that made it.
-result<std::vector<row>> rows_of(const command& c, partial&& p,
-                                 time_ns span) {
+// A timechart's bins span `range` (event times, inclusive) when given, else
+// the bins that have data.
+result<std::vector<row>> rows_of(const command& c, partial&& p, time_ns span,
+                                 std::optional<std::pair<time_ns, time_ns>>
+                                   range = std::nullopt) {
   using k = command::kind;
   std::vector<row> out;
   if (c.k == k::stats) {
@@ -408,10 +415,18 @@ result<std::vector<row>> rows_of(const command& c, partial&& p,
     bins[t][s] = &states;
     series.insert(s);
   }
-  if (bins.empty())
-    return out;
+  if (c.by.empty())
+    series.insert(std::string{}); // the aggregations' own columns
   auto span_s = static_cast<double>(span) / 1e9;
-  auto first = bins.begin()->first, last = bins.rbegin()->first;
+  auto bin_of = [&](time_ns t) {
+    return std::floor(static_cast<double>(t) / 1e9 / span_s) * span_s;
+  };
+  if (range && range->first > range->second)
+    return out;
+  if (!range && bins.empty())
+    return out;
+  auto first = range ? bin_of(range->first) : bins.begin()->first;
+  auto last = range ? bin_of(range->second) : bins.rbegin()->first;
   auto count = (last - first) / span_s + 1;
   if (count > 100'000)
     return error{ec::query_limit,
@@ -422,9 +437,15 @@ result<std::vector<row>> rows_of(const command& c, partial&& p,
   for (std::size_t b = 0; b < static_cast<std::size_t>(std::llround(count));
        ++b) {
     auto t = first + static_cast<double>(b) * span_s;
+    if (b + 1 == static_cast<std::size_t>(std::llround(count)))
+      t = last; // no drift from adding spans
     row r;
     r.set("_time", t);
-    auto it = bins.find(t);
+    // Bin keys were printed and parsed: find them within a fraction of a
+    // span.
+    auto it = bins.lower_bound(t - span_s / 4);
+    if (it != bins.end() && it->first > t + span_s / 4)
+      it = bins.end();
     for (const auto& s : series) {
       const std::vector<agg_state>* states = &empty;
       if (it != bins.end())
@@ -651,6 +672,24 @@ bool tuple_filter(const search_node& n) {
   }
 }
 
+// True if the clause refers only to `host` (rollups are kept per host).
+bool host_filter(const search_node& n) {
+  using k = search_node::kind;
+  switch (n.k) {
+    case k::all:
+      return true;
+    case k::compare:
+    case k::in_list:
+      return n.field == "host";
+    case k::and_:
+    case k::or_:
+    case k::not_:
+      return std::all_of(n.children.begin(), n.children.end(), host_filter);
+    default:
+      return false;
+  }
+}
+
 // Sorts rows newest first by their event times (stable).
 void newest_first(partial& p) {
   std::vector<std::size_t> order(p.rows.size());
@@ -814,6 +853,103 @@ error apply_central(const command& c, std::vector<row>& rows,
 // -- the plan ---------------------------------------------------------------------
 
 struct plan::detail {
+  // Folds a bucket's rollups into `p` if they hold exactly what reading its
+  // events would: every value of the aggregated fields is a number (no
+  // text or boolean value in the summaries), and every host's series has
+  // rollups (its key fits LMDB's limit). False: read the events instead.
+  static bool from_rollups(const plan& pl, const storage::store& st,
+                           std::int64_t bucket, bucket_index& idx,
+                           partial& p) {
+    const auto& c = pl.q_.commands.front();
+    auto tuples = idx.all_tuples();
+    if (!tuples)
+      return false;
+    std::set<std::string, std::less<>> fields;
+    for (const auto& a : c.aggregations)
+      fields.insert(a.field);
+    for (const auto& f : fields) {
+      auto text = st.summaries(bucket, f + "=");
+      if (!text) {
+        idx.err = text.error();
+        return false;
+      }
+      if (!text->empty())
+        return false;
+      for (const auto& t : *tuples)
+        if (t.host.size() + f.size() + 18 > 511)
+          return false;
+    }
+    auto rolls = st.rollups(bucket);
+    if (!rolls) {
+      idx.err = rolls.error();
+      return false;
+    }
+    using k = command::kind;
+    auto span = c.span;
+    auto key_of = [&](const std::string& host,
+                      time_ns t) -> std::optional<std::vector<std::string>> {
+      std::vector<std::string> key;
+      if (c.k == k::timechart) {
+        auto span_s = static_cast<double>(span) / 1e9;
+        key.push_back(number_text(
+          std::floor(static_cast<double>(t) / 1e9 / span_s) * span_s));
+        if (!c.by.empty())
+          key.push_back(host.empty() ? std::string{"NULL"} : host);
+      } else if (!c.by.empty()) {
+        if (host.empty())
+          return std::nullopt;
+        key.push_back(host);
+      }
+      return key;
+    };
+    auto group = [&](const std::vector<std::string>& key) -> auto& {
+      auto [it, fresh] = p.groups.try_emplace(key);
+      if (fresh)
+        it->second.resize(c.aggregations.size());
+      return it->second;
+    };
+    auto passes = [&](const std::string& host) {
+      row r;
+      if (!host.empty())
+        r.cells.emplace_back("host", host);
+      return matches(pl.q_.filter, row_accessor{r});
+    };
+    // Every host with events that pass makes its group (or series), with
+    // or without values, as reading the events would.
+    for (const auto& t : *tuples)
+      if (passes(t.host)) {
+        p.stats.events_matched += t.count;
+        if (auto key = key_of(t.host, pl.data_lo_); key
+                                                    && c.k == k::stats)
+          group(*key);
+        else if (key && !c.by.empty())
+          group(*key); // a series; its bin lies in the range
+      }
+    for (auto& r : *rolls) {
+      if (!fields.contains(r.metric) || !passes(r.host))
+        continue;
+      auto key = key_of(r.host, r.interval_start);
+      if (!key)
+        continue;
+      auto& states = group(*key);
+      for (std::size_t i = 0; i < c.aggregations.size(); ++i) {
+        if (c.aggregations[i].field != r.metric || r.cell.count == 0)
+          continue;
+        agg_state cell;
+        cell.count = cell.numeric = r.cell.count;
+        cell.sum = r.cell.sum;
+        cell.min = r.cell.min;
+        cell.max = r.cell.max;
+        auto n = static_cast<double>(r.cell.count);
+        cell.mean = r.cell.sum / n;
+        cell.m2 = std::max(0.0, r.cell.sum_sq - r.cell.sum * r.cell.sum / n);
+        merge_state(states[i], std::move(cell));
+      }
+    }
+    p.stats.buckets_from_rollups = 1;
+    return true;
+  }
+
   // Rows the map phase must keep per bucket in events mode: a head right
   // after the streaming commands, or the result limit when nothing
   // follows; otherwise all.
@@ -910,6 +1046,29 @@ result<plan> plan::make(const storage::store& st, query q, options opts) {
     }
     p.tuples_ok_ = ok;
   }
+  // Metric stats from rollups: sums, extremes and deviations of numeric
+  // fields per host, with a host-only filter and bins the rollup interval
+  // divides. Whether a bucket's rollups are exact is checked in map().
+  p.rollup_interval_ = st.options().rollup_interval;
+  p.data_lo_ = lo;
+  p.data_hi_ = hi;
+  if (opts.accelerate && st.has_tuples() && split == 0 && !cmds.empty()
+      && host_filter(q.filter) && !opts.late.late_fields.contains("host")) {
+    const auto& c = cmds[0];
+    using k = command::kind;
+    bool ok = (c.k == k::stats
+               || (c.k == k::timechart && c.span % p.rollup_interval_ == 0))
+              && (c.by.empty() || (c.by.size() == 1 && c.by[0] == "host"));
+    for (const auto& a : c.aggregations) {
+      static const std::set<std::string, std::less<>> fns = {
+        "count", "sum", "avg", "min", "max", "stdev"};
+      ok = ok && fns.contains(a.fn) && !a.field.empty()
+           && !is_default_field(a.field) && a.field != "_time"
+           && a.field != "_raw" && !opts.late.late_fields.contains(a.field)
+           && a.field.find('\0') == std::string::npos;
+    }
+    p.rollups_ok_ = ok;
+  }
   p.q_ = std::move(q);
   p.opts_ = std::move(opts);
   return p;
@@ -955,6 +1114,14 @@ partial plan::map(const storage::store& st, std::int64_t bucket) const {
       p.err = idx.err;
       return p;
     }
+  }
+  if (rollups_ok_
+      && std::find(whole_.begin(), whole_.end(), bucket) != whole_.end()
+      && detail::from_rollups(*this, st, bucket, idx, p))
+    return p;
+  if (idx.err) {
+    p.err = idx.err;
+    return p;
   }
   std::optional<id_list> cand;
   if (opts_.accelerate)
@@ -1085,7 +1252,10 @@ result<std::vector<row>> plan::finish(partial&& p) const {
   std::vector<row> rows;
   auto next = split;
   if (detail::aggregated(*this)) {
-    auto r = rows_of(cmds[split], std::move(p), detail::span(*this));
+    auto r = rows_of(cmds[split], std::move(p), detail::span(*this),
+                     cmds[split].k == command::kind::timechart
+                       ? std::optional{std::pair{data_lo_, data_hi_}}
+                       : std::nullopt);
     if (!r)
       return r.error();
     rows = std::move(*r);

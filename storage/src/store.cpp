@@ -369,11 +369,9 @@ time_ns floor_div(time_ns t, time_ns span) {
   return q;
 }
 
-// Numeric fields of metric samples (no raw text) feed rollups.
+// Every finite numeric field feeds rollups.
 template <class F>
 void for_each_metric(const event_view& e, F&& f) {
-  if (e.raw)
-    return;
   for (const auto& fld : e.fields) {
     if (!rollup_key_ok(e.host, fld.name))
       continue;

@@ -265,6 +265,59 @@ TEST_CASE("search: stats count by default fields comes from the tuple "
   CHECK(text(edge.rows[0], "count") == std::to_string(3 * 90 * 2 + 3 * 9));
 }
 
+// Rows equal up to rounding in the last bits (sums folded in another order).
+void check_close(const std::vector<s::row>& a, const std::vector<s::row>& b) {
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(a[i].cells.size() == b[i].cells.size());
+    for (std::size_t j = 0; j < a[i].cells.size(); ++j) {
+      const auto& [name, x] = a[i].cells[j];
+      CAPTURE(name);
+      CHECK(name == b[i].cells[j].first);
+      auto nx = s::to_number(x), ny = s::to_number(b[i].cells[j].second);
+      if (nx && ny)
+        CHECK(*nx == doctest::Approx(*ny).epsilon(1e-9));
+      else
+        CHECK(s::to_text(x) == s::to_text(b[i].cells[j].second));
+    }
+  }
+}
+
+TEST_CASE("search: metric stats come from rollups when they are exact") {
+  store_fixture f;
+  fleet(f);
+  s::options slow;
+  slow.accelerate = false;
+  for (auto q : {"host=kvm-* | stats count(cpu_pct), avg(cpu_pct), "
+                 "min(mem_used_pct), max(cpu_pct), sum(rss), "
+                 "stdev(mem_used_pct) by host",
+                 "* | stats avg(rss) as rss",
+                 "NOT host=kvm-02 | timechart span=10m max(cpu_pct) by host",
+                 "host=web-01 | timechart span=5m avg(rss)"}) {
+    CAPTURE(q);
+    auto fast = f.run(q);
+    CHECK(fast.stats.buckets_from_rollups == 2);
+    CHECK(fast.stats.events_read == 0);
+    check_close(fast.rows, f.run(q, slow).rows);
+  }
+  auto r = f.run("host=kvm-* | stats avg(cpu_pct) by host");
+  REQUIRE(r.rows.size() == 2);
+  CHECK(*s::to_number(*r.rows[0].get("avg(cpu_pct)"))
+        == doctest::Approx(13.0).epsilon(0.01));
+  // A field with a text value somewhere: the events are read.
+  f.write({log(t0 + 100 * sec, "kvm-01", "os:syslog", "odd",
+               {{"cpu_pct", std::string{"12"}}})});
+  auto text = f.run("host=kvm-01 | stats avg(cpu_pct)");
+  CHECK(text.stats.buckets_from_rollups == 1); // the second hour
+  CHECK(text.stats.events_read > 0);
+  check_close(text.rows, f.run("host=kvm-01 | stats avg(cpu_pct)", slow).rows);
+  // Filters on other fields, and aggregations rollups cannot give, read.
+  CHECK(f.run("sourcetype=hv:libvirt:vm | stats avg(cpu_pct)")
+          .stats.buckets_from_rollups
+        == 0);
+  CHECK(f.run("* | stats median(cpu_pct)").stats.buckets_from_rollups == 0);
+}
+
 TEST_CASE("search: stats functions") {
   store_fixture f;
   fleet(f);

@@ -555,9 +555,9 @@ TEST_CASE("store: numeric fields of metric samples roll up per interval") {
      metric_event(t0 + 65 * sec, "hv-1", {{"cpu", dbl(2.25)}}),
      metric_event(t0 + 10 * sec, "hv-2", {{"cpu", dbl(4.0)}, {"load", dbl(nan)}}),
      metric_event(t0 + 20 * sec, "hv-2", {{"cpu", dbl(inf)}, {"load", dbl(0.75)}}),
-     // Raw text: a log event, whose numbers are not metrics.
+     // Raw text: a log event's numbers are rolled up too.
      log_event(t0 + 15 * sec, "hv-1", "cpu spike", {{"cpu", dbl(99.0)}}),
-     // Strings and booleans of a metric sample are not metrics either.
+     // Strings and booleans are not metrics.
      metric_event(t0 + 40 * sec, "hv-1",
                   {{"label", str("x")}, {"flag", boolean(true)}})}));
   // Group 2: adds to the stored cell of hv-1/cpu/first interval.
@@ -569,15 +569,16 @@ TEST_CASE("store: numeric fields of metric samples roll up per interval") {
   // last test case; rollups treat both kinds alike.)
   // Expected, worked out by hand (all values are exact binary fractions, so
   // the order of summation does not matter):
-  //  hv-1 cpu [t0, +60s): 0.5, 1.5, -3 -> sum -1, min -3, max 1.5,
-  //                       squares 0.25 + 2.25 + 9 = 11.5
+  //  hv-1 cpu [t0, +60s): 0.5, 1.5, 99 (the log event), -3 -> sum 98,
+  //                       min -3, max 99, squares 0.25 + 2.25 + 9801 + 9
+  //                       = 9812.5
   //  hv-1 cpu [t0+60s, +60s): 2.25 -> squares 5.0625
   //  hv-1 mem [t0, +60s): 1024, 2048 -> sum 3072, squares 1048576 + 4194304
   //  hv-2 cpu [t0, +60s): 4 (inf skipped: not finite) -> squares 16
   //  hv-2 load [t0, +60s): 0.75 (NaN skipped) -> squares 0.5625
   // Sorted by host, metric, interval.
   std::vector<storage::rollup_row> expected{
-    {"hv-1", "cpu", t0, {3, -1.0, -3.0, 1.5, 11.5}},
+    {"hv-1", "cpu", t0, {4, 98.0, -3.0, 99.0, 9812.5}},
     {"hv-1", "cpu", t0 + 60 * sec, {1, 2.25, 2.25, 2.25, 5.0625}},
     {"hv-1", "mem", t0, {2, 3072.0, 1024.0, 2048.0, 5242880.0}},
     {"hv-2", "cpu", t0, {1, 4.0, 4.0, 4.0, 16.0}},
@@ -596,10 +597,12 @@ TEST_CASE("store: numeric fields of metric samples roll up per interval") {
     CHECK(rows[i].cell.sum_sq == expected[i].cell.sum_sq);
   }
   CHECK(rows == expected);
-  // Log events alone make no rollups.
+  // Log events alone make rollups of their numbers.
   ok(write_one(f.store(), "agent", 3,
                {log_event(t0 + hour, "hv-1", "load 5", {{"load", num(5)}})}));
-  CHECK(ok(f.store().rollups(b0 + 1)).empty());
+  CHECK(ok(f.store().rollups(b0 + 1))
+        == std::vector<storage::rollup_row>{
+          {"hv-1", "load", t0 + hour, {1, 5.0, 5.0, 5.0, 25.0}}});
 }
 
 TEST_CASE("store: rollup_cell add and merge") {

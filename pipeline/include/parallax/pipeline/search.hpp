@@ -10,7 +10,8 @@
 //
 // Execution (search.cpp) is map-reduce over buckets:
 //   plan     parse, pick the buckets the time range touches, and decide per
-//            bucket how to answer it (tuple counts, postings, or a scan);
+//            bucket how to answer it (tuple counts, metric rollups,
+//            postings, or a scan);
 //   map      per bucket, independently and on any thread: the events the
 //            index says may match are read and checked against the whole
 //            search clause, run through the streaming commands before the
@@ -239,7 +240,8 @@ struct options {
 /// What a query did, for tests, `--stats` and benchmarks.
 struct counters {
   std::uint64_t buckets = 0;              ///< in the time range
-  std::uint64_t buckets_from_tuples = 0;  ///< answered without reading events
+  std::uint64_t buckets_from_tuples = 0;  ///< counts without reading events
+  std::uint64_t buckets_from_rollups = 0; ///< metric stats from rollups
   std::uint64_t buckets_from_postings = 0;///< events found through the index
   std::uint64_t buckets_scanned = 0;      ///< every event read
   std::uint64_t events_read = 0;          ///< decoded and checked
@@ -325,6 +327,9 @@ private:
   int transform_ = -1; ///< index of the first transforming command
   int split_ = 0;      ///< commands [0, split_) run in the map phase
   bool tuples_ok_ = false; ///< the query can be answered from tuple counts
+  bool rollups_ok_ = false; ///< ... or from metric rollups (checked per bucket)
+  time_ns rollup_interval_ = 0;
+  time_ns data_lo_ = 0, data_hi_ = -1; ///< event times in range (catalog)
   time_ns earliest_ = 0, latest_ = 0;
   time_ns deadline_ = 0;
 };

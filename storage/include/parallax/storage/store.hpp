@@ -34,8 +34,9 @@
 // 2-core machine at 233-255k events/s against 345-367k for this design
 // (bench ingest, 0.5M and 2M events), because it decodes every block again
 // and its commits contend for LMDB's single writer.
-// Numeric fields of metric samples (events without raw text) feed rollups per
-// series `host` + field name, per rollup interval; series whose host or name
+// Every finite numeric field of every event (metric samples and log events
+// alike, so search can answer stats over a field from rollups alone) feeds
+// rollups per series `host` + field name, per rollup interval; series whose host or name
 // contains NUL, or whose names together exceed 493 bytes (LMDB's key limit),
 // get no rollups (the events are stored and indexed as usual).
 //
