@@ -28,6 +28,7 @@
 #   collectd-core         the real collectd (virt, processes and write_http plugins) for
 #                         the integration test; no service is started by the package
 #   libcurl4              write_http's HTTP client (collectd-core does not depend on it)
+#   ripgrep               the grep-the-raw-text peer that `parallax bench search` measures against
 set -euo pipefail
 
 packages=(
@@ -37,6 +38,7 @@ packages=(
   libzstd-dev libre2-dev
   python3 python3-msgpack docker-compose
   libvirt-dev nlohmann-json3-dev libcpp-httplib-dev collectd-core libcurl4
+  ripgrep
 )
 
 missing=()

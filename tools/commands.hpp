@@ -40,6 +40,7 @@ struct serve_context {
   std::string publisher_endpoint; ///< empty: publishing is off
   int http_port = 0;              ///< 0: HTTP is off
   storage::store& store;          ///< readable from any thread
+  std::string search_endpoint;    ///< empty: the search endpoint is off
 };
 
 struct serve_hooks {
@@ -137,6 +138,23 @@ int run_tail(const tail_args& args);
 
 /// One published message as `parallax tail` prints it on a terminal.
 std::string published_line(const publish::published_message& m, bool color);
+
+/// `parallax search` (docs/search.md): directly on the data directory
+/// (read-only) or through a server's search endpoint.
+struct search_args {
+  config_args cfg;
+  std::string query;
+  std::optional<std::string> earliest; ///< parse_time syntax
+  std::optional<std::string> latest;
+  std::string format = "table";        ///< table, json, csv
+  std::optional<std::uint64_t> limit;  ///< at most parallax.search.max-results
+  std::optional<std::string> server;   ///< the search endpoint to ask
+  bool async = false;                  ///< print a job id and return
+  std::optional<std::string> job;      ///< fetch a job's results
+  std::optional<std::string> cancel;   ///< cancel a job
+  bool stats = false;                  ///< counters to stderr
+};
+int run_search(const search_args& args);
 
 struct agent_args {
   config_args cfg;

@@ -7,6 +7,7 @@
 #include "parallax/bench/correlate.hpp"
 #include "parallax/bench/ingest.hpp"
 #include "parallax/bench/nab.hpp"
+#include "parallax/bench/search.hpp"
 #include "parallax/version.hpp"
 
 #include <cstdio>
@@ -157,6 +158,67 @@ int main(int argc, char** argv) {
     "fell behind) are reported on stderr; the message format is in "
     "schemas/README.md, \"Published messages\". Runs until Ctrl-C.");
 
+  search_args se_args;
+  auto search_cmd = app.add_subcommand(
+    "search", "Search the stored events (docs/search.md): directly in the "
+              "data directory, read-only and beside a running server, or "
+              "through a server's search endpoint");
+  add_config_options(*search_cmd, se_args.cfg);
+  search_cmd->add_option("query", se_args.query,
+                         "The query: a search clause, then | commands "
+                         "(quote it for the shell)");
+  search_cmd->add_option("--earliest", se_args.earliest,
+                         "Only events at or after this time: now, -15m, "
+                         "-1d@d, epoch seconds or RFC 3339");
+  search_cmd->add_option("--latest", se_args.latest,
+                         "Only events before this time (same forms)");
+  search_cmd->add_option("-f,--format", se_args.format,
+                         "table (events one per line, statistics as aligned "
+                         "columns), json (one object per line) or csv")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"table", "json", "csv"}));
+  search_cmd->add_option("-n,--limit", se_args.limit,
+                         "Most rows (events: the newest); at most "
+                         "parallax.search.max-results")
+    ->check(CLI::PositiveNumber);
+  search_cmd->add_option("--server", se_args.server,
+                         "Ask the server at this search endpoint, e.g. "
+                         "tcp://127.0.0.1:7402, instead of reading the data "
+                         "directory");
+  auto search_async = search_cmd->add_flag(
+    "--async", se_args.async,
+    "Start the query on the server as a job and print its id; fetch the "
+    "results later with --job ID");
+  auto search_job = search_cmd->add_option(
+    "--job", se_args.job, "Print the results of a job started with --async "
+                          "(waits while it runs)");
+  search_cmd->add_option("--cancel", se_args.cancel,
+                         "Cancel a job started with --async")
+    ->excludes(search_async)
+    ->excludes(search_job);
+  search_job->excludes(search_async);
+  search_cmd->add_flag("--stats", se_args.stats,
+                       "Print to stderr how the query ran: buckets answered "
+                       "from tuple counts, through the index or scanned, "
+                       "events read");
+  search_cmd->footer(
+    "Examples:\n"
+    "  parallax search 'sshd Failed'                   events with both "
+    "terms, newest first\n"
+    "  parallax search 'sourcetype=os:auth user=root' --earliest -1h\n"
+    "  parallax search 'vm=web-01 | stats count by sourcetype'\n"
+    "  parallax search 'sourcetype=hv:* | timechart span=5m avg(cpu_pct) by "
+    "vm' --format csv\n"
+    "  parallax search 'error | head 20' --format json | jq ._raw\n"
+    "  parallax search '* | stats count' --server tcp://127.0.0.1:7402\n"
+    "  id=$(parallax search 'sourcetype=os:* | stats count by host' "
+    "--async); parallax search --job \"$id\"\n"
+    "Without --server the data directory (--data, parallax.data-dir) is read "
+    "directly, read-only; with --server, --async, --job or --cancel the "
+    "server's search endpoint (default parallax.search.endpoint) answers. "
+    "A query that does not parse is shown with a caret under the problem "
+    "(exit 2).");
+
   buckets_args bk_args;
   auto buckets = app.add_subcommand(
     "buckets", "List the store's time buckets with their ranges, counts and "
@@ -260,6 +322,10 @@ int main(int argc, char** argv) {
   ingest->add_option("--data", ingest_opts.data,
                      "Data directory to use (default: a fresh temporary one, "
                      "removed afterwards)");
+  ingest->add_option("--block-events", ingest_opts.block_events,
+                     "Events per stored block (parallax.storage.block-events)")
+    ->capture_default_str()
+    ->check(CLI::Range(1, 65536));
   ingest->add_flag("--no-peer", ingest_opts.skip_peer,
                    "Skip the SQLite FTS5 peer");
   ingest->add_flag("--json", ingest_opts.json, "One machine-readable JSON line");
@@ -313,6 +379,28 @@ int main(int argc, char** argv) {
   corr_bench->add_flag("--json", corr_opts.json,
                        "One machine-readable JSON line");
 
+  parallax::bench::search_options search_opts;
+  auto search_bench = bench->add_subcommand(
+    "search", "Search latency over generated events spanning 24 h (a rare "
+              "term, a 3-term AND, stats count by sourcetype, host), every "
+              "answer checked; SQLite FTS5 and ripgrep on the same data as "
+              "peers");
+  search_bench->add_option("--events", search_opts.events,
+                           "Events to generate and load")
+    ->capture_default_str();
+  search_bench->add_option("--data", search_opts.data,
+                           "Data directory to use, empty or absent (default: "
+                           "a fresh temporary one, removed afterwards)");
+  search_bench->add_option("--block-events", search_opts.block_events,
+                           "Events per stored block "
+                           "(parallax.storage.block-events)")
+    ->capture_default_str()
+    ->check(CLI::Range(1, 65536));
+  search_bench->add_flag("--skip-peers", search_opts.skip_peers,
+                         "Skip the SQLite FTS5 and ripgrep peers");
+  search_bench->add_flag("--json", search_opts.json,
+                         "One machine-readable JSON line");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -344,6 +432,8 @@ int main(int argc, char** argv) {
     return run_ingest(in_args);
   if (*agent_cmd)
     return run_agent(ag_args);
+  if (*search_cmd)
+    return run_search(se_args);
   if (*buckets)
     return run_buckets(bk_args);
   if (*rebuild)
@@ -360,5 +450,7 @@ int main(int argc, char** argv) {
     return parallax::bench::run_agent(agent_opts);
   if (*nab_bench)
     return parallax::bench::run_nab(nab_opts);
+  if (*search_bench)
+    return parallax::bench::run_search(search_opts);
   return 2;
 }

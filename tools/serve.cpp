@@ -2,12 +2,14 @@
 
 #include "parallax/actors/ingest_pipeline.hpp"
 #include "parallax/actors/node.hpp"
+#include "parallax/actors/search.hpp"
 #include "parallax/pipeline/http_endpoint.hpp"
 #include "parallax/pipeline/libvirt_input.hpp"
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/pipeline/source_sender.hpp"
 #include "parallax/pipeline/metrics.hpp"
 #include "parallax/pipeline/publisher.hpp"
+#include "parallax/pipeline/query_config.hpp"
 #include "parallax/pipeline/system.hpp"
 #include "parallax/storage/dir_lock.hpp"
 #include "parallax/storage/environment.hpp"
@@ -153,6 +155,31 @@ int serve(const config& loaded, const serve_hooks& hooks) {
                 cfg->libvirt.interval.count(),
                 fmt::join(cfg->libvirt.uris, ", "));
     }
+    // Searches read the store beside the writer (LMDB readers never block
+    // it); their workers share the scheduler with the parser.
+    std::unique_ptr<search_service> searches;
+    if (!cfg->search.endpoint.empty()) {
+      search_service_config scfg;
+      scfg.endpoint = cfg->search.endpoint;
+      scfg.store = &*store;
+      scfg.options = search_options_of(*cfg);
+      scfg.job_ttl = cfg->search.job_ttl;
+      scfg.zmq = &zctx;
+      scfg.metrics = &metrics;
+      auto s = search_service::start(sys, std::move(scfg));
+      if (!s) {
+        log::error("serve", "{} (\"\" turns the search endpoint off)",
+                   s.error().message);
+        http.reset();
+        libvirt.reset();
+        collectd_sender.reset();
+        (*pipeline)->stop();
+        caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+        return 1;
+      }
+      searches = std::move(*s);
+      log::info("serve", "search on {}", searches->endpoint());
+    }
     if ((*pub)->enabled())
       log::info("serve", "publishing deltas and alerts on {}{}",
                 (*pub)->endpoint(),
@@ -162,7 +189,8 @@ int serve(const config& loaded, const serve_hooks& hooks) {
     if (hooks.started)
       hooks.started(serve_context{(*pipeline)->endpoint(),
                                   (*pub)->endpoint(),
-                                  http ? http->port() : 0, *store});
+                                  http ? http->port() : 0, *store,
+                                  searches ? searches->endpoint() : ""});
     int sig = 0;
     if (hooks.tick) {
       // Wake up once a second for the hook, until a signal or the hook
@@ -183,6 +211,9 @@ int serve(const config& loaded, const serve_hooks& hooks) {
                                : "done");
     if (hooks.stopping)
       hooks.stopping();
+    // Searches first: their jobs end (cancelled) with the actor system.
+    if (searches)
+      searches->stop();
     // Inner sources first: they send through the collector.
     if (http)
       http->stop();

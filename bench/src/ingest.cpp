@@ -247,7 +247,9 @@ int run_ingest(const ingest_options& o) {
       ::kill(pid, SIGKILL);
       return 1;
     }
-    auto store = storage::store::open(*env);
+    storage::store_options so;
+    so.block_events = o.block_events;
+    auto store = storage::store::open(*env, so);
     if (!store) {
       std::fprintf(stderr, "%s\n", store.error().message.c_str());
       ::kill(pid, SIGKILL);

@@ -1,6 +1,7 @@
 #include "parallax/pipeline/config.hpp"
 
 #include "parallax/pipeline/defaults.hpp"
+#include "parallax/pipeline/search.hpp"
 
 #include <algorithm>
 #include <array>
@@ -30,7 +31,22 @@ config config::defaults() {
   c.storage_map_size = defaults::storage_map_size;
   c.bucket_span = defaults::storage_bucket_span;
   c.rollup_interval = defaults::storage_rollup_interval;
+  c.block_events = defaults::storage_block_events;
   c.retention = defaults::storage_retention;
+  for (const auto& d : defaults::search_rules) {
+    sourcetype_rules r;
+    r.name = std::string{d.sourcetype};
+    for (auto x : d.extract)
+      if (!x.empty())
+        r.extract.emplace_back(x);
+    for (auto x : d.aliases)
+      if (!x.empty())
+        r.field_aliases.emplace_back(x);
+    for (auto x : d.calculated)
+      if (!x.empty())
+        r.calculated.emplace_back(x);
+    c.sourcetypes.push_back(std::move(r));
+  }
   c.collector_endpoint = std::string{defaults::collector_endpoint};
   c.max_inflight_bytes = defaults::collector_max_inflight_bytes;
   c.max_future = defaults::collector_max_future;
@@ -66,6 +82,11 @@ config config::defaults() {
   c.publisher.endpoint = std::string{defaults::publisher_endpoint};
   c.publisher.high_water_mark = defaults::publisher_high_water_mark;
   c.wire.max_name_bytes = defaults::wire_max_name_bytes;
+  c.search.endpoint = std::string{defaults::search_endpoint};
+  c.search.max_memory = defaults::search_max_memory;
+  c.search.timeout = defaults::search_timeout;
+  c.search.max_results = defaults::search_max_results;
+  c.search.job_ttl = defaults::search_job_ttl;
   return c;
 }
 
@@ -73,6 +94,7 @@ storage::store_options store_options_of(const config& cfg) {
   storage::store_options o;
   o.bucket_span = to_ns(cfg.bucket_span);
   o.rollup_interval = to_ns(cfg.rollup_interval);
+  o.block_events = static_cast<std::size_t>(cfg.block_events);
   return o;
 }
 
@@ -366,6 +388,15 @@ const option table[] = {
      return want_duration(n, std::chrono::seconds{1}, c.rollup_interval);
    },
    [](const config& c) { return quote(render_duration(c.rollup_interval)); }},
+  {{"parallax.storage.block-events", "integer",
+    "Events per stored block. Blocks are compressed whole and decoded whole: "
+    "larger blocks compress better, smaller ones make an indexed search "
+    "that reads a few events from many blocks faster. Applies to blocks "
+    "written from now on."},
+   [](config& c, const toml::node& n) {
+     return want_uint(n, 1, 65'536, c.block_events);
+   },
+   [](const config& c) { return std::to_string(c.block_events); }},
   {{"parallax.storage.retention", "duration",
     "Buckets that ended longer ago than this are dropped whole, checked "
     "every minute; \"0s\" keeps everything."},
@@ -700,6 +731,49 @@ const option table[] = {
    [](const config& c) {
      return fmt::format("{}", c.publisher.high_water_mark);
    }},
+  {{"parallax.search.endpoint", "string",
+    "ZeroMQ endpoint where `parallax serve` answers searches (a ROUTER "
+    "socket, JSON requests; docs/search.md, \"The search endpoint\"); "
+    "empty turns it off."},
+   [](config& c, const toml::node& n) -> std::string {
+     auto s = n.value_exact<std::string>();
+     if (s && s->empty()) {
+       c.search.endpoint.clear();
+       return {};
+     }
+     return want_endpoint(n, c.search.endpoint);
+   },
+   [](const config& c) { return quote(c.search.endpoint); }},
+  {{"parallax.search.max-memory", "size",
+    "Bytes of rows and aggregates one query may hold at once; a query "
+    "beyond it stops with query_limit."},
+   [](config& c, const toml::node& n) {
+     return want_size(n, std::uint64_t{1} << 20, std::uint64_t{1} << 40,
+                      c.search.max_memory);
+   },
+   [](const config& c) { return render_size(c.search.max_memory); }},
+  {{"parallax.search.timeout", "duration",
+    "Wall-clock bound of one query; a query beyond it stops with "
+    "query_limit."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::milliseconds{100},
+                          c.search.timeout);
+   },
+   [](const config& c) { return quote(render_duration(c.search.timeout)); }},
+  {{"parallax.search.max-results", "integer",
+    "Most rows a query returns (events: the newest); a request's limit may "
+    "only lower it."},
+   [](config& c, const toml::node& n) {
+     return want_uint(n, 1, 100'000'000, c.search.max_results);
+   },
+   [](const config& c) { return fmt::format("{}", c.search.max_results); }},
+  {{"parallax.search.job-ttl", "duration",
+    "How long the server keeps the results of a finished `parallax search "
+    "--async` job for fetching."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::seconds{1}, c.search.job_ttl);
+   },
+   [](const config& c) { return quote(render_duration(c.search.job_ttl)); }},
 };
 
 const std::vector<option_info>& infos() {
@@ -775,8 +849,13 @@ error apply_sourcetypes(config& c, const toml::table& tbl,
       return error{ec::config_bad_value,
                    fmt::format("{}: expected a table of rules ({})", base,
                                where(origin, node.source()))};
+    // A table extends the built-in rules of its sourcetype, if any: the
+    // keys it sets replace theirs.
     sourcetype_rules r;
     r.name = name.str();
+    for (const auto& x : c.sourcetypes)
+      if (x.name == r.name)
+        r = x;
     for (auto&& [k, v] : *sub) {
       auto key = fmt::format("{}.{}", base, k.str());
       auto at = where(origin, v.source());
@@ -799,15 +878,21 @@ error apply_sourcetypes(config& c, const toml::table& tbl,
         if (!i || *i < 1 || *i > 65536)
           return bad("an integer from 1 to 65536");
         r.time_lookahead = static_cast<std::size_t>(*i);
-      } else if (k.str() == "sedcmd") {
+      } else if (k.str() == "sedcmd" || k.str() == "extract"
+                 || k.str() == "field-aliases" || k.str() == "calculated") {
+        auto& list = k.str() == "sedcmd"          ? r.sedcmd
+                     : k.str() == "extract"       ? r.extract
+                     : k.str() == "field-aliases" ? r.field_aliases
+                                                  : r.calculated;
+        list.clear();
         if (auto str = v.value_exact<std::string>()) {
-          r.sedcmd.push_back(*str);
+          list.push_back(*str);
         } else if (auto arr = v.as_array()) {
           for (auto&& e : *arr) {
             auto es = e.value_exact<std::string>();
             if (!es)
               return bad("a string or an array of strings");
-            r.sedcmd.push_back(*es);
+            list.push_back(*es);
           }
         } else {
           return bad("a string or an array of strings");
@@ -815,8 +900,9 @@ error apply_sourcetypes(config& c, const toml::table& tbl,
       } else {
         return error{ec::config_unknown_key,
                      fmt::format("{}: unknown key ({}); a sourcetype takes "
-                                 "time-format, time-lookahead, sedcmd, kv "
-                                 "and line-breaker",
+                                 "time-format, time-lookahead, sedcmd, kv, "
+                                 "line-breaker, extract, field-aliases and "
+                                 "calculated",
                                  key, at)};
       }
     }
@@ -825,9 +911,21 @@ error apply_sourcetypes(config& c, const toml::table& tbl,
       return error{compiled.error().code,
                    fmt::format("{} ({})", compiled.error().message,
                                where(origin, node.source()))};
-    std::erase_if(c.sourcetypes,
-                  [&](const sourcetype_rules& x) { return x.name == r.name; });
-    c.sourcetypes.push_back(std::move(r));
+    // The search-time rules too, although only searches apply them.
+    if (auto late = search::compile_late_rules(r.name, r.extract,
+                                               r.field_aliases, r.calculated);
+        !late)
+      return error{ec::config_bad_value,
+                   fmt::format("{} ({})", late.error().message,
+                               where(origin, node.source()))};
+    // In place, so the order of the rules survives rendering and parsing.
+    auto same = std::find_if(
+      c.sourcetypes.begin(), c.sourcetypes.end(),
+      [&](const sourcetype_rules& x) { return x.name == r.name; });
+    if (same != c.sourcetypes.end())
+      *same = std::move(r);
+    else
+      c.sourcetypes.push_back(std::move(r));
   }
   return {};
 }
@@ -1019,7 +1117,15 @@ std::string render_config(const config& c) {
          "# kv = \"auto\"             # auto (a=b, a=\"b c\", a: b), equals "
          "(a=b only), none\n"
          "# line-breaker = \"\"       # RE2; a line matching it starts an "
-         "event (parallax ingest)\n";
+         "event (parallax ingest)\n"
+         "#\n# and the search-time rules, applied when a search reads an "
+         "event (changing\n# them needs no re-indexing; docs/search.md):\n#\n"
+         "# extract = []            # RE2 with named groups over _raw, e.g. "
+         "['user (?<user>\\S+)']\n"
+         "# field-aliases = []      # \"existing=alias\", e.g. "
+         "[\"src_ip=client_ip\"]\n"
+         "# calculated = []         # \"name=EXPRESSION\" (eval), e.g. "
+         "[\"kb=bytes / 1024\"]\n";
   for (const auto& r : c.sourcetypes) {
     out += fmt::format("\n[parallax.sourcetypes.{}]\n", quote(r.name));
     out += fmt::format("time-format = {}\n", quote(r.time_format));
@@ -1030,6 +1136,9 @@ std::string render_config(const config& c) {
     out += "]\n";
     out += fmt::format("kv = {}\n", quote(r.kv));
     out += fmt::format("line-breaker = {}\n", quote(r.line_breaker));
+    out += fmt::format("extract = {}\n", render_strings(r.extract));
+    out += fmt::format("field-aliases = {}\n", render_strings(r.field_aliases));
+    out += fmt::format("calculated = {}\n", render_strings(r.calculated));
   }
   return out;
 }

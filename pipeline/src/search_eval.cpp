@@ -118,7 +118,9 @@ const late_rules* schema::find(std::string_view sourcetype) const {
 namespace internal {
 
 std::string number_text(double d) {
-  if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 1e15)
+  // Whole numbers print as integers up to int64's range (nanosecond
+  // timestamps, byte counters), beyond 2^53 with a double's precision.
+  if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 9.2e18)
     return fmt::format("{}", static_cast<long long>(d));
   return fmt::format("{}", d);
 }
@@ -637,7 +639,7 @@ void apply_late(const late_rules& rules, row& r) {
     }
   }
   for (const auto& [from, alias] : rules.aliases)
-    if (auto v = r.get(from))
+    if (auto v = r.get(from); v && !r.get(alias))
       r.set(alias, val{*v});
   for (const auto& [name, e] : rules.calculated) {
     auto v = evaluate(*e, r);

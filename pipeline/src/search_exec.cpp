@@ -337,10 +337,9 @@ result<std::vector<row>> rows_of(const command& c, partial&& p, time_ns span,
       p.groups[{}].resize(c.aggregations.size());
     for (auto& [key, states] : p.groups) {
       row r;
-      for (std::size_t i = 0; i < c.by.size(); ++i) {
-        auto x = to_number(std::string_view{key[i]});
-        r.set(c.by[i], x ? val{*x} : val{key[i]});
-      }
+      // By-values stay text ("042" is not 42); sorting compares numbers.
+      for (std::size_t i = 0; i < c.by.size(); ++i)
+        r.set(c.by[i], key[i]);
       for (std::size_t i = 0; i < c.aggregations.size(); ++i)
         r.set(c.aggregations[i].as,
               finish_state(c.aggregations[i], states[i]));
@@ -1282,9 +1281,11 @@ result<results> run(const storage::store& st, std::string_view text,
     return p.error();
   // Rows stream early when nothing after the map phase reorders them.
   const auto& cmds = p->parsed().commands;
+  // That is: only streaming commands, then at most a final head.
   bool streams = p->events_mode() && on_rows;
   for (std::size_t i = 0; streams && i < cmds.size(); ++i)
-    streams = is_streaming(cmds[i].k) || cmds[i].k == command::kind::head;
+    streams = is_streaming(cmds[i].k)
+              || (cmds[i].k == command::kind::head && i + 1 == cmds.size());
   partial total;
   std::size_t sent = 0;
   for (auto b : p->buckets()) {

@@ -69,8 +69,14 @@ result<std::string_view> unpack_block(std::string_view stored,
       || size > (std::uint64_t{1} << 34))
     return error{ec::storage_error, "damaged zstd block header"};
   buf.resize(size);
-  auto n = ZSTD_decompress(buf.data(), buf.size(), payload.data(),
-                           payload.size());
+  // One context per thread: ZSTD_decompress would allocate one per block,
+  // which shows when a search reads a few events from many blocks.
+  thread_local std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> dctx{
+    ZSTD_createDCtx(), &ZSTD_freeDCtx};
+  auto n = dctx ? ZSTD_decompressDCtx(dctx.get(), buf.data(), buf.size(),
+                                      payload.data(), payload.size())
+                : ZSTD_decompress(buf.data(), buf.size(), payload.data(),
+                                  payload.size());
   if (ZSTD_isError(n) || n != size)
     return error{ec::storage_error,
                  fmt::format("damaged zstd block: {}", ZSTD_getErrorName(n))};

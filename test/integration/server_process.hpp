@@ -98,8 +98,9 @@ inline int wait_exit(pid_t pid, std::chrono::seconds limit) {
 class server_process {
 public:
   /// `extra` are further arguments of `parallax serve`, e.g. {"--set",
-  /// "parallax.libvirt.uris=[...]"}. The HTTP endpoint listens on a port
-  /// of the kernel's choice unless `extra` says otherwise.
+  /// "parallax.libvirt.uris=[...]"}. The HTTP, publisher and search
+  /// endpoints listen on ports of the kernel's choice unless `extra` says
+  /// otherwise.
   server_process(std::filesystem::path dir, std::uint16_t port,
                  std::vector<std::string> extra = {})
     : dir_{std::move(dir)},
@@ -138,7 +139,8 @@ public:
       PARALLAX_BINARY, "serve", "--data", data_dir().string(),
       "--set", "parallax.collector.endpoint=" + endpoint_,
       "--set", "parallax.http.listen=127.0.0.1:0",
-      "--set", "parallax.publisher.endpoint=tcp://127.0.0.1:0"};
+      "--set", "parallax.publisher.endpoint=tcp://127.0.0.1:0",
+      "--set", "parallax.search.endpoint=tcp://127.0.0.1:0"};
     args.insert(args.end(), extra_.begin(), extra_.end());
     auto t0 = clock_type::now();
     pid_t pid = spawn_logged(std::move(args), log_path());
@@ -201,6 +203,16 @@ public:
       return -1;
     auto colon = log.find(':', at + 8);
     return std::atoi(log.c_str() + colon + 1);
+  }
+
+  /// The search endpoint, read from the current log ("search on ...").
+  std::string search_endpoint() const {
+    auto log = read_file(log_path());
+    auto at = log.find("search on ");
+    if (at == std::string::npos)
+      return {};
+    auto end = log.find_first_of(" \n", at + 10);
+    return log.substr(at + 10, end - at - 10);
   }
 
   const std::vector<double>& startup_times_ms() const {

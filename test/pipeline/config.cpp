@@ -156,7 +156,9 @@ time-lookahead = 32
 )",
                         "test.toml");
   REQUIRE_MESSAGE(static_cast<bool>(c), (c ? "" : c.error().message));
-  REQUIRE(c->sourcetypes.size() == 2);
+  // The built-in search-time rules (defaults.hpp) plus "app"; the table
+  // for "os:auth" extends its built-in rules.
+  REQUIRE(c->sourcetypes.size() == config::defaults().sourcetypes.size() + 1);
   auto rules_of = [&](std::string_view name) {
     for (const auto& r : c->sourcetypes)
       if (r.name == name)
@@ -169,6 +171,7 @@ time-lookahead = 32
   CHECK(rules_of("os:auth").kv == "equals");
   CHECK(rules_of("app").time_lookahead == 32);
   CHECK(rules_of("app").line_breaker == "^\\d{2}\\.\\d{2}\\.");
+  CHECK_FALSE(rules_of("os:auth").extract.empty()); // built in, kept
   // Rendered and parsed again: the same rules.
   auto again = parse_config(render_config(*c), "rendered");
   REQUIRE(again);
@@ -191,4 +194,69 @@ TEST_CASE("config: bad sourcetype rules name the key") {
   CHECK(err.message.find("time-lookahead: expected an integer") != std::string::npos);
   err = parse_error("", {"parallax.sourcetypes.x.kv=none"});
   CHECK(err.message.find("set in the config file") != std::string::npos);
+}
+
+TEST_CASE("config: search settings and search-time sourcetype rules") {
+  auto c = parse_config(R"(
+[parallax.search]
+endpoint = ""
+max-memory = "64MiB"
+timeout = "5s"
+max-results = 50
+job-ttl = "1m"
+
+[parallax.sourcetypes."os:auth"]
+extract = ['for (?<user>\S+) from (?P<src_ip>[\d.]+)']
+field-aliases = ["src_ip=client_ip"]
+calculated = ["twice=2 * 21"]
+)",
+                        "test.toml");
+  REQUIRE_MESSAGE(static_cast<bool>(c), (c ? "" : c.error().message));
+  CHECK(c->search.endpoint.empty());
+  CHECK(c->search.max_memory == std::uint64_t{64} << 20);
+  CHECK(c->search.timeout == 5s);
+  CHECK(c->search.max_results == 50);
+  CHECK(c->search.job_ttl == 1min);
+  REQUIRE(c->sourcetypes.size() == config::defaults().sourcetypes.size());
+  const sourcetype_rules* auth = nullptr;
+  for (const auto& r : c->sourcetypes)
+    if (r.name == "os:auth")
+      auth = &r;
+  REQUIRE(auth);
+  // The keys the table sets replace the built-in ones.
+  CHECK(auth->extract.size() == 1);
+  CHECK(auth->field_aliases == std::vector<std::string>{"src_ip=client_ip"});
+  // Rendered and parsed again: the same rules.
+  auto again = parse_config(render_config(*c), "rendered");
+  REQUIRE_MESSAGE(static_cast<bool>(again),
+                  (again ? "" : again.error().message));
+  CHECK(again->sourcetypes == c->sourcetypes);
+  // The defaults.
+  auto d = config::defaults();
+  CHECK(d.search.endpoint == "tcp://127.0.0.1:7402");
+  CHECK(d.search.max_memory == std::uint64_t{512} << 20);
+  CHECK(d.search.timeout == 60s);
+  CHECK(d.search.max_results == 10'000);
+  CHECK(d.search.job_ttl == 10min);
+}
+
+TEST_CASE("config: a bad search-time rule names the key") {
+  // A regex that does not compile: a config error (exit 2) naming the key.
+  auto err = parse_error("[parallax.sourcetypes.\"os:auth\"]\n"
+                         "extract = ['user (?<user>\\S+']\n");
+  CHECK(err.code == ec::config_bad_value);
+  CHECK_MESSAGE(err.message.find("parallax.sourcetypes.\"os:auth\".extract[0]")
+                  == 0,
+                err.message);
+  CHECK(err.message.find("(test.toml:1:") != std::string::npos);
+  err = parse_error("[parallax.sourcetypes.x]\ncalculated = ['y=(1 +']\n");
+  CHECK_MESSAGE(err.message.find("parallax.sourcetypes.\"x\".calculated[0]")
+                  == 0,
+                err.message);
+  err = parse_error("[parallax.sourcetypes.x]\nextract = [1]\n");
+  CHECK(err.message.find("expected a string or an array of strings")
+        != std::string::npos);
+  err = parse_error("[parallax.search]\ntimeout = \"soon\"\n");
+  CHECK(err.message.find("parallax.search.timeout: expected a duration")
+        == 0);
 }

@@ -64,8 +64,10 @@ struct store_fixture {
 
   s::results run(std::string_view q, s::options o = {}) {
     auto r = s::run(*st, q, o, t0 + 10 * hour);
-    INFO(q);
-    INFO((r ? std::string{} : r.error().render()));
+    std::string context{q};
+    if (!r)
+      context += ": " + r.error().render();
+    INFO(context);
     REQUIRE(r);
     return std::move(*r);
   }
@@ -446,4 +448,13 @@ TEST_CASE("search: bounds") {
   CHECK(y->rows.size() == 7);
   CHECK(streamed == 7);
   CHECK(y->stats.events_read == 5000); // one bucket: the index named them all
+  // Rows stream early only when no later command changes them.
+  std::size_t early = 0;
+  auto z = s::run(*f.st, "word | head 3 | eval x=1", {}, t0,
+                  [&](const std::vector<s::row>& rows) {
+                    early += rows.size();
+                  });
+  REQUIRE(z);
+  CHECK(early == 0);
+  CHECK(text(z->rows[0], "x") == "1");
 }

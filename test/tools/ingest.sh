@@ -18,6 +18,8 @@ endpoint = "tcp://127.0.0.1:$port"
 listen = "127.0.0.1:0"
 [parallax.publisher]
 endpoint = "tcp://127.0.0.1:0"
+[parallax.search]
+endpoint = "tcp://127.0.0.1:0"
 [parallax.sourcetypes."app:java"]
 time-format = "rfc3339"
 line-breaker = '^\d{4}-\d{2}-\d{2}T'

@@ -16,13 +16,13 @@ wait_for() { # wait_for FILE PATTERN
 }
 
 for sig in TERM INT; do
-  "$P" serve --data "$tmp/var" --set parallax.http.listen=127.0.0.1:0 --set parallax.publisher.endpoint=tcp://127.0.0.1:0 > "$tmp/out" 2> "$tmp/log" &
+  "$P" serve --data "$tmp/var" --set parallax.http.listen=127.0.0.1:0 --set parallax.publisher.endpoint=tcp://127.0.0.1:0 --set parallax.search.endpoint=tcp://127.0.0.1:0 > "$tmp/out" 2> "$tmp/log" &
   pid=$!
   wait_for "$tmp/log" "scheduler threads" || fail=1
   grep -q "storing in $tmp/var/store" "$tmp/log" || { echo "FAIL: no storage line"; fail=1; }
   if [[ $sig == TERM ]]; then
     # A second server on the same directory must refuse, naming the owner.
-    out=$("$P" serve --data "$tmp/var" --set parallax.http.listen=127.0.0.1:0 --set parallax.publisher.endpoint=tcp://127.0.0.1:0 2>&1); rc=$?
+    out=$("$P" serve --data "$tmp/var" --set parallax.http.listen=127.0.0.1:0 --set parallax.publisher.endpoint=tcp://127.0.0.1:0 --set parallax.search.endpoint=tcp://127.0.0.1:0 2>&1); rc=$?
     [[ $rc == 1 && "$out" == *"in use by process $pid"* ]] \
       && echo "ok: second server refused" \
       || { echo "FAIL: second server: rc=$rc $out"; fail=1; }

@@ -22,6 +22,8 @@ endpoint = "tcp://127.0.0.1:$port"
 listen = "127.0.0.1:0"
 [parallax.publisher]
 endpoint = "tcp://127.0.0.1:0"
+[parallax.search]
+endpoint = "tcp://127.0.0.1:0"
 # Counts below compare what was sent with what is stored: without the
 # correlator's own deltas and alerts.
 [parallax.correlator]

@@ -10,6 +10,7 @@ struct ingest_options {
   std::size_t batch = 1'000;    ///< events per frame (and per SQLite txn)
   std::size_t window = 64;      ///< frames the client keeps in flight
   std::string data;             ///< data directory; empty: a fresh temp dir
+  std::size_t block_events = 128; ///< events per stored block
   bool skip_peer = false;       ///< do not run the SQLite FTS5 peer
   bool json = false;            ///< one machine-readable line
 };

@@ -58,6 +58,16 @@ struct publisher_config {
   std::uint64_t high_water_mark = 0;         ///< parallax.publisher.high-water-mark
 };
 
+/// Search (parallax.search.*): the endpoint of `parallax serve` and the
+/// bounds every query runs under, there and in `parallax search`.
+struct search_config {
+  std::string endpoint;                 ///< .endpoint; empty: off
+  std::uint64_t max_memory = 0;         ///< .max-memory (bytes)
+  std::chrono::milliseconds timeout{};  ///< .timeout
+  std::uint64_t max_results = 0;        ///< .max-results
+  std::chrono::milliseconds job_ttl{};  ///< .job-ttl
+};
+
 /// The correlator of `parallax serve` (parallax.correlator.*).
 struct correlation_config {
   bool enabled = true;                            ///< .enabled
@@ -83,6 +93,7 @@ struct config {
   std::uint64_t storage_map_size = 0;            ///< parallax.storage.map-size
   std::chrono::milliseconds bucket_span{};       ///< parallax.storage.bucket-span
   std::chrono::milliseconds rollup_interval{};   ///< parallax.storage.rollup-interval
+  std::uint64_t block_events = 0;                ///< parallax.storage.block-events
   std::chrono::milliseconds retention{};         ///< parallax.storage.retention
   std::string collector_endpoint;                ///< parallax.collector.endpoint
   std::uint64_t max_inflight_bytes = 0;          ///< parallax.collector.max-inflight-bytes
@@ -94,6 +105,7 @@ struct config {
   http_config http;                              ///< parallax.http.*
   publisher_config publisher;                    ///< parallax.publisher.*
   correlation_config correlator;                 ///< parallax.correlator.*
+  search_config search;                          ///< parallax.search.*
 
   /// The built-in defaults (defaults.hpp).
   static config defaults();
@@ -123,7 +135,7 @@ result<config> parse_config(std::string_view toml, std::string_view origin,
 /// in `cfg`. With `config::defaults()` this is the example config.
 std::string render_config(const config& cfg);
 
-/// The store's options (bucket span, rollup interval) from `cfg`.
+/// The store's options (bucket span, rollup interval, block size) from `cfg`.
 storage::store_options store_options_of(const config& cfg);
 
 /// Parses "10s", "500ms", "2m", "1h", "1d" (also "1h30m").

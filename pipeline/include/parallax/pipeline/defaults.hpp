@@ -33,6 +33,43 @@ inline constexpr std::uint64_t storage_map_size = std::uint64_t{64} << 30;
 inline constexpr std::chrono::milliseconds storage_bucket_span
   = std::chrono::hours{1};
 
+/// Built-in search-time rules per sourcetype (docs/search.md, "Search-time
+/// fields"): a common model over the sources of schemas/sourcetypes.md.
+/// A `[parallax.sourcetypes."NAME"]` table extends them; the keys it sets
+/// replace these.
+struct builtin_search_rules {
+  std::string_view sourcetype;
+  std::string_view extract[3];
+  std::string_view aliases[2];
+  std::string_view calculated[1];
+};
+inline constexpr builtin_search_rules search_rules[] = {
+  // The hypervisor's view of a VM's memory as a share of its maximum, as
+  // the guest's os:system reports its own.
+  {"hv:libvirt:vm",
+   {},
+   {},
+   {"mem_used_pct=round(mem_rss_bytes * 100 / mem_max_bytes, 2)"}},
+  {"hv:vsphere",
+   {},
+   {},
+   {"mem_used_pct=round(mem_consumed_bytes * 100 / mem_allocated_bytes, 2)"}},
+  {"os:process", {}, {"command=process_name"}, {}},
+  // Who did it, and from where (sudo's acting user; sshd's login).
+  {"os:auth",
+   {R"(sudo:\s+(?<user>[^\s:]+) : )",
+    R"((?:Accepted|Failed) \S+ for (?:invalid user )?(?<user>\S+) from (?<src_ip>[0-9a-fA-F.:]+))",
+    R"(su(?:\[\d+\])?: .*session opened for user (?<run_as>[^\s(]+))"},
+   {"USER=run_as"},
+   {}},
+};
+
+/// Events per stored block. A block is compressed and decoded whole, so
+/// this trades compression (larger) against reading a few events, as an
+/// indexed search does (smaller): see `parallax bench search
+/// --block-events`.
+inline constexpr std::uint64_t storage_block_events = 128;
+
 /// Width of a metric rollup interval.
 inline constexpr std::chrono::milliseconds storage_rollup_interval
   = std::chrono::minutes{1};
@@ -99,6 +136,20 @@ inline constexpr std::string_view publisher_endpoint = "tcp://127.0.0.1:7401";
 /// Messages queued per subscriber before the publisher drops (and counts)
 /// rather than block.
 inline constexpr std::uint64_t publisher_high_water_mark = 10'000;
+
+/// The search endpoint of `parallax serve` (ZeroMQ ROUTER, JSON requests;
+/// docs/search.md, "The search endpoint"). Empty: off.
+inline constexpr std::string_view search_endpoint = "tcp://127.0.0.1:7402";
+/// Bytes of rows and aggregates one query may hold at once.
+inline constexpr std::uint64_t search_max_memory = std::uint64_t{512} << 20;
+/// Wall-clock bound of one query.
+inline constexpr std::chrono::milliseconds search_timeout
+  = std::chrono::seconds{60};
+/// Most rows a query returns (a request's limit may only lower it).
+inline constexpr std::uint64_t search_max_results = 10'000;
+/// How long a finished `--async` search job keeps its results.
+inline constexpr std::chrono::milliseconds search_job_ttl
+  = std::chrono::minutes{10};
 
 /// The correlator: windows of the hypervisor interval, how late data may
 /// come, how long closed windows take corrections, how long a VM's

@@ -9,6 +9,13 @@
 //   kv = "auto"                     # auto | equals | none
 //   line-breaker = '^\w{3} +\d+ '   # RE2: a line matching starts an event
 //
+// and the search-time ("late-binding") rules, applied when a search reads
+// an event, so they change without re-indexing (search.hpp, late_rules):
+//
+//   extract = ['user (?<user>\S+) from (?<src_ip>[\d.]+)']  # RE2, named groups
+//   field-aliases = ["src_ip=client_ip"]         # existing=alias
+//   calculated = ["duration_s=duration_ms / 1000"]  # name=EXPRESSION (eval)
+//
 // A sourcetype without rules gets the defaults (auto, 128, none, auto, one
 // event per line). Every regex is RE2: linear time, no catastrophic
 // backtracking; an invalid one is a config error naming the rule.
@@ -36,6 +43,12 @@ struct sourcetype_rules {
   std::vector<std::string> sedcmd;
   std::string kv = "auto";
   std::string line_breaker; ///< empty: one event per line
+  /// Search time: RE2 patterns with named groups over _raw.
+  std::vector<std::string> extract;
+  /// Search time: "existing=alias".
+  std::vector<std::string> field_aliases;
+  /// Search time: "name=EXPRESSION" (an eval expression).
+  std::vector<std::string> calculated;
   friend bool operator==(const sourcetype_rules&,
                          const sourcetype_rules&) = default;
 };

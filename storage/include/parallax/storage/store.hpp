@@ -68,8 +68,8 @@ struct store_options {
   time_ns bucket_span = time_ns{3600} * 1'000'000'000;
   /// Width of a metric rollup interval.
   time_ns rollup_interval = time_ns{60} * 1'000'000'000;
-  /// Most events per stored block.
-  std::size_t block_events = 1024;
+  /// Most events per stored block (parallax.storage.block-events).
+  std::size_t block_events = 128;
 };
 
 /// One batch of a write group.
