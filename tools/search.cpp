@@ -188,10 +188,11 @@ void print_stats(const search::counters& c, std::size_t rows,
                  std::chrono::steady_clock::duration took) {
   fmt::print(stderr,
              "{} rows in {:.3f} s; buckets: {} in range, {} from tuple "
-             "counts, {} through the index, {} scanned; events: {} read, {} "
-             "matched\n",
+             "counts, {} from rollups, {} through the index, {} scanned; "
+             "events: {} read, {} matched\n",
              rows, std::chrono::duration<double>(took).count(), c.buckets,
-             c.buckets_from_tuples, c.buckets_from_postings,
+             c.buckets_from_tuples, c.buckets_from_rollups,
+             c.buckets_from_postings,
              c.buckets_scanned, c.events_read, c.events_matched);
 }
 

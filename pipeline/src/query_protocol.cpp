@@ -193,6 +193,7 @@ result<reply> parse_reply(std::string_view text) {
       };
       r.stats.buckets = get("buckets");
       r.stats.buckets_from_tuples = get("buckets_from_tuples");
+      r.stats.buckets_from_rollups = get("buckets_from_rollups");
       r.stats.buckets_from_postings = get("buckets_from_postings");
       r.stats.buckets_scanned = get("buckets_scanned");
       r.stats.events_read = get("events_read");
@@ -226,9 +227,10 @@ std::string rows_reply(std::span<const row> rows, bool events) {
 
 std::string counters_json(const counters& c) {
   return fmt::format("{{\"buckets\":{},\"buckets_from_tuples\":{},"
+                     "\"buckets_from_rollups\":{},"
                      "\"buckets_from_postings\":{},\"buckets_scanned\":{},"
                      "\"events_read\":{},\"events_matched\":{}}}",
-                     c.buckets, c.buckets_from_tuples,
+                     c.buckets, c.buckets_from_tuples, c.buckets_from_rollups,
                      c.buckets_from_postings, c.buckets_scanned,
                      c.events_read, c.events_matched);
 }
