@@ -104,10 +104,14 @@ int serve(const config& loaded, const serve_hooks& hooks) {
       correlator_config cc;
       cc.options = correlator_options_of(*cfg);
       cc.state_file = cfg->data_dir / "correlator.state";
-      if ((*pub)->enabled())
+      if ((*pub)->enabled()) {
         cc.publish = [p = pub->get()](const correlator_message& m, time_ns) {
           p->publish(m.topic, m.time, m.fields);
         };
+        cc.publish_events = [p = pub->get()](std::span<const event_view> evs) {
+          p->publish_events(evs);
+        };
+      }
       pcfg.correlator = std::move(cc);
     }
     auto pipeline = ingest_pipeline::start(sys, std::move(pcfg));

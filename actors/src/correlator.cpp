@@ -186,6 +186,8 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
       auto& s = self->state;
       s.received->add(item->events().size());
       s.attributed->add(attribute_batch(*item, *s.logic));
+      if (s.cfg.publish_events)
+        s.cfg.publish_events(item->events());
       auto arrival = item->received;
       self->send(s.cfg.next, ingest_atom::value, std::move(item));
       s.out.clear();

@@ -57,9 +57,10 @@ publisher::start(zmq::context& ctx, const publisher_config& cfg,
   p->id_ = random_id();
   if (cfg.endpoint.empty())
     return p;
-  auto s = std::make_unique<zmq::socket>(ctx, ZMQ_PUB);
+  // XPUB: a PUB that also reports subscriptions (see wants_event).
+  auto s = std::make_unique<zmq::socket>(ctx, ZMQ_XPUB);
   if (!s->handle())
-    return error{ec::system_error, "publisher: cannot create a PUB socket"};
+    return error{ec::system_error, "publisher: cannot create an XPUB socket"};
   auto hwm = static_cast<int>(
     std::min<std::uint64_t>(cfg.high_water_mark, 0x7fffffff));
   // Both before bind: they apply to the subscriber pipes created later.
@@ -77,6 +78,48 @@ publisher::start(zmq::context& ctx, const publisher_config& cfg,
 }
 
 publisher::~publisher() = default;
+
+void publisher::read_subscriptions() {
+  auto now = std::chrono::steady_clock::now();
+  if (now - subs_read_ < std::chrono::milliseconds{50})
+    return;
+  subs_read_ = now;
+  // Each message is 1 (subscribe) or 0 (unsubscribe) and the prefix; XPUB
+  // reports a prefix's first subscription and its last unsubscription.
+  while (auto parts = socket_->recv(true)) {
+    for (const auto& part : *parts) {
+      auto v = part.view();
+      if (v.empty() || (v[0] != 0 && v[0] != 1))
+        continue;
+      auto prefix = v.substr(1);
+      if (!prefix.starts_with("event."))
+        continue;
+      if (v[0] == 1)
+        event_subs_.emplace(prefix);
+      else if (auto i = event_subs_.find(prefix); i != event_subs_.end())
+        event_subs_.erase(i);
+    }
+  }
+}
+
+bool publisher::wants_events() {
+  if (!socket_)
+    return false;
+  std::lock_guard lock{mtx_};
+  read_subscriptions();
+  return !event_subs_.empty();
+}
+
+bool publisher::wants_event(std::string_view topic) {
+  if (!socket_)
+    return false;
+  std::lock_guard lock{mtx_};
+  read_subscriptions();
+  for (const auto& p : event_subs_)
+    if (topic.starts_with(p))
+      return true;
+  return false;
+}
 
 publish_status publisher::publish(std::string_view topic, time_ns time,
                                   std::span<const field> fields) {
@@ -104,6 +147,41 @@ publish_status publisher::publish(std::string_view topic, time_ns time,
   if (err.message != "EAGAIN")
     send_errors_->add();
   return publish_status::dropped;
+}
+
+std::size_t publisher::publish_events(std::span<const event_view> events) {
+  if (events.empty() || !wants_events())
+    return 0;
+  std::size_t n = 0;
+  std::string topic;
+  std::vector<field> fields;
+  for (const auto& e : events) {
+    topic.assign("event.");
+    topic.append(e.sourcetype.empty() ? std::string_view{"unknown"}
+                                      : e.sourcetype);
+    if (!wants_event(topic))
+      continue;
+    fields.clear();
+    auto add = [&](std::string_view name, value v) {
+      for (const auto& f : fields)
+        if (f.name == name)
+          return;
+      fields.push_back({std::string{name}, std::move(v)});
+    };
+    add("_index", std::string{e.index});
+    add("_host", std::string{e.host});
+    add("_source", std::string{e.source});
+    if (e.raw)
+      add("_raw", std::string{*e.raw});
+    for (const auto& f : e.fields) {
+      if (fields.size() >= 256)
+        break;
+      add(f.name, materialize(f.value));
+    }
+    if (publish(topic, e.time, fields) == publish_status::sent)
+      ++n;
+  }
+  return n;
 }
 
 } // namespace parallax

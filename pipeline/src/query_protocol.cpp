@@ -15,7 +15,7 @@ using json = nlohmann::ordered_json;
 json value_json(const val& v) {
   if (auto d = std::get_if<double>(&v)) {
     // Integral numbers print without ".0"; others with round-trip digits.
-    if (std::isfinite(*d) && std::trunc(*d) == *d && std::fabs(*d) < 9e15)
+    if (std::isfinite(*d) && std::trunc(*d) == *d && std::fabs(*d) < 9.2e18)
       return static_cast<std::int64_t>(*d);
     if (!std::isfinite(*d))
       return nullptr;

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
@@ -157,4 +158,75 @@ TEST_CASE("correlate: serve publishes deltas and the scenario's alerts, and "
   // Guests' first batch (20 s) comes before the hypervisor has named their
   // VM: at most that is not attributed.
   CHECK(with_vm["os"] * 100 >= stored["os"] * 97);
+}
+
+TEST_CASE("correlate: events go out on event.<sourcetype> only while a "
+          "subscriber asks for them") {
+  temp_dir tmp{"parallax-events-"};
+  server_process server{tmp.path, free_port()};
+  server.start();
+  auto log = read_file(server.log_path());
+  auto at = log.find("publishing deltas and alerts on ");
+  REQUIRE(at != std::string::npos);
+  auto pub_endpoint = log.substr(at + 32, log.find(' ', at + 32) - at - 32);
+  pub_endpoint = pub_endpoint.substr(0, pub_endpoint.find('\n'));
+
+  // One subscriber asks for os:auth events; another takes everything but
+  // asks for no events by name.
+  zmq::context ctx;
+  std::atomic<bool> stop{false};
+  std::vector<publish::published_message> auth, all;
+  auto subscriber = [&](const char* prefix,
+                        std::vector<publish::published_message>& out) {
+    zmq::socket sub{ctx, ZMQ_SUB};
+    REQUIRE_FALSE(sub.set_int(ZMQ_RCVHWM, 0));
+    REQUIRE_FALSE(sub.connect(pub_endpoint));
+    zmq_setsockopt(sub.handle(), ZMQ_SUBSCRIBE, prefix, std::strlen(prefix));
+    zmq::socket* socks[] = {&sub};
+    const bool want[] = {true};
+    while (!stop.load()) {
+      auto ready = zmq::poll_in(socks, want, std::chrono::milliseconds{50});
+      if (!ready || !(*ready)[0])
+        continue;
+      while (auto parts = sub.recv(true))
+        if (parts->size() == 2)
+          if (auto m = publish::decode((*parts)[1].view()))
+            out.push_back(std::move(*m));
+    }
+  };
+  std::thread a{[&] { subscriber("event.os:auth", auth); }};
+  std::thread b{[&] { subscriber("", all); }};
+  std::this_thread::sleep_for(300ms);
+  auto start_s = (now_ns() / 1'000'000'000) - 10 * 60;
+  auto sim_log = tmp.path / "simulate.log";
+  auto pid = spawn_logged({PARALLAX_BINARY, "simulate", "--endpoint",
+                           server.endpoint(), "--vms", "4", "--duration",
+                           "5m", "--start", std::to_string(start_s)},
+                          sim_log);
+  REQUIRE_MESSAGE(wait_exit(pid, 120s) == 0, read_file(sim_log));
+  std::this_thread::sleep_for(1s);
+  stop.store(true);
+  a.join();
+  b.join();
+  server.terminate();
+
+  REQUIRE_FALSE(auth.empty());
+  std::size_t with_vm = 0;
+  for (const auto& m : auth) {
+    CHECK(m.topic == "event.os:auth");
+    CHECK_FALSE(text(m, "_raw").empty());
+    CHECK_FALSE(text(m, "_host").empty());
+    with_vm += !text(m, "vm").empty();
+  }
+  CHECK(with_vm * 100 >= auth.size() * 90); // attributed, but the first batch
+  std::map<std::string, int> all_topics;
+  for (const auto& m : all)
+    ++all_topics[m.topic];
+  // The catch-all subscriber sees the os:auth events someone asked for,
+  // and no other sourcetype's.
+  CHECK(all_topics["event.os:auth"] == static_cast<int>(auth.size()));
+  for (const auto& [topic, n] : all_topics)
+    if (topic.starts_with("event."))
+      CHECK_MESSAGE(topic == "event.os:auth", topic);
+  CHECK(all_topics.size() > 1); // deltas and identity changes too
 }

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <span>
 #include <memory>
 
 #include <caf/fwd.hpp>
@@ -47,6 +48,9 @@ struct correlator_config {
   /// `arrival` is when the collector took the batch whose processing
   /// produced the message (the latency benchmark measures from there).
   std::function<void(const correlator_message&, time_ns arrival)> publish;
+  /// Called with every batch's events once they carry their VM, on the
+  /// actor's thread; may be empty (serve: `event.<sourcetype>` topics).
+  std::function<void(std::span<const event_view>)> publish_events;
   std::filesystem::path state_file;      ///< empty: nothing persisted
   std::chrono::milliseconds save_interval{60'000};
 };

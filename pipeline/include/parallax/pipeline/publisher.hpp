@@ -22,6 +22,13 @@
 // - The ZeroMQ context must outlive the publisher.
 // - PUB/SUB: a subscriber receives only what is published after its
 //   subscription reached the socket (a few ms after it connects).
+//
+// Events (`event.<sourcetype>`) would be every stored event, so they are
+// published only while some subscriber has subscribed to a prefix that
+// starts with `event.` (`event.` for all of them, `event.os:auth` for one
+// sourcetype): the socket is an XPUB, and wants_event() reads the
+// subscriptions it reports. A subscriber to everything ("") gets events
+// only while someone else asks for them.
 
 #include "parallax/pipeline/config.hpp"
 #include "parallax/pipeline/metrics.hpp"
@@ -29,11 +36,13 @@
 #include "parallax/schemas/error.hpp"
 #include "parallax/schemas/event.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -68,6 +77,20 @@ public:
   publish_status publish(std::string_view topic, time_ns time,
                          std::span<const field> fields);
 
+  /// True if a subscriber asked for events on `topic` (`event.<sourcetype>`)
+  /// with a prefix of it that starts with `event.`. Subscriptions are read
+  /// from the socket at most every 50 ms. Thread-safe.
+  bool wants_event(std::string_view topic);
+
+  /// True if any subscriber asked for events of any sourcetype.
+  bool wants_events();
+
+  /// Publishes each event on `event.<sourcetype>` that a subscriber asked
+  /// for (wants_event), as schemas/README.md's "Fields of an event" says:
+  /// its fields (the first of a repeated name; at most 252) plus `_index`,
+  /// `_host`, `_source`, `_raw`. Returns how many were published.
+  std::size_t publish_events(std::span<const event_view> events);
+
   /// False when the endpoint was empty.
   bool enabled() const noexcept {
     return static_cast<bool>(socket_);
@@ -99,6 +122,9 @@ private:
   std::mutex mtx_;
   std::string body_;                                       // reused buffer
   std::map<std::string, std::uint64_t, std::less<>> next_; // per topic
+  std::set<std::string, std::less<>> event_subs_; // event.* prefixes
+  std::chrono::steady_clock::time_point subs_read_{};
+  void read_subscriptions(); // with mtx_ held
   metrics_registry own_metrics_;                           // without `metrics`
   counter* published_ = nullptr;
   counter* dropped_ = nullptr;
