@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include <functional>
+
 namespace parallax::wire {
 
 namespace {
@@ -150,6 +152,11 @@ public:
     for (std::size_t i = 0; i < count; ++i) {
       event_ = i;
       first_field[i] = b.fields_.size();
+      if (keep_ && !(*keep_)(i)) {
+        if (!skip_object("an event", 0))
+          return std::move(err_);
+        continue;
+      }
       if (!read_event(b.events_[i], b.fields_, b.minor_))
         return std::move(err_);
     }
@@ -165,6 +172,11 @@ public:
         b.fields_.data() + first_field[i], last - first_field[i]};
     }
     return b;
+  }
+
+  /// Events whose index `keep` rejects are walked over, not decoded.
+  void only(const std::function<bool(std::size_t)>* keep) {
+    keep_ = keep;
   }
 
   // Reads the envelope up to the sequence, as far as it is readable.
@@ -184,6 +196,74 @@ public:
 
 private:
   static constexpr std::size_t no_event = static_cast<std::size_t>(-1);
+
+  // Steps over one MessagePack object of any type, checking only that it
+  // fits in the frame (nesting is bounded: events nest two levels).
+  bool skip_object(std::string_view what, int depth) {
+    auto at = pos_;
+    if (depth > 8)
+      return failed(ec::wrong_type, at, fmt::format("{} nests too deep", what));
+    if (!need(1, at, what))
+      return false;
+    auto b = base_[pos_];
+    auto skip = [&](std::size_t n) {
+      if (!need(n, at, what))
+        return false;
+      pos_ += n;
+      return true;
+    };
+    auto length = [&](std::size_t width, std::size_t& n) {
+      if (!need(1 + width, at, what))
+        return false;
+      auto p = base_ + pos_ + 1;
+      n = width == 1   ? p[0]
+          : width == 2 ? load_be<std::uint16_t>(p)
+                       : load_be<std::uint32_t>(p);
+      pos_ += 1 + width;
+      return true;
+    };
+    std::size_t n = 0;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+      return skip(1);
+    if (b >= 0xa0 && b <= 0xbf)
+      return skip(1 + (b & 0x1f));
+    if ((b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd) {
+      if (!read_array(n, what))
+        return false;
+      for (std::size_t i = 0; i < n; ++i)
+        if (!skip_object(what, depth + 1))
+          return false;
+      return true;
+    }
+    if ((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf) {
+      if (!read_map(n, what))
+        return false;
+      for (std::size_t i = 0; i < 2 * n; ++i)
+        if (!skip_object(what, depth + 1))
+          return false;
+      return true;
+    }
+    switch (b) {
+      case 0xcc: case 0xd0: return skip(2);
+      case 0xcd: case 0xd1: return skip(3);
+      case 0xce: case 0xd2: case 0xca: return skip(5);
+      case 0xcf: case 0xd3: case 0xcb: return skip(9);
+      case 0xd9: case 0xc4: return length(1, n) && skip(n);
+      case 0xda: case 0xc5: return length(2, n) && skip(n);
+      case 0xdb: case 0xc6: return length(4, n) && skip(n);
+      case 0xd4: return skip(3);
+      case 0xd5: return skip(4);
+      case 0xd6: return skip(6);
+      case 0xd7: return skip(10);
+      case 0xd8: return skip(18);
+      case 0xc7: return length(1, n) && skip(n + 1);
+      case 0xc8: return length(2, n) && skip(n + 1);
+      case 0xc9: return length(4, n) && skip(n + 1);
+      default: return wrong(at, what, "a MessagePack object");
+    }
+  }
+
+  const std::function<bool(std::size_t)>* keep_ = nullptr;
 
   // Prefixes the message with where in the batch the decoder was; this
   // context is kept as cheap members and formatted only on failure.
@@ -562,6 +642,14 @@ result<batch_view> decode(std::span<const std::byte> frame,
                           std::shared_ptr<const void> owner,
                           const limits& lim) {
   return decoder{frame, lim}.run(std::move(owner));
+}
+
+result<batch_view> decode_some(std::span<const std::byte> frame,
+                               const std::function<bool(std::size_t)>& keep,
+                               const limits& lim) {
+  decoder d{frame, lim};
+  d.only(&keep);
+  return d.run(nullptr);
 }
 
 result<batch_view> decode(std::string frame, const limits& lim) {

@@ -1165,8 +1165,15 @@ error store::events(
                               frame.error().message)};
       break;
     }
-    auto b = wire::decode(
-      std::as_bytes(std::span{frame->data(), frame->size()}), nullptr, lim);
+    // Only the wanted events are decoded; the others are stepped over.
+    std::size_t k = i;
+    std::function<bool(std::size_t)> keep = [&](std::size_t j) {
+      while (k < ids.size() && ids[k] < first + j)
+        ++k;
+      return k < ids.size() && ids[k] == first + j;
+    };
+    auto b = wire::decode_some(
+      std::as_bytes(std::span{frame->data(), frame->size()}), keep, lim);
     if (!b) {
       err = error{ec::storage_error,
                   fmt::format("store: block {} is damaged: {}", first,

@@ -3,6 +3,8 @@
 #include "frames.hpp"
 
 #include <cmath>
+#include <functional>
+#include <span>
 #include <limits>
 
 #include <doctest/doctest.h>
@@ -407,4 +409,38 @@ TEST_CASE("wire: a batch with too few elements is malformed") {
   err = decode_error(frame_builder{}.array(4).uint(1).uint(0).str("s").uint(1).done());
   CHECK(err.code == ec::wrong_type);
   CHECK(err.message.find("4 elements") != std::string::npos);
+}
+
+TEST_CASE("wire: decode_some decodes the wanted events and steps over the "
+          "rest") {
+  std::vector<event> events;
+  for (int i = 0; i < 9; ++i) {
+    auto e = sample_event();
+    e.time += i;
+    if (i % 3 == 1)
+      e.raw.reset();
+    if (i % 3 == 2) // every MessagePack kind the encoder writes
+      e.fields.push_back({"big", std::int64_t{-1} << 40});
+    events.push_back(std::move(e));
+  }
+  auto frame = wire::encode(one_batch(events));
+  std::function<bool(std::size_t)> odd = [](std::size_t i) { return i % 2; };
+  auto some = wire::decode_some(std::as_bytes(std::span{frame}), odd);
+  REQUIRE(some);
+  REQUIRE(some->events().size() == 9);
+  for (std::size_t i = 0; i < 9; ++i) {
+    CAPTURE(i);
+    const auto& e = some->events()[i];
+    if (i % 2) {
+      CHECK(e.materialize() == events[i]);
+    } else {
+      CHECK(e.time == 0);
+      CHECK(e.fields.empty());
+    }
+  }
+  // A truncated frame is still refused, wherever it ends.
+  for (std::size_t n = 0; n < frame.size(); n += 7) {
+    auto cut = frame.substr(0, n);
+    CHECK_FALSE(wire::decode_some(std::as_bytes(std::span{cut}), odd));
+  }
 }

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -104,6 +105,15 @@ private:
 result<batch_view> decode(std::span<const std::byte> frame,
                           std::shared_ptr<const void> owner,
                           const limits& lim = {});
+
+/// Decodes only the events whose index `keep` accepts; the others are
+/// stepped over (their structure is walked, their content not checked) and
+/// stay empty in the view. For frames this process wrote and checked
+/// before, such as stored blocks, when a few events of many are wanted.
+/// The caller keeps the bytes alive.
+result<batch_view> decode_some(std::span<const std::byte> frame,
+                               const std::function<bool(std::size_t)>& keep,
+                               const limits& lim = {});
 
 /// Decodes a frame held in a string, taking ownership of it.
 result<batch_view> decode(std::string frame, const limits& lim = {});
