@@ -29,6 +29,13 @@
 #                         the integration test; no service is started by the package
 #   libcurl4              write_http's HTTP client (collectd-core does not depend on it)
 #   ripgrep               the grep-the-raw-text peer that `parallax bench search` measures against
+#   nodejs npm            the web view's packages (`npm ci` in web/: uPlot, playwright-core)
+#                         and the browser tests; npm counts as present when the `npm`
+#                         command is (NodeSource's nodejs bundles it and conflicts with it)
+#   chromium              the real headless browser of the browser tests (label `browser`)
+#
+# Then, when web/node_modules is missing or older than web/package-lock.json,
+# `npm ci` in web/ (needs registry.npmjs.org), as the user running this script.
 set -euo pipefail
 
 packages=(
@@ -38,11 +45,12 @@ packages=(
   libzstd-dev libre2-dev
   python3 python3-msgpack docker-compose
   libvirt-dev nlohmann-json3-dev libcpp-httplib-dev collectd-core libcurl4
-  ripgrep
+  ripgrep nodejs npm chromium
 )
 
 missing=()
 for p in "${packages[@]}"; do
+  if [[ $p == npm ]] && command -v npm > /dev/null; then continue; fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
@@ -50,12 +58,22 @@ done
 
 if ((${#missing[@]} == 0)); then
   echo "setup: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "setup: installing ${missing[*]}"
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The web view's node packages, from the lock file (npm ci writes
+# node_modules/.package-lock.json, so it is newer than the lock after a run).
+web="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/web"
+if [[ ! -f $web/node_modules/.package-lock.json
+      || $web/package-lock.json -nt $web/node_modules/.package-lock.json ]]; then
+  echo "setup: npm ci in $web"
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+else
+  echo "setup: web/node_modules is current"
+fi

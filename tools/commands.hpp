@@ -156,6 +156,18 @@ struct search_args {
 };
 int run_search(const search_args& args);
 
+/// `parallax vm NAME`: one VM in the terminal (docs/web.md's GET
+/// /api/vm/NAME, drawn), from the data directory (read-only) or a server's
+/// HTTP endpoint.
+struct vm_args {
+  config_args cfg;
+  std::string name;
+  std::string earliest = "-1h";       ///< parse_time syntax
+  bool once = false;                  ///< print once, exit
+  std::optional<std::string> server;  ///< http://HOST:PORT of a server
+};
+int run_vm(const vm_args& args);
+
 struct agent_args {
   config_args cfg;
   bool once = false;      ///< one round, send, wait for the acks, exit

@@ -115,6 +115,14 @@ int run_demo(const demo_args& args) {
                                ctx.http_port)
                  : "",
                cfg->data_dir.string());
+    if (ctx.http_port > 0) {
+      // The web view: the VM list, each VM's page, search (docs/web.md).
+      auto host = cfg->http.listen.substr(0, cfg->http.listen.rfind(':'));
+      if (host.empty() || host == "0.0.0.0")
+        host = "127.0.0.1";
+      fmt::print("  web view: http://{}:{}/{}\n", host, ctx.http_port,
+                 cfg->http.token.empty() ? "" : "?token=<parallax.http.token>");
+    }
     std::fflush(stdout);
     // What an SRE's `parallax tail` shows: alerts and identity changes as
     // they happen (deltas are counted in the status line; `parallax tail`

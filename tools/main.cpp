@@ -219,6 +219,33 @@ int main(int argc, char** argv) {
     "A query that does not parse is shown with a caret under the problem "
     "(exit 2).");
 
+  vm_args vm_a;
+  auto vm_cmd = app.add_subcommand(
+    "vm", "One VM in the terminal: host, state, latest deltas, open alerts, "
+          "memory and CPU charts (hypervisor against guest) and its "
+          "processes, refreshed every 2 s (docs/web.md)");
+  add_config_options(*vm_cmd, vm_a.cfg);
+  vm_cmd->add_option("name", vm_a.name, "The VM (the field vm)")->required();
+  vm_cmd->add_option("--earliest", vm_a.earliest,
+                     "Start of the charts: -1h, -1d, epoch seconds or RFC "
+                     "3339")
+    ->capture_default_str();
+  vm_cmd->add_flag("--once", vm_a.once,
+                   "Print once and exit (no terminal codes)");
+  vm_cmd->add_option("--server", vm_a.server,
+                     "Ask a server's HTTP endpoint, e.g. "
+                     "http://127.0.0.1:7480 (token: parallax.http.token), "
+                     "instead of reading the data directory");
+  vm_cmd->footer(
+    "Examples:\n"
+    "  parallax vm web-01                       live, until Ctrl-C\n"
+    "  parallax vm db-02 --earliest -6h --once\n"
+    "  parallax vm app-03 --server http://10.0.0.5:7480 --set "
+    "parallax.http.token=...\n"
+    "Reads the data directory read-only (beside a running server) unless "
+    "--server is given. An unknown VM is an error (exit 1) that lists the "
+    "known ones.");
+
   buckets_args bk_args;
   auto buckets = app.add_subcommand(
     "buckets", "List the store's time buckets with their ranges, counts and "
@@ -434,6 +461,8 @@ int main(int argc, char** argv) {
     return run_agent(ag_args);
   if (*search_cmd)
     return run_search(se_args);
+  if (*vm_cmd)
+    return run_vm(vm_a);
   if (*buckets)
     return run_buckets(bk_args);
   if (*rebuild)

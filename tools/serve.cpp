@@ -131,6 +131,12 @@ int serve(const config& loaded, const serve_hooks& hooks) {
       hopts.listen = cfg->http.listen;
       hopts.token = cfg->http.token;
       hopts.max_body_bytes = cfg->wire.max_frame_bytes;
+      // The web view's API reads the store beside the writer.
+      hopts.store = &*store;
+      hopts.search = search_options_of(*cfg);
+      hopts.publisher_endpoint = (*pub)->enabled() ? (*pub)->endpoint() : "";
+      hopts.zmq = &zctx;
+      hopts.web_root = cfg->http.web_root;
       auto ep = http_endpoint::start(hopts, *collectd_sender, metrics);
       if (!ep) {
         log::error("serve", "{} (parallax.http.listen; \"\" turns the HTTP "
@@ -144,7 +150,8 @@ int serve(const config& loaded, const serve_hooks& hooks) {
       http = std::move(*ep);
       auto host = cfg->http.listen.substr(0, cfg->http.listen.rfind(':'));
       log::info("serve", "http on {}:{} (POST /collectd: collectd "
-                         "write_http JSON{})",
+                         "write_http JSON; the web view and /api, "
+                         "docs/web.md{})",
                 host, http->port(),
                 cfg->http.token.empty() ? "" : "; bearer token required");
     }

@@ -71,6 +71,7 @@ config config::defaults() {
   c.agent.index = std::string{defaults::agent_index};
   c.libvirt.interval = defaults::libvirt_interval;
   c.http.listen = std::string{defaults::http_listen};
+  c.http.web_root = std::string{defaults::http_web_root};
   c.correlator.window = defaults::correlator_window;
   c.correlator.allowed_lateness = defaults::correlator_allowed_lateness;
   c.correlator.correction_horizon = defaults::correlator_correction_horizon;
@@ -617,6 +618,18 @@ const option table[] = {
      return {};
    },
    [](const config& c) { return quote(c.http.token); }},
+  {{"parallax.http.web-root", "string",
+    "Folder of the web app's files (index.html, vm.html, ...; docs/web.md) "
+    "served on the HTTP endpoint; empty: the web/ folder of the source "
+    "tree the binary was built from."},
+   [](config& c, const toml::node& n) -> std::string {
+     auto s = n.value_exact<std::string>();
+     if (!s)
+       return fmt::format("expected a string, got {}", show(n));
+     c.http.web_root = *s;
+     return {};
+   },
+   [](const config& c) { return quote(c.http.web_root); }},
   {{"parallax.correlator.enabled", "bool",
     "Run the correlator between parser and indexer: VM attribution (the "
     "fields vm and vm_uuid), deltas, drift and security alerts."},

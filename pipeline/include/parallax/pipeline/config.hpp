@@ -45,11 +45,12 @@ struct libvirt_config {
   std::chrono::milliseconds interval{};      ///< parallax.libvirt.interval
 };
 
-/// The HTTP endpoint inside `parallax serve` (collectd write_http, later
-/// the web view).
+/// The HTTP endpoint inside `parallax serve` (collectd write_http, the
+/// web view and its API).
 struct http_config {
   std::string listen;                        ///< parallax.http.listen
   std::string token;                         ///< parallax.http.token
+  std::string web_root;                      ///< parallax.http.web-root
 };
 
 /// The publisher of deltas, alerts and identity changes (publisher.hpp).

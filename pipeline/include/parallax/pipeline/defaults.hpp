@@ -130,6 +130,11 @@ inline constexpr std::chrono::milliseconds libvirt_interval
 /// Anything but a loopback address needs parallax.http.token.
 inline constexpr std::string_view http_listen = "127.0.0.1:7480";
 
+/// The web app's files (docs/web.md). Empty: the source tree's web/
+/// folder, compiled into http_endpoint.cpp (pipeline/CMakeLists.txt), so
+/// the example config does not depend on where the tree is.
+inline constexpr std::string_view http_web_root = "";
+
 /// Where deltas, alerts and identity changes are published (ZeroMQ PUB;
 /// schemas/README.md, "Published messages"). Empty: off.
 inline constexpr std::string_view publisher_endpoint = "tcp://127.0.0.1:7401";
