@@ -436,28 +436,28 @@ public:
     return parse_eor();
   }
 
-  expr_ptr parse_eor() {
-    auto l = parse_eand();
+  // One level of a left-associative boolean operator, `word` or `symbol`.
+  template <class Next>
+  expr_ptr parse_boolean(std::string_view word, std::string_view symbol,
+                         Next next) {
+    auto l = (this->*next)();
     for (;;) {
       ws();
       auto at = pos_;
-      if (keyword("OR") || (s_.substr(pos_, 2) == "||" && (pos_ += 2)))
-        l = make(expr::kind::binary, "OR", at, {l, parse_eand()});
+      if (keyword(word) || (s_.substr(pos_, 2) == symbol && (pos_ += 2)))
+        l = make(expr::kind::binary, std::string{word}, at,
+                 {l, (this->*next)()});
       else
         return l;
     }
   }
 
+  expr_ptr parse_eor() {
+    return parse_boolean("OR", "||", &parser::parse_eand);
+  }
+
   expr_ptr parse_eand() {
-    auto l = parse_enot();
-    for (;;) {
-      ws();
-      auto at = pos_;
-      if (keyword("AND") || (s_.substr(pos_, 2) == "&&" && (pos_ += 2)))
-        l = make(expr::kind::binary, "AND", at, {l, parse_enot()});
-      else
-        return l;
-    }
+    return parse_boolean("AND", "&&", &parser::parse_enot);
   }
 
   expr_ptr parse_enot() {

@@ -962,20 +962,7 @@ result<std::uint64_t> store::count(std::int64_t bucket, std::string_view name,
 
 result<std::vector<std::pair<std::string, std::uint64_t>>>
 store::summaries(std::int64_t bucket) const {
-  txn t{env_->handle(), false};
-  if (t.status() != 0)
-    return mdb_error("store: cannot begin read transaction", t.status());
-  std::vector<std::pair<std::string, std::uint64_t>> out;
-  auto rc = for_each_prefixed(
-    t.get(), summaries_, bucket_key(bucket),
-    [&](const MDB_val& key, const MDB_val& val) {
-      out.emplace_back(std::string{as_view(key).substr(8)},
-                       val.mv_size == 8 ? get_be64(val.mv_data) : 0);
-      return true;
-    });
-  if (rc != 0)
-    return mdb_error("store: cannot read summaries", rc);
-  return out;
+  return summaries(bucket, "");
 }
 
 result<std::vector<rollup_row>> store::rollups(std::int64_t bucket) const {
@@ -1008,15 +995,21 @@ result<std::vector<rollup_row>> store::rollups(std::int64_t bucket) const {
 
 namespace {
 
-// Calls f(first_id, batch_view) for each block of the bucket prefix.
-template <class F>
-error scan_blocks(MDB_txn* t, unsigned dbi, std::string_view prefix, F&& f) {
+// Blocks are our own frames: no receiver's limits apply to them.
+wire::limits block_limits() {
   wire::limits lim;
-  lim.max_frame_bytes = std::size_t{1} << 40; // blocks are our own frames
+  lim.max_frame_bytes = std::size_t{1} << 40;
   lim.max_events = std::size_t{1} << 32;
   lim.max_string_bytes = lim.max_frame_bytes;
   lim.max_fields = 1u << 16;
   lim.max_name_bytes = 1u << 16;
+  return lim;
+}
+
+// Calls f(first_id, batch_view) for each block of the bucket prefix.
+template <class F>
+error scan_blocks(MDB_txn* t, unsigned dbi, std::string_view prefix, F&& f) {
+  auto lim = block_limits();
   std::string buf;
   error err;
   auto rc = for_each_prefixed(
@@ -1126,12 +1119,7 @@ error store::events(
   if (auto rc = mdb_cursor_open(t.get(), blocks_, &cur); rc != 0)
     return mdb_error("store: cannot read blocks", rc);
   auto bkey = bucket_key(bucket);
-  wire::limits lim;
-  lim.max_frame_bytes = std::size_t{1} << 40;
-  lim.max_events = std::size_t{1} << 32;
-  lim.max_string_bytes = lim.max_frame_bytes;
-  lim.max_fields = 1u << 16;
-  lim.max_name_bytes = 1u << 16;
+  auto lim = block_limits();
   std::string kbuf, buf;
   error err;
   std::size_t i = 0;
