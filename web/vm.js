@@ -5,7 +5,7 @@
 // redraws the dashed lines (GET /api/vm/NAME/process/PID); double-clicking
 // opens its details. Live from /api/stream?vm=NAME.
 import {
-  api, link, params, setQuery, stream, throttle, el, nav, setLive, showError,
+  api, ApiError, link, params, setQuery, stream, throttle, el, nav, setLive, showError,
   SortableTable, fmtBytes, fmtPct, fmtTime, fmtClock, isNum, severityColor,
 } from './app.js';
 import { uPlotReady, domReady, alertsPlugin, autoResize, chartWidth, yAxis, timeAxis } from './charts.js';
@@ -27,8 +27,30 @@ let range = RANGES.includes(params.get('range')) ? params.get('range') : '1h';
 let selectedPid = params.has('pid') && params.get('pid') !== '' ? Number(params.get('pid')) : null;
 // The VM's answer is the slow part of the first paint: ask at once, while
 // uPlot (deferred) and the page are still loading (this module is async).
-let prefetched = vmName ? api(`/api/vm/${encodeURIComponent(vmName)}`, { earliest: '-' + range, latest: 'now', points: POINTS }) : null;
+let prefetched = vmName ? takePrefetch() ?? api(`/api/vm/${encodeURIComponent(vmName)}`, { earliest: '-' + range, latest: 'now', points: POINTS }) : null;
 if (prefetched) prefetched.catch(() => {}); // reported where it is used
+// The request vm.html's inline script started, if it asked for what this
+// page would ask (same path and query), as api() would return it.
+function takePrefetch() {
+  const pre = window.parallaxPrefetch;
+  window.parallaxPrefetch = null;
+  if (!pre) return null;
+  const u = new URL(`/api/vm/${encodeURIComponent(vmName)}`, location.origin);
+  u.searchParams.set('earliest', '-' + range);
+  u.searchParams.set('latest', 'now');
+  u.searchParams.set('points', POINTS);
+  if (pre.url !== u.pathname + u.search) return null;
+  return pre.response.then(async (r) => {
+    let body = null;
+    try {
+      body = await r.json();
+    } catch {
+      body = null;
+    }
+    if (!r.ok) throw new ApiError(r.status, body);
+    return body;
+  });
+}
 let uPlot = null;
 await domReady();
 nav('vms');

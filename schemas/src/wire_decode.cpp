@@ -198,69 +198,68 @@ private:
   static constexpr std::size_t no_event = static_cast<std::size_t>(-1);
 
   // Steps over one MessagePack object of any type, checking only that it
-  // fits in the frame (nesting is bounded: events nest two levels).
-  bool skip_object(std::string_view what, int depth) {
+  // fits in the frame. Iterative: `pending` counts the objects still to
+  // step over (an array's or map's elements join it), and every object
+  // takes at least one byte, so the loop ends within the frame.
+  bool skip_object(std::string_view what, int) {
     auto at = pos_;
-    if (depth > 8)
-      return failed(ec::wrong_type, at, fmt::format("{} nests too deep", what));
-    if (!need(1, at, what))
-      return false;
-    auto b = base_[pos_];
-    auto skip = [&](std::size_t n) {
-      if (!need(n, at, what))
-        return false;
-      pos_ += n;
-      return true;
+    std::uint64_t pending = 1;
+    auto be = [&](std::size_t off, std::size_t width) -> std::uint64_t {
+      auto p = base_ + pos_ + off;
+      return width == 1   ? p[0]
+             : width == 2 ? load_be<std::uint16_t>(p)
+                          : load_be<std::uint32_t>(p);
     };
-    auto length = [&](std::size_t width, std::size_t& n) {
-      if (!need(1 + width, at, what))
-        return false;
-      auto p = base_ + pos_ + 1;
-      n = width == 1   ? p[0]
-          : width == 2 ? load_be<std::uint16_t>(p)
-                       : load_be<std::uint32_t>(p);
-      pos_ += 1 + width;
-      return true;
-    };
-    std::size_t n = 0;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-      return skip(1);
-    if (b >= 0xa0 && b <= 0xbf)
-      return skip(1 + (b & 0x1f));
-    if ((b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd) {
-      if (!read_array(n, what))
-        return false;
-      for (std::size_t i = 0; i < n; ++i)
-        if (!skip_object(what, depth + 1))
-          return false;
-      return true;
+    while (pending > 0) {
+      if (pos_ >= end_)
+        return need(1, at, what);
+      auto b = base_[pos_];
+      --pending;
+      std::size_t header = 1;   // bytes before the payload
+      std::uint64_t payload = 0; // bytes of payload
+      if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+      } else if (b >= 0xa0 && b <= 0xbf) {
+        payload = b & 0x1f;
+      } else if (b >= 0x90 && b <= 0x9f) {
+        pending += b & 0x0f;
+      } else if (b >= 0x80 && b <= 0x8f) {
+        pending += 2u * (b & 0x0f);
+      } else {
+        // Width of a length or count that follows the type byte.
+        std::size_t width = 0;
+        switch (b) {
+          case 0xcc: case 0xd0: payload = 1; break;
+          case 0xcd: case 0xd1: payload = 2; break;
+          case 0xce: case 0xd2: case 0xca: payload = 4; break;
+          case 0xcf: case 0xd3: case 0xcb: payload = 8; break;
+          case 0xd4: payload = 2; break;
+          case 0xd5: payload = 3; break;
+          case 0xd6: payload = 5; break;
+          case 0xd7: payload = 9; break;
+          case 0xd8: payload = 17; break;
+          case 0xd9: case 0xc4: case 0xc7: width = 1; break;
+          case 0xda: case 0xc5: case 0xc8: case 0xdc: case 0xde: width = 2; break;
+          case 0xdb: case 0xc6: case 0xc9: case 0xdd: case 0xdf: width = 4; break;
+          default: return wrong(pos_, what, "a MessagePack object");
+        }
+        if (width > 0) {
+          if (!need(1 + width, at, what))
+            return false;
+          auto n = be(1, width);
+          header = 1 + width;
+          if (b == 0xdc || b == 0xdd)
+            pending += n;
+          else if (b == 0xde || b == 0xdf)
+            pending += 2 * n;
+          else
+            payload = n + ((b >= 0xc7 && b <= 0xc9) ? 1 : 0); // ext: type byte
+        }
+      }
+      if (header + payload > end_ - pos_)
+        return need(header + payload, at, what);
+      pos_ += header + payload;
     }
-    if ((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf) {
-      if (!read_map(n, what))
-        return false;
-      for (std::size_t i = 0; i < 2 * n; ++i)
-        if (!skip_object(what, depth + 1))
-          return false;
-      return true;
-    }
-    switch (b) {
-      case 0xcc: case 0xd0: return skip(2);
-      case 0xcd: case 0xd1: return skip(3);
-      case 0xce: case 0xd2: case 0xca: return skip(5);
-      case 0xcf: case 0xd3: case 0xcb: return skip(9);
-      case 0xd9: case 0xc4: return length(1, n) && skip(n);
-      case 0xda: case 0xc5: return length(2, n) && skip(n);
-      case 0xdb: case 0xc6: return length(4, n) && skip(n);
-      case 0xd4: return skip(3);
-      case 0xd5: return skip(4);
-      case 0xd6: return skip(6);
-      case 0xd7: return skip(10);
-      case 0xd8: return skip(18);
-      case 0xc7: return length(1, n) && skip(n + 1);
-      case 0xc8: return length(2, n) && skip(n + 1);
-      case 0xc9: return length(4, n) && skip(n + 1);
-      default: return wrong(at, what, "a MessagePack object");
-    }
+    return true;
   }
 
   const std::function<bool(std::size_t)>* keep_ = nullptr;
