@@ -46,26 +46,9 @@ cli_result run_cli(std::vector<std::string> args, const fs::path& dir) {
   static int n = 0;
   ++n;
   args.insert(args.begin(), PARALLAX_BINARY);
-  std::vector<char*> argv;
-  for (auto& a : args)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  auto out_path = (dir / fmt::format("cli-{}.out", n)).string();
-  auto err_path = (dir / fmt::format("cli-{}.err", n)).string();
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int null = ::open("/dev/null", O_RDONLY);
-    if (o < 0 || e < 0 || null < 0)
-      ::_exit(126);
-    ::dup2(null, STDIN_FILENO);
-    ::dup2(o, STDOUT_FILENO);
-    ::dup2(e, STDERR_FILENO);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
+  auto out_path = dir / fmt::format("cli-{}.out", n);
+  auto err_path = dir / fmt::format("cli-{}.err", n);
+  pid_t pid = spawn_to(std::move(args), out_path, err_path);
   cli_result r;
   r.code = wait_exit(pid, std::chrono::seconds{120});
   r.out = read_file(out_path);

@@ -51,31 +51,40 @@ inline std::string read_file(const std::filesystem::path& p) {
   return ss.str();
 }
 
-// Runs `args` (args[0] is the program) with stdin and stdout on /dev/null
-// and stderr into `log`; returns the pid. Everything the child needs is
-// prepared before fork: after fork only async-signal-safe calls are allowed
-// (tests have ZeroMQ threads).
-inline pid_t spawn_logged(std::vector<std::string> args,
-                          const std::filesystem::path& log) {
+// Runs `args` (args[0] is the program) with stdin on /dev/null, stdout into
+// `out` (empty: /dev/null) and stderr into `err`; returns the pid.
+// Everything the child needs is prepared before fork: after fork only
+// async-signal-safe calls are allowed (tests have ZeroMQ threads).
+inline pid_t spawn_to(std::vector<std::string> args,
+                      const std::filesystem::path& out,
+                      const std::filesystem::path& err) {
   std::vector<char*> argv;
   for (auto& a : args)
     argv.push_back(a.data());
   argv.push_back(nullptr);
-  std::string log_path = log.string();
+  std::string out_path = out.empty() ? std::string{"/dev/null"} : out.string();
+  std::string err_path = err.string();
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int null = ::open("/dev/null", O_RDWR);
-    if (fd < 0 || null < 0)
+    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int null = ::open("/dev/null", O_RDONLY);
+    if (o < 0 || e < 0 || null < 0)
       ::_exit(126);
     ::dup2(null, STDIN_FILENO);
-    ::dup2(null, STDOUT_FILENO);
-    ::dup2(fd, STDERR_FILENO);
+    ::dup2(o, STDOUT_FILENO);
+    ::dup2(e, STDERR_FILENO);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
   return pid;
+}
+
+// Starts `args` (argv[0] a path) with stderr to `log`, stdout discarded.
+inline pid_t spawn_logged(std::vector<std::string> args,
+                          const std::filesystem::path& log) {
+  return spawn_to(std::move(args), {}, log);
 }
 
 // Waits for `pid` to exit (up to `limit`, then kills it); returns its exit

@@ -37,31 +37,10 @@ using clock_type = std::chrono::steady_clock;
 constexpr time_ns t0 = 1'795'635'520'000'000'000;
 
 // `parallax tail ARGS...` with stdout into `out` and stderr into `err`.
-// Everything the child needs is prepared before fork.
 pid_t spawn_tail(std::vector<std::string> args, const fs::path& out,
                  const fs::path& err) {
   args.insert(args.begin(), {PARALLAX_BINARY, "tail"});
-  std::vector<char*> argv;
-  for (auto& a : args)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  auto out_path = out.string();
-  auto err_path = err.string();
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int null = ::open("/dev/null", O_RDONLY);
-    if (o < 0 || e < 0 || null < 0)
-      ::_exit(126);
-    ::dup2(null, STDIN_FILENO);
-    ::dup2(o, STDOUT_FILENO);
-    ::dup2(e, STDERR_FILENO);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  return pid;
+  return parallax::test::spawn_to(std::move(args), out, err);
 }
 
 std::vector<std::string> lines_of(const fs::path& p) {
