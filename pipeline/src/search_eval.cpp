@@ -227,12 +227,12 @@ bool has_term(std::string_view raw, std::string_view term_lower,
 }
 
 bool phrase_matches(std::string_view raw, std::string_view phrase) {
-  auto lraw = lower(raw);
-  auto lphrase = lower(phrase);
-  if (lraw.find(lphrase) == std::string::npos)
+  if (lower(raw).find(phrase) == std::string::npos)
     return false;
+  // Each instantiation of tokenize() has its own buffer, so the outer
+  // term stays valid while has_term tokenizes the raw text.
   bool all = true;
-  storage::tokenize(lphrase, [&](std::string_view t) {
+  storage::tokenize(phrase, [&](std::string_view t) {
     if (all && !has_term(raw, t, false))
       all = false;
   });
@@ -252,7 +252,7 @@ bool matches(const search_node& n, const accessor& a) {
         return false;
       if (has_major_breaker(n.text))
         return phrase_matches(*raw, n.text);
-      return has_term(*raw, lower(n.text),
+      return has_term(*raw, n.text,
                       n.text.find('*') != std::string::npos);
     }
     case k::phrase: {
@@ -622,21 +622,32 @@ val evaluate(const expr& e, const row& r) {
 
 // -- search-time fields and streaming commands ------------------------------------
 
+namespace {
+
+// Sets the named groups of `re`'s first match in `text` that took part in
+// it; `overwrite` false keeps fields the row has already (extract), true
+// replaces them (rex).
+void set_groups(const RE2& re, std::string_view text, row& r,
+                bool overwrite) {
+  auto groups = static_cast<std::size_t>(re.NumberOfCapturingGroups());
+  std::vector<re2::StringPiece> sub(groups + 1);
+  if (!re.Match(text, 0, text.size(), RE2::UNANCHORED, sub.data(),
+                static_cast<int>(sub.size())))
+    return;
+  for (const auto& [name, index] : re.NamedCapturingGroups()) {
+    auto i = static_cast<std::size_t>(index);
+    if (i < sub.size() && sub[i].data() && (overwrite || !r.get(name)))
+      r.set(name, std::string{sub[i].data(), sub[i].size()});
+  }
+}
+
+} // namespace
+
 void apply_late(const late_rules& rules, row& r) {
   if (auto raw = r.get("_raw"); raw && !rules.extract.empty()) {
     auto text = to_text(*raw);
-    for (const auto& re : rules.extract) {
-      auto groups = static_cast<std::size_t>(re->NumberOfCapturingGroups());
-      std::vector<re2::StringPiece> sub(groups + 1);
-      if (!re->Match(text, 0, text.size(), RE2::UNANCHORED, sub.data(),
-                     static_cast<int>(sub.size())))
-        continue;
-      for (const auto& [name, index] : re->NamedCapturingGroups()) {
-        auto i = static_cast<std::size_t>(index);
-        if (i < sub.size() && sub[i].data() && !r.get(name))
-          r.set(name, std::string{sub[i].data(), sub[i].size()});
-      }
-    }
+    for (const auto& re : rules.extract)
+      set_groups(*re, text, r, false);
   }
   for (const auto& [from, alias] : rules.aliases)
     if (auto v = r.get(from); v && !r.get(alias))
@@ -692,17 +703,7 @@ bool stream(const command& c, row& r) {
       auto v = r.get(c.rex_field);
       if (!v || !c.regex)
         return true;
-      auto text = to_text(*v);
-      auto groups = static_cast<std::size_t>(c.regex->NumberOfCapturingGroups());
-      std::vector<re2::StringPiece> sub(groups + 1);
-      if (!c.regex->Match(text, 0, text.size(), RE2::UNANCHORED, sub.data(),
-                          static_cast<int>(sub.size())))
-        return true;
-      for (const auto& [name, index] : c.regex->NamedCapturingGroups()) {
-        auto i = static_cast<std::size_t>(index);
-        if (i < sub.size() && sub[i].data())
-          r.set(name, std::string{sub[i].data(), sub[i].size()});
-      }
+      set_groups(*c.regex, to_text(*v), r, true);
       return true;
     }
     case k::rename:

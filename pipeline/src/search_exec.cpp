@@ -606,7 +606,7 @@ struct bucket_index {
           return all_terms(n.text);
         if (n.text.size() > storage::max_term_bytes)
           return id_list{};
-        return postings(lower(n.text));
+        return postings(n.text);
       case k::phrase:
         return all_terms(n.text);
       case k::compare:
@@ -652,41 +652,36 @@ struct bucket_index {
   }
 };
 
-// True if the clause refers only to default fields (tuple counts can
-// evaluate it exactly).
-bool tuple_filter(const search_node& n) {
+// True if every comparison of the clause is on a field `allowed` accepts
+// (and it has no keyword or phrase): tuple counts can evaluate it exactly
+// when those are the default fields, rollups when it is `host`.
+template <class Allowed>
+bool only_fields(const search_node& n, Allowed allowed) {
   using k = search_node::kind;
   switch (n.k) {
     case k::all:
       return true;
     case k::compare:
     case k::in_list:
-      return is_default_field(n.field);
+      return allowed(n.field);
     case k::and_:
     case k::or_:
     case k::not_:
-      return std::all_of(n.children.begin(), n.children.end(), tuple_filter);
+      return std::all_of(n.children.begin(), n.children.end(),
+                         [&](const search_node& c) {
+                           return only_fields(c, allowed);
+                         });
     default:
       return false;
   }
 }
 
-// True if the clause refers only to `host` (rollups are kept per host).
+bool tuple_filter(const search_node& n) {
+  return only_fields(n, is_default_field);
+}
+
 bool host_filter(const search_node& n) {
-  using k = search_node::kind;
-  switch (n.k) {
-    case k::all:
-      return true;
-    case k::compare:
-    case k::in_list:
-      return n.field == "host";
-    case k::and_:
-    case k::or_:
-    case k::not_:
-      return std::all_of(n.children.begin(), n.children.end(), host_filter);
-    default:
-      return false;
-  }
+  return only_fields(n, [](std::string_view f) { return f == "host"; });
 }
 
 // Sorts rows newest first by their event times (stable).

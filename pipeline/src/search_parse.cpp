@@ -308,7 +308,7 @@ public:
     if (peek() == '"') {
       auto q = quoted();
       n.k = search_node::kind::phrase;
-      n.text = q.value_or("");
+      n.text = lower(q.value_or("")); // matched case-insensitively
       return n;
     }
     // A word: up to whitespace, a parenthesis or a pipe; quotes inside it
@@ -414,7 +414,7 @@ public:
       return n;
     }
     n.k = search_node::kind::keyword;
-    n.text = std::string{word};
+    n.text = lower(word); // matched case-insensitively
     if (n.text.find('"') != std::string::npos)
       fail(start, "a quote inside a keyword; quote the whole phrase");
     return n;
@@ -482,36 +482,29 @@ public:
     return l;
   }
 
-  expr_ptr parse_add() {
-    auto l = parse_mul();
+  // One level of left-associative one-character operators from `ops`.
+  template <class Next>
+  expr_ptr parse_arith(std::string_view ops, Next next) {
+    auto l = (this->*next)();
     for (;;) {
       ws();
       char c = peek();
       auto at = pos_;
-      // "." concatenates only between spaces or quotes: a.b is a field.
-      if (c == '+' || c == '-' || c == '.') {
-        ++pos_;
-        l = make(expr::kind::binary, std::string(1, c), at, {l, parse_mul()});
-      } else {
+      if (c == '\0' || ops.find(c) == std::string_view::npos)
         return l;
-      }
+      ++pos_;
+      l = make(expr::kind::binary, std::string(1, c), at,
+               {l, (this->*next)()});
     }
   }
 
+  // "." concatenates only between spaces or quotes: a.b is a field.
+  expr_ptr parse_add() {
+    return parse_arith("+-.", &parser::parse_mul);
+  }
+
   expr_ptr parse_mul() {
-    auto l = parse_unary();
-    for (;;) {
-      ws();
-      char c = peek();
-      auto at = pos_;
-      if (c == '*' || c == '/' || c == '%') {
-        ++pos_;
-        l = make(expr::kind::binary, std::string(1, c), at,
-                 {l, parse_unary()});
-      } else {
-        return l;
-      }
-    }
+    return parse_arith("*/%", &parser::parse_unary);
   }
 
   expr_ptr parse_unary() {

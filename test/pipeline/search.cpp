@@ -224,6 +224,16 @@ TEST_CASE("search: keywords, phrases and fields, from the index and by "
   CHECK(hv.stats.events_read == 360);
 }
 
+TEST_CASE("search: a phrase needs each of its terms, also beside tokens of "
+          "the same length") {
+  store_fixture f;
+  f.write({log(t0, "h", "x", "alpha beta gamma abc")});
+  CHECK(f.both("\"beta gamma\"").rows.size() == 1);
+  CHECK(f.both("\"Beta GAMMA abc\"").rows.size() == 1);
+  // "gam" is in the text but is no term of it; "abc" has its length.
+  CHECK(f.both("\"beta gam\"").rows.empty());
+}
+
 TEST_CASE("search: time ranges prune buckets") {
   store_fixture f;
   fleet(f);

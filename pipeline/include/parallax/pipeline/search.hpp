@@ -112,8 +112,8 @@ struct expr {
 struct search_node {
   enum class kind {
     all,     ///< matches every event (an empty clause, `*`)
-    keyword, ///< text: a term, may hold `*`
-    phrase,  ///< text: a quoted phrase
+    keyword, ///< text: a term, may hold `*` (ASCII lower-cased)
+    phrase,  ///< text: a quoted phrase (ASCII lower-cased)
     compare, ///< field op text
     in_list, ///< field IN (values)
     and_,
