@@ -77,6 +77,7 @@ struct buckets_args {
 int run_buckets(const buckets_args& args);
 
 int run_rebuild_summaries(const config_args& args);
+int run_compact(const config_args& args);
 
 struct ingest_args {
   config_args cfg;

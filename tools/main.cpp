@@ -318,6 +318,13 @@ int main(int argc, char** argv) {
                          "rollups from the stored events (server stopped)");
   add_config_options(*rebuild, rebuild_args);
 
+  config_args compact_args;
+  auto compact = app.add_subcommand(
+    "compact", "Rewrite every bucket not yet compacted with its events "
+               "grouped by sourcetype and VM (serve does this by itself for "
+               "buckets quiet for parallax.storage.compact-after)");
+  add_config_options(*compact, compact_args);
+
   auto bench = app.add_subcommand("bench", "Run a benchmark and print its "
                                            "figures");
   bench->require_subcommand(1);
@@ -467,6 +474,8 @@ int main(int argc, char** argv) {
     return run_buckets(bk_args);
   if (*rebuild)
     return run_rebuild_summaries(rebuild_args);
+  if (*compact)
+    return run_compact(compact_args);
   if (*simulate_cmd)
     return run_simulate(sim_args);
   if (*codec)

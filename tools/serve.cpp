@@ -96,6 +96,7 @@ int serve(const config& loaded, const serve_hooks& hooks) {
     pcfg.collector.max_future = cfg->max_future;
     pcfg.rules = cfg->sourcetypes;
     pcfg.retention = cfg->retention;
+    pcfg.compact_after = cfg->compact_after;
     pcfg.store = &*store;
     pcfg.env = &*env;
     pcfg.zmq = &zctx;

@@ -70,16 +70,19 @@ int run_buckets(const buckets_args& args) {
     for (const auto& b : *all)
       fmt::print("{{\"bucket\":{},\"start\":\"{}\",\"end\":\"{}\","
                  "\"min_time\":\"{}\",\"max_time\":\"{}\",\"events\":{},"
-                 "\"block_bytes\":{}}}\n",
+                 "\"block_bytes\":{},\"compacted_events\":{}}}\n",
                  b.id, iso(b.start), iso(b.end), iso(b.min_time),
-                 iso(b.max_time), b.events, b.block_bytes);
+                 iso(b.max_time), b.events, b.block_bytes, b.compacted_events);
     return 0;
   }
-  fmt::print("{:<24}  {:<24}  {:<24}  {:>12}  {:>12}\n", "bucket start",
-             "earliest event", "latest event", "events", "block bytes");
+  fmt::print("{:<24}  {:<24}  {:<24}  {:>12}  {:>12}  {:>12}\n",
+             "bucket start", "earliest event", "latest event", "events",
+             "block bytes", "compacted at");
   for (const auto& b : *all)
-    fmt::print("{:<24}  {:<24}  {:<24}  {:>12}  {:>12}\n", iso(b.start),
-               iso(b.min_time), iso(b.max_time), b.events, b.block_bytes);
+    fmt::print("{:<24}  {:<24}  {:<24}  {:>12}  {:>12}  {:>12}\n",
+               iso(b.start), iso(b.min_time), iso(b.max_time), b.events,
+               b.block_bytes,
+               b.compacted_events ? std::to_string(b.compacted_events) : "-");
   fmt::print("{} buckets, {} events, {} bytes of blocks; store file {} bytes "
              "on disk ({:.1f} bytes/event, all indexes included)\n",
              all->size(), events, bytes, file_bytes,
@@ -125,6 +128,67 @@ int run_rebuild_summaries(const config_args& args) {
              std::chrono::duration<double>(std::chrono::steady_clock::now()
                                            - t0)
                .count());
+  return 0;
+}
+
+int run_compact(const config_args& args) {
+  auto cfg = load(args, "compact");
+  if (!cfg)
+    return 2;
+  // Compaction is safe beside a running server (serve compacts quiet
+  // buckets itself); this command is for a store written without one.
+  storage::environment_options eo;
+  eo.map_size = cfg->storage_map_size;
+  auto env = storage::environment::open(cfg->data_dir / "store", eo);
+  if (!env) {
+    fmt::print(stderr, "parallax compact: {}\n", env.error().message);
+    return 1;
+  }
+  auto st = storage::store::open(*env, store_options_of(*cfg));
+  if (!st) {
+    fmt::print(stderr, "parallax compact: {}\n", st.error().message);
+    return st.error().code == ec::config_bad_value ? 2 : 1;
+  }
+  auto all = st->buckets();
+  if (!all) {
+    fmt::print(stderr, "parallax compact: {}\n", all.error().message);
+    return 1;
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  storage::compact_result sum;
+  std::size_t done = 0, skipped = 0;
+  for (const auto& b : *all) {
+    if (b.compacted_events == b.events)
+      continue;
+    auto r = st->compact(b.id);
+    if (!r) {
+      fmt::print(stderr, "parallax compact: bucket {}: {}\n", b.id,
+                 r.error().message);
+      return 1;
+    }
+    if (!r->done) {
+      ++skipped;
+      continue;
+    }
+    ++done;
+    sum.events += r->events;
+    sum.blocks_before += r->blocks_before;
+    sum.blocks_after += r->blocks_after;
+    sum.bytes_before += r->bytes_before;
+    sum.bytes_after += r->bytes_after;
+    sum.postings_before += r->postings_before;
+    sum.postings_after += r->postings_after;
+  }
+  fmt::print("compacted {} of {} buckets ({} already compacted, {} changed "
+             "meanwhile) in {:.2f} s: {} events, blocks {} -> {}, block "
+             "bytes {} -> {}, postings keys {} -> {}\n",
+             done, all->size(), all->size() - done - skipped, skipped,
+             std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                           - t0)
+               .count(),
+             sum.events, sum.blocks_before, sum.blocks_after,
+             sum.bytes_before, sum.bytes_after, sum.postings_before,
+             sum.postings_after);
   return 0;
 }
 

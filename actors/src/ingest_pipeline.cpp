@@ -19,6 +19,11 @@ ingest_pipeline::start(caf::actor_system& sys, ingest_pipeline_config cfg) {
   icfg.retention = cfg.retention;
   icfg.reply_endpoint = zmq::unique_inproc_endpoint("replies");
   p->indexer_ = spawn_indexer(sys, icfg);
+  compactor_config kcfg;
+  kcfg.store = cfg.store;
+  kcfg.metrics = cfg.metrics;
+  kcfg.quiet = cfg.compact_after;
+  p->compactor_ = spawn_compactor(sys, kcfg);
   ingest_sink after_parser = p->indexer_;
   if (cfg.correlator) {
     cfg.correlator->next = p->indexer_;
@@ -60,12 +65,15 @@ void ingest_pipeline::stop() {
     caf::anon_send_exit(correlator_, caf::exit_reason::user_shutdown);
   if (indexer_)
     caf::anon_send_exit(indexer_, caf::exit_reason::user_shutdown);
+  if (compactor_)
+    caf::anon_send_exit(compactor_, caf::exit_reason::user_shutdown);
   // The collector holds a handle to the parser, the parser one to the
   // indexer: all must go for the detached indexer's thread to end.
   collector_.reset();
   parser_ = nullptr;
   correlator_ = nullptr;
   indexer_ = nullptr;
+  compactor_ = nullptr;
 }
 
 } // namespace parallax

@@ -33,6 +33,7 @@ config config::defaults() {
   c.rollup_interval = defaults::storage_rollup_interval;
   c.block_events = defaults::storage_block_events;
   c.retention = defaults::storage_retention;
+  c.compact_after = defaults::storage_compact_after;
   for (const auto& d : defaults::search_rules) {
     sourcetype_rules r;
     r.name = std::string{d.sourcetype};
@@ -405,6 +406,17 @@ const option table[] = {
      return want_duration(n, std::chrono::milliseconds{0}, c.retention);
    },
    [](const config& c) { return quote(render_duration(c.retention)); }},
+  {{"parallax.storage.compact-after", "duration",
+    "A bucket that took no events for this long is compacted in the "
+    "background: its events are rewritten grouped by sourcetype and VM, in "
+    "time order, so a series is read from a few blocks instead of one per "
+    "commit. A bucket still growing is compacted again once it holds half again as many "
+    "events. \"0s\" turns compaction off (`parallax compact` does it by "
+    "hand)."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::milliseconds{0}, c.compact_after);
+   },
+   [](const config& c) { return quote(render_duration(c.compact_after)); }},
   {{"parallax.collector.endpoint", "string",
     "ZeroMQ endpoint where the collector accepts batch frames (a ROUTER "
     "socket; clients use DEALER)."},

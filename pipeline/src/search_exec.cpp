@@ -7,6 +7,7 @@
 #include "parallax/storage/tokenizer.hpp"
 
 #include <algorithm>
+#include <bitset>
 #include <chrono>
 #include <cmath>
 #include <unordered_set>
@@ -80,11 +81,39 @@ private:
   const event_view& e_;
 };
 
+} // namespace
+
+// The names an aggregating query reads from events. Most of an event's
+// fields are not among them, and a bitmap over (length, first byte)
+// rejects those without comparing text.
+struct field_need {
+  std::set<std::string, std::less<>> names;
+  std::bitset<1024> maybe;
+
+  static std::size_t slot(std::string_view n) noexcept {
+    return (n.size() & 31) * 32
+           + (n.empty() ? 0 : static_cast<unsigned char>(n[0]) & 31);
+  }
+  void insert(std::string name) {
+    maybe.set(slot(name));
+    names.insert(std::move(name));
+  }
+  bool contains(std::string_view n) const {
+    return maybe.test(slot(n)) && names.contains(n);
+  }
+};
+
+namespace {
+
 // The row of an event: _time, the default fields, _raw, then its fields (the
 // first of a repeated name; the default fields win over copies).
-row materialize(const event_view& e) {
+//
+// With `need`, only the fields it names (and _time and the default fields):
+// an aggregating query reads a handful of an event's fields, and building
+// the row is most of its cost per event.
+row materialize(const event_view& e, const field_need* need = nullptr) {
   row r;
-  r.cells.reserve(6 + e.fields.size());
+  r.cells.reserve(6 + (need ? need->names.size() : e.fields.size()));
   r.cells.emplace_back("_time", static_cast<double>(e.time) / 1e9);
   auto def = [&](std::string_view name, std::string_view v) {
     if (!v.empty())
@@ -94,11 +123,11 @@ row materialize(const event_view& e) {
   def("host", e.host);
   def("source", e.source);
   def("sourcetype", e.sourcetype);
-  if (e.raw)
+  if (e.raw && (!need || need->contains("_raw")))
     r.cells.emplace_back("_raw", std::string{*e.raw});
   for (const auto& f : e.fields) {
-    if (is_default_field(f.name) || f.name == "_time" || f.name == "_raw"
-        || r.get(f.name))
+    if ((need && !need->contains(f.name)) || is_default_field(f.name)
+        || f.name == "_time" || f.name == "_raw" || r.get(f.name))
       continue;
     val v;
     switch (f.value.index()) {
@@ -484,7 +513,8 @@ id_list unite(const id_list& a, const id_list& b) {
 
 // The per-bucket context of index lookups.
 struct bucket_index {
-  const storage::store& st;
+  const storage::snapshot& st; // one snapshot: ids and blocks agree
+  bool has_tuples;
   std::int64_t bucket;
   const schema& late;
   error err;
@@ -512,7 +542,7 @@ struct bucket_index {
       std::uint64_t sum = 0;
       for (const auto& x : *t)
         sum += x.count;
-      tuples_complete = st.has_tuples() && sum == events;
+      tuples_complete = has_tuples && sum == events;
       tuples = std::move(*t);
     }
     return tuples_complete ? &*tuples : nullptr;
@@ -851,7 +881,7 @@ struct plan::detail {
   // events would: every value of the aggregated fields is a number (no
   // text or boolean value in the summaries), and every host's series has
   // rollups (its key fits LMDB's limit). False: read the events instead.
-  static bool from_rollups(const plan& pl, const storage::store& st,
+  static bool from_rollups(const plan& pl, const storage::snapshot& st,
                            std::int64_t bucket, bucket_index& idx,
                            partial& p) {
     const auto& c = pl.q_.commands.front();
@@ -969,6 +999,86 @@ struct plan::detail {
   }
 };
 
+
+// The fields an aggregating query reads from events: those its search
+// clauses, streaming commands and aggregation name, plus every input of
+// the search-time rules. Null when that is not a closed set (events mode,
+// wildcard field names).
+void expr_fields(const expr& x, std::set<std::string, std::less<>>& out) {
+  if (x.k == expr::kind::field)
+    out.insert(x.name);
+  for (const auto& a : x.args)
+    if (a)
+      expr_fields(*a, out);
+}
+
+void node_fields(const search_node& n, std::set<std::string, std::less<>>& out) {
+  if (n.k == search_node::kind::keyword || n.k == search_node::kind::phrase)
+    out.insert("_raw");
+  if (!n.field.empty())
+    out.insert(n.field);
+  for (const auto& c : n.children)
+    node_fields(c, out);
+}
+
+std::shared_ptr<const field_need>
+needed_fields(const query& q, std::size_t split, const schema& late) {
+  using k = command::kind;
+  if (split >= q.commands.size() || !is_transform(q.commands[split].k))
+    return nullptr;
+  auto out = std::make_shared<std::set<std::string, std::less<>>>();
+  auto need = std::make_shared<field_need>();
+  node_fields(q.filter, *out);
+  for (std::size_t i = 0; i <= split; ++i) {
+    const auto& c = q.commands[i];
+    switch (c.k) {
+      case k::search:
+        node_fields(c.filter, *out);
+        break;
+      case k::where:
+        if (c.condition)
+          expr_fields(*c.condition, *out);
+        break;
+      case k::eval:
+        for (const auto& [name, x] : c.evals)
+          if (x)
+            expr_fields(*x, *out);
+        break;
+      case k::rename:
+        for (const auto& [from, to] : c.renames)
+          out->insert(from);
+        break;
+      case k::rex:
+        out->insert(c.rex_field);
+        break;
+      default:
+        break;
+    }
+    for (const auto& a : c.aggregations)
+      out->insert(a.field);
+    out->insert(c.by.begin(), c.by.end());
+    out->insert(c.fields.begin(), c.fields.end());
+    for (const auto& [name, desc] : c.sort_keys)
+      out->insert(name);
+  }
+  for (const auto& rules : late.rules) {
+    if (!rules.extract.empty())
+      out->insert("_raw");
+    for (const auto& [from, alias] : rules.aliases)
+      out->insert(from);
+    for (const auto& [name, x] : rules.calculated)
+      if (x)
+        expr_fields(*x, *out);
+  }
+  out->erase("");
+  for (const auto& f : *out) {
+    if (f.find('*') != std::string::npos)
+      return nullptr;
+    need->insert(f);
+  }
+  return need;
+}
+
 result<plan> plan::make(const storage::store& st, query q, options opts) {
   plan p;
   p.earliest_ = std::max(opts.earliest,
@@ -1063,6 +1173,7 @@ result<plan> plan::make(const storage::store& st, query q, options opts) {
     }
     p.rollups_ok_ = ok;
   }
+  p.need_ = needed_fields(q, split, opts.late);
   p.q_ = std::move(q);
   p.opts_ = std::move(opts);
   return p;
@@ -1081,7 +1192,15 @@ partial plan::map(const storage::store& st, std::int64_t bucket) const {
   for (const auto& [id, n] : events_)
     if (id == bucket)
       events = n;
-  bucket_index idx{st, bucket, opts_.late, {}, {}, false, events};
+  // Every read of the bucket through one snapshot: a compaction that
+  // commits meanwhile renumbers its events.
+  auto snap = st.read();
+  if (!snap) {
+    p.err = snap.error();
+    return p;
+  }
+  bucket_index idx{*snap, st.has_tuples(), bucket, opts_.late, {}, {},
+                   false, events};
   // Counts straight from the tuples table.
   if (tuples_ok_
       && std::find(whole_.begin(), whole_.end(), bucket) != whole_.end()) {
@@ -1111,7 +1230,7 @@ partial plan::map(const storage::store& st, std::int64_t bucket) const {
   }
   if (rollups_ok_
       && std::find(whole_.begin(), whole_.end(), bucket) != whole_.end()
-      && detail::from_rollups(*this, st, bucket, idx, p))
+      && detail::from_rollups(*this, *snap, bucket, idx, p))
     return p;
   if (idx.err) {
     p.err = idx.err;
@@ -1151,14 +1270,14 @@ partial plan::map(const storage::store& st, std::int64_t bucket) const {
     row r;
     if (auto rules = opts_.late.rules.empty() ? nullptr
                                               : opts_.late.find(e.sourcetype)) {
-      r = materialize(e);
+      r = materialize(e, need_.get());
       apply_late(*rules, r);
       if (!matches(q_.filter, row_accessor{r}))
         return true;
     } else {
       if (!matches(q_.filter, event_accessor{e}))
         return true;
-      r = materialize(e);
+      r = materialize(e, need_.get());
     }
     ++p.stats.events_matched;
     auto seconds = static_cast<double>(e.time) / 1e9;
@@ -1185,10 +1304,10 @@ partial plan::map(const storage::store& st, std::int64_t bucket) const {
   error err;
   if (cand) {
     p.stats.buckets_from_postings = 1;
-    err = st.events(bucket, *cand, visit);
+    err = snap->events(bucket, *cand, visit);
   } else {
     p.stats.buckets_scanned = 1;
-    err = st.scan(bucket, [&](std::uint64_t id, const event_view& e) {
+    err = snap->scan(bucket, [&](std::uint64_t id, const event_view& e) {
       visit(id, e);
     });
   }

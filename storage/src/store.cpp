@@ -10,7 +10,9 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <tuple>
 #include <unordered_map>
+#include <utility>
 
 #include <fmt/format.h>
 #include <lmdb.h>
@@ -22,6 +24,8 @@ namespace {
 
 constexpr std::string_view next_id_key = "next-id";
 constexpr std::string_view span_key = "bucket-span";
+// meta "compacted" [bucket] -> u64 events of the bucket at its last compaction
+constexpr std::string_view compacted_key = "compacted";
 // Blocks are stored as wire batch frames with this source id; the sequence
 // element carries the block's first event id.
 constexpr std::string_view block_source = "block";
@@ -575,6 +579,73 @@ int add_summary(MDB_txn* w, unsigned dbi, std::string_view bkey,
   return mdb_put(w, dbi, &key, &nv, 0);
 }
 
+
+// Cuts `evs` into blocks of at most `per_block` events, numbered on from
+// `next_id`, and calls sink(key, value, first id, block) for each.
+template <class Sink>
+int cut_blocks(std::string_view bkey, std::span<const event_view* const> evs,
+               std::size_t per_block, std::uint64_t& next_id, Sink&& sink) {
+  std::string kbuf, vbuf, frame;
+  std::vector<const event_view*> block;
+  for (std::size_t j = 0; j < evs.size(); j += per_block) {
+    auto stop = std::min(evs.size(), j + per_block);
+    block.assign(evs.begin() + static_cast<std::ptrdiff_t>(j),
+                 evs.begin() + static_cast<std::ptrdiff_t>(stop));
+    auto first = next_id;
+    frame.clear();
+    wire::encode(block_source, first, block, frame);
+    pack_block(frame, vbuf);
+    kbuf = bkey;
+    put_be64(kbuf, first);
+    if (auto rc = sink(std::string_view{kbuf}, std::string_view{vbuf}, first,
+                       std::span<const event_view* const>{block});
+        rc != 0)
+      return rc;
+    next_id += block.size();
+  }
+  return 0;
+}
+
+// The terms of a bucket's term map in key order (for write locality).
+std::vector<const term_map::value_type*> sorted_terms(const term_map& terms) {
+  std::vector<const term_map::value_type*> sorted;
+  sorted.reserve(terms.size());
+  for (const auto& kv : terms)
+    sorted.push_back(&kv);
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto a, auto b) { return a->first < b->first; });
+  return sorted;
+}
+
+// Calls sink(key, value) for the postings of each term: one key per term
+// and segment, [bucket][segment][term] 00 [first id] -> varint deltas.
+template <class Sink>
+int cut_postings(std::string_view bkey,
+                 const std::vector<const term_map::value_type*>& sorted,
+                 Sink&& sink) {
+  std::string kbuf, vbuf;
+  for (const auto* kv : sorted) {
+    const auto& [term, en] = *kv;
+    for (std::size_t i = 0; i < en.ids.size();) {
+      auto seg = segment_of(en.ids[i]);
+      kbuf = bkey;
+      put_be32(kbuf, seg);
+      kbuf.append(term);
+      kbuf.push_back('\0');
+      put_be64(kbuf, en.ids[i]);
+      vbuf.clear();
+      auto j = i + 1;
+      for (; j < en.ids.size() && segment_of(en.ids[j]) == seg; ++j)
+        put_varint(vbuf, en.ids[j] - en.ids[j - 1]);
+      if (auto rc = sink(std::string_view{kbuf}, std::string_view{vbuf});
+          rc != 0)
+        return rc;
+      i = j;
+    }
+  }
+  return 0;
+}
+
 } // namespace
 
 void rollup_cell::add(double x) {
@@ -737,8 +808,8 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
     else if (rc != 0 && rc != MDB_NOTFOUND)
       return mdb_error("store: cannot read the next event id", rc);
   }
-  std::string kbuf, vbuf, frame;
-  std::vector<const event_view*> block;
+  std::string vbuf;
+  std::vector<const event_view*> evs;
   for (std::size_t i = 0; i < accepted.size();) {
     auto bucket = accepted[i].first;
     auto end = i;
@@ -750,62 +821,46 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
     indexer_pass pass{terms, tuples};
     std::map<series_key, rollup_entry> rollups;
     time_ns min_t = accepted[i].second->time, max_t = min_t;
-    std::uint64_t bytes = 0;
-    for (auto j = i; j < end; j += opts_.block_events) {
-      auto stop = std::min(end, j + opts_.block_events);
-      block.clear();
-      for (auto k = j; k < stop; ++k) {
-        block.push_back(accepted[k].second);
-        min_t = std::min(min_t, accepted[k].second->time);
-        max_t = std::max(max_t, accepted[k].second->time);
-      }
-      auto first = next_id;
-      frame.clear();
-      wire::encode(block_source, first, block, frame);
-      pack_block(frame, vbuf);
-      kbuf = bkey;
-      put_be64(kbuf, first);
-      auto key = as_val(kbuf);
-      auto val = as_val(vbuf);
-      if (auto rc = mdb_put(w, blocks_, &key, &val, 0); rc != 0)
-        return mdb_error("store: cannot write a block", rc);
-      bytes += vbuf.size();
-      for (std::size_t k = 0; k < block.size(); ++k)
-        pass.add(first + k, *block[k], true);
-      next_id += block.size();
+    evs.clear();
+    for (auto k = i; k < end; ++k) {
+      evs.push_back(accepted[k].second);
+      min_t = std::min(min_t, accepted[k].second->time);
+      max_t = std::max(max_t, accepted[k].second->time);
     }
+    std::uint64_t bytes = 0;
+    auto rc = cut_blocks(
+      bkey, evs, opts_.block_events, next_id,
+      [&](std::string_view k, std::string_view v, std::uint64_t first,
+          std::span<const event_view* const> block) {
+        auto key = as_val(k);
+        auto val = as_val(v);
+        bytes += v.size();
+        for (std::size_t j = 0; j < block.size(); ++j)
+          pass.add(first + j, *block[j], true);
+        return mdb_put(w, blocks_, &key, &val, 0);
+      });
+    if (rc != 0)
+      return mdb_error("store: cannot write a block", rc);
     for (auto j = i; j < end; ++j)
       fold_metrics(w, rollups_, bkey, rollups, *accepted[j].second,
                    opts_.rollup_interval,
                    [](std::string_view x) { return x; }); // frames outlive
     // Postings and summaries, in term order for locality.
-    std::vector<const term_map::value_type*> sorted;
-    sorted.reserve(terms.size());
-    for (const auto& kv : terms)
-      sorted.push_back(&kv);
-    std::sort(sorted.begin(), sorted.end(),
-              [](auto a, auto b) { return a->first < b->first; });
-    for (const auto* kv : sorted) {
-      const auto& [term, en] = *kv;
-      if (!en.ids.empty()) {
-        kbuf = bkey;
-        put_be32(kbuf, segment_of(en.ids.front()));
-        kbuf.append(term);
-        kbuf.push_back('\0');
-        put_be64(kbuf, en.ids.front());
-        vbuf.clear();
-        for (std::size_t k = 1; k < en.ids.size(); ++k)
-          put_varint(vbuf, en.ids[k] - en.ids[k - 1]);
-        auto key = as_val(kbuf);
-        auto val = as_val(vbuf);
-        if (auto rc = mdb_put(w, postings_, &key, &val, 0); rc != 0)
-          return mdb_error("store: cannot write postings", rc);
-      }
-      if (en.summary > 0)
-        if (auto rc = add_summary(w, summaries_, bkey, term, en.summary);
+    auto sorted = sorted_terms(terms);
+    rc = cut_postings(bkey, sorted, [&](std::string_view k,
+                                        std::string_view v) {
+      auto key = as_val(k);
+      auto val = as_val(v);
+      return mdb_put(w, postings_, &key, &val, 0);
+    });
+    if (rc != 0)
+      return mdb_error("store: cannot write postings", rc);
+    for (const auto* kv : sorted)
+      if (kv->second.summary > 0)
+        if (rc = add_summary(w, summaries_, bkey, kv->first,
+                             kv->second.summary);
             rc != 0)
           return mdb_error("store: cannot write a summary", rc);
-    }
     if (auto rc = put_rollups(w, rollups_, bkey, rollups); rc != 0)
       return mdb_error("store: cannot write a rollup", rc);
     for (const auto& [tuple, n] : tuples)
@@ -855,142 +910,6 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
   if (auto rc = t.commit(); rc != 0)
     return mdb_error("store: commit failed", rc);
   return res;
-}
-
-result<std::vector<bucket_info>> store::buckets() const {
-  txn t{env_->handle(), false};
-  if (t.status() != 0)
-    return mdb_error("store: cannot begin read transaction", t.status());
-  MDB_cursor* cur = nullptr;
-  if (auto rc = mdb_cursor_open(t.get(), catalog_, &cur); rc != 0)
-    return mdb_error("store: cannot read the catalog", rc);
-  std::vector<bucket_info> out;
-  MDB_val key, val;
-  auto rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-  for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-    if (key.mv_size != 8 || val.mv_size != 32)
-      continue;
-    bucket_info b;
-    b.id = bucket_from_key(key.mv_data);
-    b.start = b.id * opts_.bucket_span;
-    b.end = b.start + opts_.bucket_span;
-    auto p = static_cast<const char*>(val.mv_data);
-    b.min_time = static_cast<time_ns>(get_be64(p));
-    b.max_time = static_cast<time_ns>(get_be64(p + 8));
-    b.events = get_be64(p + 16);
-    b.block_bytes = get_be64(p + 24);
-    out.push_back(b);
-  }
-  mdb_cursor_close(cur);
-  if (rc != MDB_NOTFOUND)
-    return mdb_error("store: cannot read the catalog", rc);
-  return out;
-}
-
-result<std::vector<std::uint64_t>> store::postings(std::int64_t bucket,
-                                                   std::string_view term) const {
-  txn t{env_->handle(), false};
-  if (t.status() != 0)
-    return mdb_error("store: cannot begin read transaction", t.status());
-  auto bkey = bucket_key(bucket);
-  MDB_cursor* cur = nullptr;
-  if (auto rc = mdb_cursor_open(t.get(), postings_, &cur); rc != 0)
-    return mdb_error("store: cannot read postings", rc);
-  std::vector<std::uint64_t> out;
-  // One seek per segment of the bucket: to the term in it, then on to the
-  // first key of the next segment, which names that segment's number.
-  std::uint32_t seg = 0;
-  std::string prefix;
-  int rc = 0;
-  for (;;) {
-    prefix = bkey;
-    put_be32(prefix, seg);
-    prefix.append(term);
-    prefix.push_back('\0');
-    auto key = as_val(prefix);
-    MDB_val val;
-    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-    if (rc != 0 || !as_view(key).starts_with(bkey) || key.mv_size < 16)
-      break;
-    // Bytes 8..11 of the key are the segment number.
-    auto found = static_cast<std::uint32_t>(
-      get_be64(static_cast<const char*>(key.mv_data) + 8) >> 32);
-    if (found != seg) { // nothing at or after the term in `seg`
-      seg = found;
-      continue;
-    }
-    for (; rc == 0 && as_view(key).starts_with(prefix)
-           && key.mv_size == prefix.size() + 8;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-      auto id = get_be64(static_cast<const char*>(key.mv_data) + prefix.size());
-      out.push_back(id);
-      auto p = static_cast<const unsigned char*>(val.mv_data);
-      auto e = p + val.mv_size;
-      std::uint64_t d;
-      while (p < e && get_varint(p, e, d)) {
-        id += d;
-        out.push_back(id);
-      }
-    }
-    if (rc != 0 && rc != MDB_NOTFOUND)
-      break;
-    if (seg == std::numeric_limits<std::uint32_t>::max())
-      break;
-    ++seg;
-  }
-  mdb_cursor_close(cur);
-  if (rc != 0 && rc != MDB_NOTFOUND)
-    return mdb_error("store: cannot read postings", rc);
-  return out;
-}
-
-result<std::uint64_t> store::count(std::int64_t bucket, std::string_view name,
-                                   std::string_view value) const {
-  txn t{env_->handle(), false};
-  if (t.status() != 0)
-    return mdb_error("store: cannot begin read transaction", t.status());
-  auto k = bucket_key(bucket) + field_term(name, value);
-  auto key = as_val(k);
-  MDB_val val;
-  auto rc = mdb_get(t.get(), summaries_, &key, &val);
-  if (rc == MDB_NOTFOUND)
-    return std::uint64_t{0};
-  if (rc != 0 || val.mv_size != 8)
-    return mdb_error("store: cannot read a summary", rc);
-  return get_be64(val.mv_data);
-}
-
-result<std::vector<std::pair<std::string, std::uint64_t>>>
-store::summaries(std::int64_t bucket) const {
-  return summaries(bucket, "");
-}
-
-result<std::vector<rollup_row>> store::rollups(std::int64_t bucket) const {
-  txn t{env_->handle(), false};
-  if (t.status() != 0)
-    return mdb_error("store: cannot begin read transaction", t.status());
-  std::vector<rollup_row> out;
-  auto rc = for_each_prefixed(
-    t.get(), rollups_, bucket_key(bucket),
-    [&](const MDB_val& key, const MDB_val& val) {
-      auto rest = as_view(key).substr(8);
-      auto a = rest.find('\0');
-      auto b = rest.find('\0', a + 1);
-      if (a == std::string_view::npos || b == std::string_view::npos
-          || rest.size() != b + 9)
-        return true;
-      rollup_row r;
-      r.host = rest.substr(0, a);
-      r.metric = rest.substr(a + 1, b - a - 1);
-      r.interval_start = static_cast<time_ns>(get_be64(rest.data() + b + 1)
-                                              ^ (std::uint64_t{1} << 63));
-      r.cell = decode_cell(val);
-      out.push_back(std::move(r));
-      return true;
-    });
-  if (rc != 0)
-    return mdb_error("store: cannot read rollups", rc);
-  return out;
 }
 
 namespace {
@@ -1045,13 +964,239 @@ error scan_blocks(MDB_txn* t, unsigned dbi, std::string_view prefix, F&& f) {
 
 } // namespace
 
+// -- reading -------------------------------------------------------------------
+
+result<snapshot> store::read() const {
+  MDB_txn* t = nullptr;
+  if (auto rc = mdb_txn_begin(env_->handle(), nullptr, MDB_RDONLY, &t);
+      rc != 0)
+    return mdb_error("store: cannot begin read transaction", rc);
+  return snapshot{*this, t};
+}
+
+snapshot::snapshot(snapshot&& other) noexcept
+  : st_{other.st_}, t_{std::exchange(other.t_, nullptr)} {
+}
+
+snapshot& snapshot::operator=(snapshot&& other) noexcept {
+  if (this != &other) {
+    if (t_)
+      mdb_txn_abort(t_);
+    st_ = other.st_;
+    t_ = std::exchange(other.t_, nullptr);
+  }
+  return *this;
+}
+
+snapshot::~snapshot() {
+  if (t_)
+    mdb_txn_abort(t_);
+}
+
+namespace {
+
+// Each store read is a snapshot's, through a snapshot of its own.
+template <class F>
+auto through_snapshot(const store& st, F&& f)
+  -> decltype(f(std::declval<const snapshot&>())) {
+  auto s = st.read();
+  if (!s)
+    return s.error();
+  return f(*s);
+}
+
+} // namespace
+
+result<std::vector<bucket_info>> store::buckets() const {
+  return through_snapshot(
+    *this, [&](const snapshot& s) { return s.buckets(); });
+}
+
+result<std::vector<std::uint64_t>>
+store::postings(std::int64_t bucket, std::string_view term) const {
+  return through_snapshot(
+    *this, [&](const snapshot& s) { return s.postings(bucket, term); });
+}
+
+result<std::uint64_t> store::count(std::int64_t bucket, std::string_view name,
+                                   std::string_view value) const {
+  return through_snapshot(
+    *this, [&](const snapshot& s) { return s.count(bucket, name, value); });
+}
+
+result<std::vector<std::pair<std::string, std::uint64_t>>>
+store::summaries(std::int64_t bucket) const {
+  return through_snapshot(
+    *this, [&](const snapshot& s) { return s.summaries(bucket, ""); });
+}
+
+result<std::vector<std::pair<std::string, std::uint64_t>>>
+store::summaries(std::int64_t bucket, std::string_view prefix) const {
+  return through_snapshot(
+    *this, [&](const snapshot& s) { return s.summaries(bucket, prefix); });
+}
+
+result<std::vector<store::tuple_count>>
+store::tuples(std::int64_t bucket) const {
+  return through_snapshot(
+    *this, [&](const snapshot& s) { return s.tuples(bucket); });
+}
+
+error store::events(
+  std::int64_t bucket, std::span<const std::uint64_t> ids,
+  const std::function<bool(std::uint64_t, const event_view&)>& f) const {
+  return through_snapshot(
+    *this, [&](const snapshot& s) { return s.events(bucket, ids, f); });
+}
+
+result<std::vector<rollup_row>> store::rollups(std::int64_t bucket) const {
+  return through_snapshot(
+    *this, [&](const snapshot& s) { return s.rollups(bucket); });
+}
+
 error store::scan(std::int64_t bucket,
                   const std::function<void(std::uint64_t, const event_view&)>& f)
   const {
-  txn t{env_->handle(), false};
-  if (t.status() != 0)
-    return mdb_error("store: cannot begin read transaction", t.status());
-  return scan_blocks(t.get(), blocks_, bucket_key(bucket),
+  return through_snapshot(
+    *this, [&](const snapshot& s) { return s.scan(bucket, f); });
+}
+
+result<std::optional<std::uint64_t>>
+store::last_sequence(std::string_view source_id) const {
+  return through_snapshot(
+    *this, [&](const snapshot& s) { return s.last_sequence(source_id); });
+}
+
+result<std::vector<bucket_info>> snapshot::buckets() const {
+  MDB_cursor* cur = nullptr;
+  if (auto rc = mdb_cursor_open(t_, st_->catalog_, &cur); rc != 0)
+    return mdb_error("store: cannot read the catalog", rc);
+  std::vector<bucket_info> out;
+  MDB_val key, val;
+  auto rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+  for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+    if (key.mv_size != 8 || val.mv_size != 32)
+      continue;
+    bucket_info b;
+    b.id = bucket_from_key(key.mv_data);
+    b.start = b.id * st_->opts_.bucket_span;
+    b.end = b.start + st_->opts_.bucket_span;
+    auto p = static_cast<const char*>(val.mv_data);
+    b.min_time = static_cast<time_ns>(get_be64(p));
+    b.max_time = static_cast<time_ns>(get_be64(p + 8));
+    b.events = get_be64(p + 16);
+    b.block_bytes = get_be64(p + 24);
+    std::string mk{compacted_key};
+    mk.append(static_cast<const char*>(key.mv_data), 8);
+    auto mkey = as_val(mk);
+    MDB_val mval;
+    if (mdb_get(t_, st_->meta_, &mkey, &mval) == 0 && mval.mv_size == 8)
+      b.compacted_events = get_be64(mval.mv_data);
+    out.push_back(b);
+  }
+  mdb_cursor_close(cur);
+  if (rc != MDB_NOTFOUND)
+    return mdb_error("store: cannot read the catalog", rc);
+  return out;
+}
+
+result<std::vector<std::uint64_t>> snapshot::postings(std::int64_t bucket,
+                                                   std::string_view term) const {
+  auto bkey = bucket_key(bucket);
+  MDB_cursor* cur = nullptr;
+  if (auto rc = mdb_cursor_open(t_, st_->postings_, &cur); rc != 0)
+    return mdb_error("store: cannot read postings", rc);
+  std::vector<std::uint64_t> out;
+  // One seek per segment of the bucket: to the term in it, then on to the
+  // first key of the next segment, which names that segment's number.
+  std::uint32_t seg = 0;
+  std::string prefix;
+  int rc = 0;
+  for (;;) {
+    prefix = bkey;
+    put_be32(prefix, seg);
+    prefix.append(term);
+    prefix.push_back('\0');
+    auto key = as_val(prefix);
+    MDB_val val;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (rc != 0 || !as_view(key).starts_with(bkey) || key.mv_size < 16)
+      break;
+    // Bytes 8..11 of the key are the segment number.
+    auto found = static_cast<std::uint32_t>(
+      get_be64(static_cast<const char*>(key.mv_data) + 8) >> 32);
+    if (found != seg) { // nothing at or after the term in `seg`
+      seg = found;
+      continue;
+    }
+    for (; rc == 0 && as_view(key).starts_with(prefix)
+           && key.mv_size == prefix.size() + 8;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+      auto id = get_be64(static_cast<const char*>(key.mv_data) + prefix.size());
+      out.push_back(id);
+      auto p = static_cast<const unsigned char*>(val.mv_data);
+      auto e = p + val.mv_size;
+      std::uint64_t d;
+      while (p < e && get_varint(p, e, d)) {
+        id += d;
+        out.push_back(id);
+      }
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      break;
+    if (seg == std::numeric_limits<std::uint32_t>::max())
+      break;
+    ++seg;
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND)
+    return mdb_error("store: cannot read postings", rc);
+  return out;
+}
+
+result<std::uint64_t> snapshot::count(std::int64_t bucket, std::string_view name,
+                                   std::string_view value) const {
+  auto k = bucket_key(bucket) + field_term(name, value);
+  auto key = as_val(k);
+  MDB_val val;
+  auto rc = mdb_get(t_, st_->summaries_, &key, &val);
+  if (rc == MDB_NOTFOUND)
+    return std::uint64_t{0};
+  if (rc != 0 || val.mv_size != 8)
+    return mdb_error("store: cannot read a summary", rc);
+  return get_be64(val.mv_data);
+}
+
+result<std::vector<rollup_row>> snapshot::rollups(std::int64_t bucket) const {
+  std::vector<rollup_row> out;
+  auto rc = for_each_prefixed(
+    t_, st_->rollups_, bucket_key(bucket),
+    [&](const MDB_val& key, const MDB_val& val) {
+      auto rest = as_view(key).substr(8);
+      auto a = rest.find('\0');
+      auto b = rest.find('\0', a + 1);
+      if (a == std::string_view::npos || b == std::string_view::npos
+          || rest.size() != b + 9)
+        return true;
+      rollup_row r;
+      r.host = rest.substr(0, a);
+      r.metric = rest.substr(a + 1, b - a - 1);
+      r.interval_start = static_cast<time_ns>(get_be64(rest.data() + b + 1)
+                                              ^ (std::uint64_t{1} << 63));
+      r.cell = decode_cell(val);
+      out.push_back(std::move(r));
+      return true;
+    });
+  if (rc != 0)
+    return mdb_error("store: cannot read rollups", rc);
+  return out;
+}
+
+
+error snapshot::scan(std::int64_t bucket,
+                  const std::function<void(std::uint64_t, const event_view&)>& f)
+  const {
+  return scan_blocks(t_, st_->blocks_, bucket_key(bucket),
                      [&](std::uint64_t first, const wire::batch_view& b) {
                        auto evs = b.events();
                        for (std::size_t i = 0; i < evs.size(); ++i)
@@ -1060,13 +1205,10 @@ error store::scan(std::int64_t bucket,
 }
 
 result<std::vector<std::pair<std::string, std::uint64_t>>>
-store::summaries(std::int64_t bucket, std::string_view prefix) const {
-  txn t{env_->handle(), false};
-  if (t.status() != 0)
-    return mdb_error("store: cannot begin read transaction", t.status());
+snapshot::summaries(std::int64_t bucket, std::string_view prefix) const {
   std::vector<std::pair<std::string, std::uint64_t>> out;
   auto rc = for_each_prefixed(
-    t.get(), summaries_, bucket_key(bucket) + std::string{prefix},
+    t_, st_->summaries_, bucket_key(bucket) + std::string{prefix},
     [&](const MDB_val& key, const MDB_val& val) {
       out.emplace_back(std::string{as_view(key).substr(8)},
                        val.mv_size == 8 ? get_be64(val.mv_data) : 0);
@@ -1078,18 +1220,15 @@ store::summaries(std::int64_t bucket, std::string_view prefix) const {
 }
 
 result<std::vector<store::tuple_count>>
-store::tuples(std::int64_t bucket) const {
-  std::vector<tuple_count> out;
-  if (tuples_ == 0)
+snapshot::tuples(std::int64_t bucket) const {
+  std::vector<store::tuple_count> out;
+  if (st_->tuples_ == 0)
     return out;
-  txn t{env_->handle(), false};
-  if (t.status() != 0)
-    return mdb_error("store: cannot begin read transaction", t.status());
   auto rc = for_each_prefixed(
-    t.get(), tuples_, bucket_key(bucket),
+    t_, st_->tuples_, bucket_key(bucket),
     [&](const MDB_val& key, const MDB_val& val) {
       auto rest = as_view(key).substr(8);
-      tuple_count tc;
+      store::tuple_count tc;
       std::string* parts[] = {&tc.index, &tc.host, &tc.source,
                               &tc.sourcetype};
       std::size_t i = 0;
@@ -1107,16 +1246,13 @@ store::tuples(std::int64_t bucket) const {
   return out;
 }
 
-error store::events(
+error snapshot::events(
   std::int64_t bucket, std::span<const std::uint64_t> ids,
   const std::function<bool(std::uint64_t, const event_view&)>& f) const {
   if (ids.empty())
     return {};
-  txn t{env_->handle(), false};
-  if (t.status() != 0)
-    return mdb_error("store: cannot begin read transaction", t.status());
   MDB_cursor* cur = nullptr;
-  if (auto rc = mdb_cursor_open(t.get(), blocks_, &cur); rc != 0)
+  if (auto rc = mdb_cursor_open(t_, st_->blocks_, &cur); rc != 0)
     return mdb_error("store: cannot read blocks", rc);
   auto bkey = bucket_key(bucket);
   auto lim = block_limits();
@@ -1185,13 +1321,10 @@ error store::events(
 }
 
 result<std::optional<std::uint64_t>>
-store::last_sequence(std::string_view source_id) const {
-  txn t{env_->handle(), false};
-  if (t.status() != 0)
-    return mdb_error("store: cannot begin read transaction", t.status());
+snapshot::last_sequence(std::string_view source_id) const {
   auto key = as_val(source_id);
   MDB_val val;
-  auto rc = mdb_get(t.get(), sources_, &key, &val);
+  auto rc = mdb_get(t_, st_->sources_, &key, &val);
   if (rc == MDB_NOTFOUND)
     return std::optional<std::uint64_t>{};
   if (rc != 0)
@@ -1215,11 +1348,223 @@ result<std::size_t> store::drop_before(time_ns cutoff) {
                      catalog_})
       if (auto rc = delete_prefix(t.get(), dbi, prefix); rc != 0)
         return mdb_error("store: cannot drop a bucket", rc);
+    auto mk = std::string{compacted_key} + prefix;
+    auto mkey = as_val(mk);
+    if (auto rc = mdb_del(t.get(), meta_, &mkey, nullptr);
+        rc != 0 && rc != MDB_NOTFOUND)
+      return mdb_error("store: cannot drop a bucket", rc);
     ++dropped;
   }
   if (auto rc = t.commit(); rc != 0)
     return mdb_error("store: commit failed", rc);
   return dropped;
+}
+
+result<compact_result> store::compact(std::int64_t bucket) {
+  compact_result res;
+  auto bkey = bucket_key(bucket);
+  // 1. The bucket as of one snapshot: its catalog entry and every event.
+  std::uint64_t events = 0, bytes = 0;
+  std::vector<wire::batch_view> batches;
+  std::vector<std::string> frames;
+  {
+    auto snap = read();
+    if (!snap)
+      return snap.error();
+    auto key = as_val(bkey);
+    MDB_val val;
+    auto rc = mdb_get(snap->t_, catalog_, &key, &val);
+    if (rc == MDB_NOTFOUND || (rc == 0 && val.mv_size != 32))
+      return res; // gone (retention) or not a bucket
+    if (rc != 0)
+      return mdb_error("store: cannot read the catalog", rc);
+    events = get_be64(static_cast<const char*>(val.mv_data) + 16);
+    bytes = get_be64(static_cast<const char*>(val.mv_data) + 24);
+    auto lim = block_limits();
+    error err;
+    rc = for_each_prefixed(
+      snap->t_, blocks_, bkey, [&](const MDB_val& k, const MDB_val& v) {
+        if (k.mv_size != 16)
+          return true;
+        ++res.blocks_before;
+        res.bytes_before += v.mv_size;
+        std::string buf;
+        auto frame = unpack_block(as_view(v), buf);
+        if (!frame) {
+          err = error{ec::storage_error,
+                      fmt::format("store: a block of bucket {} is damaged: {}",
+                                  bucket, frame.error().message)};
+          return false;
+        }
+        // The frame must outlive the batch: own a copy unless it was
+        // decompressed into `buf` (which is then moved in).
+        auto owned = frame->data() == buf.data() ? std::move(buf)
+                                                 : std::string{*frame};
+        frames.push_back(std::move(owned));
+        auto b = wire::decode(std::as_bytes(std::span{frames.back().data(),
+                                                      frames.back().size()}),
+                              nullptr, lim);
+        if (!b) {
+          err = error{ec::storage_error,
+                      fmt::format("store: a block of bucket {} is damaged: {}",
+                                  bucket, b.error().render())};
+          return false;
+        }
+        batches.push_back(std::move(*b));
+        return true;
+      });
+    if (err)
+      return err;
+    if (rc != 0)
+      return mdb_error("store: cannot read blocks", rc);
+    rc = for_each_prefixed(snap->t_, postings_, bkey,
+                           [&](const MDB_val&, const MDB_val&) {
+                             ++res.postings_before;
+                             return true;
+                           });
+    if (rc != 0)
+      return mdb_error("store: cannot read postings", rc);
+  }
+  // 2. The new order: events of one series side by side, in time order.
+  // A process's samples (`pid`) form a series of their own within a VM's.
+  struct entry {
+    std::string_view vm;
+    std::int64_t pid;
+    const event_view* e;
+  };
+  std::vector<entry> order;
+  order.reserve(events);
+  for (const auto& b : batches)
+    for (const auto& e : b.events()) {
+      std::string_view vm = e.host;
+      if (auto v = e.find("vm"))
+        if (auto s = std::get_if<std::string_view>(v); s && !s->empty())
+          vm = *s;
+      std::int64_t pid = -1;
+      if (auto v = e.find("pid"))
+        if (auto n = std::get_if<std::int64_t>(v))
+          pid = *n;
+      order.push_back({vm, pid, &e});
+    }
+  if (order.size() != events)
+    return error{ec::storage_error,
+                 fmt::format("store: bucket {} holds {} events in its blocks "
+                             "but {} in the catalog",
+                             bucket, order.size(), events)};
+  std::stable_sort(order.begin(), order.end(),
+                   [](const entry& a, const entry& b) {
+                     return std::tie(a.e->index, a.e->sourcetype, a.vm,
+                                     a.e->host, a.e->source, a.pid, a.e->time)
+                            < std::tie(b.e->index, b.e->sourcetype, b.vm,
+                                       b.e->host, b.e->source, b.pid,
+                                       b.e->time);
+                   });
+  std::vector<const event_view*> evs;
+  evs.reserve(order.size());
+  for (const auto& o : order)
+    evs.push_back(o.e);
+  // 3. Reserve the new ids: a short write transaction of its own.
+  std::uint64_t next_id = 0;
+  {
+    txn t{env_->handle(), true};
+    if (t.status() != 0)
+      return mdb_error("store: cannot begin write transaction", t.status());
+    auto key = as_val(next_id_key);
+    MDB_val val;
+    auto rc = mdb_get(t.get(), meta_, &key, &val);
+    if (rc == 0 && val.mv_size == 8)
+      next_id = get_be64(val.mv_data);
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+      return mdb_error("store: cannot read the next event id", rc);
+    std::string v;
+    put_be64(v, next_id + events);
+    auto nv = as_val(v);
+    if (rc = mdb_put(t.get(), meta_, &key, &nv, 0); rc != 0)
+      return mdb_error("store: cannot record the next event id", rc);
+    if (rc = t.commit(); rc != 0)
+      return mdb_error("store: commit failed", rc);
+  }
+  // 4. Blocks and postings of the new order, still outside the write lock.
+  std::vector<std::pair<std::string, std::string>> blocks, postings;
+  term_map terms;
+  tuple_map tuples; // unchanged by a compaction: not written
+  indexer_pass pass{terms, tuples};
+  cut_blocks(bkey, evs, opts_.block_events, next_id,
+             [&](std::string_view k, std::string_view v, std::uint64_t first,
+                 std::span<const event_view* const> block) {
+               res.bytes_after += v.size();
+               blocks.emplace_back(k, v);
+               for (std::size_t j = 0; j < block.size(); ++j)
+                 pass.add(first + j, *block[j], true);
+               return 0;
+             });
+  cut_postings(bkey, sorted_terms(terms),
+               [&](std::string_view k, std::string_view v) {
+                 postings.emplace_back(k, v);
+                 return 0;
+               });
+  // 5. The swap, unless the bucket took events since step 1.
+  txn t{env_->handle(), true};
+  if (t.status() != 0)
+    return mdb_error("store: cannot begin write transaction", t.status());
+  auto w = t.get();
+  {
+    auto key = as_val(bkey);
+    MDB_val val;
+    auto rc = mdb_get(w, catalog_, &key, &val);
+    if (rc == MDB_NOTFOUND
+        || (rc == 0
+            && (val.mv_size != 32
+                || get_be64(static_cast<const char*>(val.mv_data) + 16)
+                     != events)))
+      return res; // changed meanwhile: try again later
+    if (rc != 0)
+      return mdb_error("store: cannot read the catalog", rc);
+  }
+  for (auto dbi : {blocks_, postings_})
+    if (auto rc = delete_prefix(w, dbi, bkey); rc != 0)
+      return mdb_error("store: cannot compact a bucket", rc);
+  auto put_all = [&](unsigned dbi,
+                     const std::vector<std::pair<std::string, std::string>>& kvs)
+    -> int {
+    for (const auto& [k, v] : kvs) {
+      auto key = as_val(k);
+      auto val = as_val(v);
+      if (auto rc = mdb_put(w, dbi, &key, &val, 0); rc != 0)
+        return rc;
+    }
+    return 0;
+  };
+  if (auto rc = put_all(blocks_, blocks); rc != 0)
+    return mdb_error("store: cannot write a block", rc);
+  if (auto rc = put_all(postings_, postings); rc != 0)
+    return mdb_error("store: cannot write postings", rc);
+  {
+    // The catalog's byte count follows the new blocks.
+    auto key = as_val(bkey);
+    MDB_val val;
+    if (auto rc = mdb_get(w, catalog_, &key, &val); rc != 0)
+      return mdb_error("store: cannot read the catalog", rc);
+    std::string v{static_cast<const char*>(val.mv_data), 24};
+    put_be64(v, bytes - res.bytes_before + res.bytes_after);
+    auto nv = as_val(v);
+    if (auto rc = mdb_put(w, catalog_, &key, &nv, 0); rc != 0)
+      return mdb_error("store: cannot update the catalog", rc);
+    auto mk = std::string{compacted_key} + bkey;
+    auto mkey = as_val(mk);
+    std::string n;
+    put_be64(n, events);
+    auto nval = as_val(n);
+    if (auto rc = mdb_put(w, meta_, &mkey, &nval, 0); rc != 0)
+      return mdb_error("store: cannot record a compaction", rc);
+  }
+  if (auto rc = t.commit(); rc != 0)
+    return mdb_error("store: commit failed", rc);
+  res.done = true;
+  res.events = events;
+  res.blocks_after = blocks.size();
+  res.postings_after = postings.size();
+  return res;
 }
 
 error store::rebuild_summaries() {

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <zmq.h>
@@ -173,6 +174,41 @@ TEST_CASE("search: the CLI directly and through the server's endpoint") {
     // --stats reports the counters on stderr.
     a = direct({"sshd Failed | stats count", "--stats"});
     CHECK(a.err.find("buckets:") != std::string::npos);
+  }
+
+  SUBCASE("the server compacts buckets that went quiet; answers stay") {
+    auto before = direct({"* | stats count by host, sourcetype", "--format",
+                          "csv"});
+    REQUIRE(before.code == 0);
+    auto sshd = direct({"sshd Failed root | stats count", "--format", "csv"});
+    REQUIRE(sshd.code == 0);
+    // parallax.storage.compact-after is 2 s by default: every bucket is
+    // compacted within a few seconds of the ingest.
+    bool all = false;
+    std::string last;
+    for (int i = 0; i < 100 && !all; ++i) {
+      auto b = run_cli({"buckets", "--data", data, "--json"}, tmp.path);
+      REQUIRE(b.code == 0);
+      last = b.out;
+      all = lines(b.out) >= 4;
+      for (std::size_t at = 0; (at = b.out.find("\"events\":", at))
+                               != std::string::npos;) {
+        auto events = std::stoull(b.out.substr(at + 9));
+        auto c = b.out.find("\"compacted_events\":", at);
+        REQUIRE(c != std::string::npos);
+        all = all && std::stoull(b.out.substr(c + 19)) == events;
+        at = c;
+      }
+      if (!all)
+        std::this_thread::sleep_for(std::chrono::milliseconds{200});
+    }
+    CHECK_MESSAGE(all, last);
+    CHECK(direct({"* | stats count by host, sourcetype", "--format", "csv"})
+            .out
+          == before.out);
+    CHECK(direct({"sshd Failed root | stats count", "--format", "csv"}).out
+          == sshd.out);
+    CHECK(sshd.out.find("300") != std::string::npos);
   }
 
   SUBCASE("a bad query exits 2 with a caret under the column") {

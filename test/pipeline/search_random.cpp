@@ -183,7 +183,7 @@ struct data {
   std::vector<event> events;
 
   data(std::uint64_t seed, std::size_t n, storage::store_options so,
-       bool rebuild = false) {
+       bool rebuild = false, bool compact = false) {
     events = make_events(seed, n);
     auto e = storage::environment::open(tmp.path / "store");
     REQUIRE(e);
@@ -212,6 +212,16 @@ struct data {
       auto err = st->rebuild_summaries();
       INFO(err.render());
       REQUIRE_FALSE(err);
+    }
+    if (compact) {
+      auto all = st->buckets();
+      REQUIRE(all);
+      for (const auto& b : *all) {
+        auto c = st->compact(b.id);
+        INFO((c ? std::string{} : c.error().render()));
+        REQUIRE(c);
+        REQUIRE(c->done);
+      }
     }
   }
 };
@@ -895,14 +905,14 @@ TEST_CASE("search: random queries agree with a brute-force evaluator, "
 }
 
 TEST_CASE("search: random queries agree with a brute-force evaluator, "
-          "30-minute buckets") {
+          "30-minute buckets, compacted") {
   storage::store_options so;
   so.bucket_span = 1800 * sec;
   so.block_events = 64;
-  data d{3, 1500, so};
+  data d{3, 1500, so, false, true};
   totals t;
   run_random(d, 3, 600, t);
-  report("30-minute buckets", t);
+  report("30-minute buckets, compacted", t);
   CHECK(t.failures == 0);
 }
 

@@ -10,6 +10,7 @@
 // the pipeline before the actor system.
 
 #include "parallax/actors/collector.hpp"
+#include "parallax/actors/compactor.hpp"
 #include "parallax/actors/correlator.hpp"
 #include "parallax/actors/indexer.hpp"
 #include "parallax/actors/parser.hpp"
@@ -30,6 +31,8 @@ struct ingest_pipeline_config {
   collector_config collector;
   std::vector<sourcetype_rules> rules;
   std::chrono::milliseconds retention{0};
+  /// Quiet time before the compactor rewrites a bucket; zero: no compactor.
+  std::chrono::milliseconds compact_after{0};
   storage::store* store = nullptr;           ///< must outlive the pipeline
   const storage::environment* env = nullptr; ///< the store's
   zmq::context* zmq = nullptr;               ///< must outlive the pipeline
@@ -60,6 +63,7 @@ public:
 private:
   ingest_pipeline() = default;
   indexer_actor indexer_;
+  compactor_actor compactor_;
   correlator_actor correlator_;
   parser_actor parser_;
   std::unique_ptr<collector> collector_;

@@ -96,6 +96,7 @@ struct config {
   std::chrono::milliseconds rollup_interval{};   ///< parallax.storage.rollup-interval
   std::uint64_t block_events = 0;                ///< parallax.storage.block-events
   std::chrono::milliseconds retention{};         ///< parallax.storage.retention
+  std::chrono::milliseconds compact_after{};     ///< parallax.storage.compact-after
   std::string collector_endpoint;                ///< parallax.collector.endpoint
   std::uint64_t max_inflight_bytes = 0;          ///< parallax.collector.max-inflight-bytes
   std::chrono::milliseconds max_future{};        ///< parallax.collector.max-future

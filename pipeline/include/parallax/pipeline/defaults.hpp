@@ -77,6 +77,11 @@ inline constexpr std::chrono::milliseconds storage_rollup_interval
 /// Buckets that ended longer ago than this are dropped whole; 0 keeps all.
 inline constexpr std::chrono::milliseconds storage_retention{0};
 
+/// A bucket that took no events for this long is compacted (store::compact);
+/// 0 turns compaction off.
+inline constexpr std::chrono::milliseconds storage_compact_after
+  = std::chrono::seconds{2};
+
 /// Where the collector accepts batch frames (ZeroMQ ROUTER).
 inline constexpr std::string_view collector_endpoint = "tcp://127.0.0.1:7400";
 

@@ -280,6 +280,8 @@ struct partial {
 };
 
 /// A planned query over one store.
+struct field_need; // the fields an aggregating query reads (search_exec.cpp)
+
 class plan {
 public:
   /// Plans `q` with `opts` over the store's current buckets.
@@ -332,6 +334,8 @@ private:
   time_ns data_lo_ = 0, data_hi_ = -1; ///< event times in range (catalog)
   time_ns earliest_ = 0, latest_ = 0;
   time_ns deadline_ = 0;
+  /// The fields the map phase reads from an event (null: all of them).
+  std::shared_ptr<const field_need> need_;
 };
 
 /// The result of a query.

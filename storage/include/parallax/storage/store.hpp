@@ -61,7 +61,11 @@
 #include <string_view>
 #include <vector>
 
+struct MDB_txn;
+
 namespace parallax::storage {
+
+class snapshot;
 
 struct store_options {
   /// Width of a time bucket.
@@ -99,6 +103,17 @@ struct bucket_info {
   time_ns max_time = 0;  ///< latest event
   std::uint64_t events = 0;
   std::uint64_t block_bytes = 0;
+  /// Events the bucket held when it was last compacted (0: never).
+  std::uint64_t compacted_events = 0;
+};
+
+/// What a compaction did.
+struct compact_result {
+  bool done = false;             ///< false: the bucket changed meanwhile (or is gone)
+  std::uint64_t events = 0;      ///< events rewritten
+  std::uint64_t blocks_before = 0, blocks_after = 0;
+  std::uint64_t bytes_before = 0, bytes_after = 0;   ///< stored block bytes
+  std::uint64_t postings_before = 0, postings_after = 0; ///< postings keys
 };
 
 /// Mergeable statistics of one series over one interval.
@@ -137,6 +152,15 @@ public:
   result<write_result> write(std::span<const incoming_batch> group);
 
   // -- reading ----------------------------------------------------------------
+  //
+  // Each read function below begins its own read transaction. Reads that
+  // must agree with each other (event ids from `postings`, then `events`
+  // for them) go through one `snapshot`: a compaction renumbers a bucket's
+  // events, and it may commit between two separate reads.
+
+  /// A consistent view of the store as of now (one LMDB read transaction,
+  /// held until the snapshot is destroyed; keep it short-lived).
+  result<snapshot> read() const;
 
   /// The bucket catalog, oldest first.
   result<std::vector<bucket_info>> buckets() const;
@@ -202,6 +226,22 @@ public:
   /// events, replacing the incrementally built tables.
   error rebuild_summaries();
 
+  /// Rewrites the blocks and postings of a bucket with its events ordered
+  /// by (index, sourcetype, vm, host, source, pid, time), `vm` being the
+  /// correlator's field (the host when an event has none) and `pid` a
+  /// process's (an integer field; events without one first). Ingest stores
+  /// events in arrival order, one short block run per commit, so a series
+  /// of one VM ends up in thousands of blocks it shares with other data;
+  /// compacted, it sits in a few blocks of its own, and every term has one
+  /// postings list per segment instead of one per commit. The events get
+  /// new ids; summaries, rollups, tuples and the catalog's counts stay.
+  ///
+  /// The events are read, sorted and encoded outside the write lock (ids
+  /// are reserved first in a short transaction), and swapped in by one
+  /// write transaction, which gives up (`done` false) if the bucket took
+  /// events meanwhile. Safe beside `write` and readers, on any thread.
+  result<compact_result> compact(std::int64_t bucket);
+
   const store_options& options() const noexcept {
     return opts_;
   }
@@ -210,12 +250,49 @@ public:
   std::int64_t bucket_of(time_ns t) const noexcept;
 
 private:
+  friend class snapshot;
   store(environment& env, store_options opts) : env_{&env}, opts_{opts} {
   }
   environment* env_;
   store_options opts_;
   unsigned blocks_ = 0, postings_ = 0, summaries_ = 0, rollups_ = 0,
            catalog_ = 0, sources_ = 0, meta_ = 0, tuples_ = 0;
+};
+
+/// A consistent read of the store: every read through one snapshot sees
+/// the same commit. The functions are those of `store` (see there).
+class snapshot {
+public:
+  snapshot(snapshot&& other) noexcept;
+  snapshot& operator=(snapshot&& other) noexcept;
+  snapshot(const snapshot&) = delete;
+  snapshot& operator=(const snapshot&) = delete;
+  ~snapshot();
+
+  result<std::vector<bucket_info>> buckets() const;
+  result<std::vector<std::uint64_t>> postings(std::int64_t bucket,
+                                              std::string_view term) const;
+  result<std::uint64_t> count(std::int64_t bucket, std::string_view name,
+                              std::string_view value) const;
+  result<std::vector<std::pair<std::string, std::uint64_t>>>
+  summaries(std::int64_t bucket, std::string_view prefix = {}) const;
+  result<std::vector<store::tuple_count>> tuples(std::int64_t bucket) const;
+  error events(std::int64_t bucket, std::span<const std::uint64_t> ids,
+               const std::function<bool(std::uint64_t, const event_view&)>& f)
+    const;
+  result<std::vector<rollup_row>> rollups(std::int64_t bucket) const;
+  error scan(std::int64_t bucket,
+             const std::function<void(std::uint64_t, const event_view&)>& f)
+    const;
+  result<std::optional<std::uint64_t>>
+  last_sequence(std::string_view source_id) const;
+
+private:
+  friend class store;
+  snapshot(const store& st, MDB_txn* t) : st_{&st}, t_{t} {
+  }
+  const store* st_ = nullptr;
+  MDB_txn* t_ = nullptr;
 };
 
 } // namespace parallax::storage
