@@ -245,6 +245,12 @@ http_endpoint::start(http_endpoint_options opts, source_sender& collectd,
   auto& refused = metrics.get("http", "requests_refused_total");
   auto& collectd_events = metrics.get("http", "collectd_events_total");
   srv.set_payload_max_length(opts.max_body_bytes);
+  // Without TCP_NODELAY every answer on a kept-alive connection after the
+  // first waited about 40 ms: its last short segment sat behind Nagle's
+  // algorithm until the client's delayed ACK came (curl, 4 requests on one
+  // connection: 23 ms, then 68-72 ms each). Browsers keep connections
+  // alive, and server-sent events are many short writes.
+  srv.set_tcp_nodelay(true);
   // Event streams hold a thread each while connected.
   auto threads = opts.max_streams + 8;
   srv.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -253,6 +259,18 @@ http_endpoint::start(http_endpoint_options opts, source_sender& collectd,
                                 const httplib::Request& req,
                                 httplib::Response& res) {
     requests.add();
+    // Debian's cpp-httplib compresses with brotli at its highest quality
+    // whenever a client accepts `br` (browsers do): 60 ms more for a day's
+    // VM answer (40 KB) and 85 ms for uPlot's 51 KB, against 3-8 ms for
+    // gzip. The request is rewritten to offer gzip only. httplib hands it
+    // over as const but made it non-const, so changing it is defined.
+    if (auto enc = req.get_header_value("Accept-Encoding");
+        enc.find("br") != std::string::npos) {
+      auto& headers = const_cast<httplib::Request&>(req).headers;
+      headers.erase("Accept-Encoding");
+      if (enc.find("gzip") != std::string::npos)
+        headers.emplace("Accept-Encoding", "gzip");
+    }
     if (token.empty())
       return httplib::Server::HandlerResponse::Unhandled;
     if (req.get_header_value("Authorization") == "Bearer " + token)
