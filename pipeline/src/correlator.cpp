@@ -722,7 +722,9 @@ void correlator::advance(std::vector<correlator_message>& out) {
 namespace {
 
 constexpr char state_magic[] = "PLXC";
-constexpr std::uint32_t state_version = 1;
+// Version 2 adds the open alerts that no baseline holds (process, leak,
+// unexplained load, clock skew, silence); version 1 files still load.
+constexpr std::uint32_t state_version = 2;
 
 void put_u64(std::string& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i)
@@ -748,6 +750,15 @@ struct reader {
            << (8 * i);
     data.remove_prefix(8);
     return v;
+  }
+  std::int64_t i64() {
+    return static_cast<std::int64_t>(u64());
+  }
+  double f64() {
+    return std::bit_cast<double>(u64());
+  }
+  std::string str() {
+    return std::string{blob()};
   }
   std::string_view blob() {
     auto n = u64();
@@ -781,6 +792,59 @@ std::string correlator::save() const {
     for (const auto& p : sec.learned)
       put_blob(out, p);
   }
+  // Version 2: what open alerts (and their runs) need to resolve under the
+  // same id after a restart.
+  auto i64 = [&](std::int64_t v) { put_u64(out, static_cast<std::uint64_t>(v)); };
+  auto f64 = [&](double v) { put_u64(out, std::bit_cast<std::uint64_t>(v)); };
+  put_u64(out, security_.size());
+  for (const auto& [uuid, sec] : security_) {
+    put_blob(out, uuid);
+    i64(sec.last_hv);
+    put_u64(out, sec.unexplained_run);
+    put_u64(out, sec.unexplained_open);
+    put_blob(out, sec.unexplained_id);
+    put_u64(out, sec.skew_run);
+    put_u64(out, sec.skew_ok_run);
+    f64(sec.offset_ewma);
+    put_u64(out, sec.offset_known);
+    put_u64(out, sec.skew_open);
+    put_blob(out, sec.skew_id);
+    i64(sec.skew);
+    put_u64(out, sec.silent_run);
+    put_u64(out, sec.silent_open);
+    put_u64(out, sec.silent_guest);
+    put_blob(out, sec.silent_id);
+  }
+  put_u64(out, process_alerts_.size());
+  for (const auto& [key, pa] : process_alerts_) {
+    put_blob(out, key);
+    for (const auto* f : {&pa.id, &pa.vm, &pa.vm_uuid, &pa.host, &pa.kind,
+                          &pa.process, &pa.user})
+      put_blob(out, *f);
+    i64(pa.pid);
+    i64(pa.first_seen);
+    i64(pa.last_seen);
+  }
+  // Leak tracks with an open alert, with their samples (the others start
+  // over: they had raised nothing yet).
+  std::uint64_t open_tracks = 0;
+  for (const auto& [key, tr] : rss_)
+    open_tracks += tr.open;
+  put_u64(out, open_tracks);
+  for (const auto& [key, tr] : rss_) {
+    if (!tr.open)
+      continue;
+    put_blob(out, key);
+    for (const auto* f : {&tr.vm, &tr.vm_uuid, &tr.process, &tr.user, &tr.id})
+      put_blob(out, *f);
+    i64(tr.pid);
+    i64(tr.last_seen);
+    put_u64(out, tr.samples.size());
+    for (const auto& [t, v] : tr.samples) {
+      i64(t);
+      f64(v);
+    }
+  }
   return out;
 }
 
@@ -790,7 +854,7 @@ result<correlator> correlator::load(std::string_view data,
     return error{ec::invalid_value, "correlator state: not a state file"};
   reader r{data.substr(4)};
   auto version = r.u64();
-  if (r.ok && version != state_version)
+  if (r.ok && version != state_version && version != 1)
     return error{ec::unknown_version,
                  fmt::format("correlator state: version {} (this build reads "
                              "{})",
@@ -824,6 +888,57 @@ result<correlator> correlator::load(std::string_view data,
     auto k = r.u64();
     for (std::uint64_t j = 0; r.ok && j < k; ++j)
       sec.learned.insert(std::string{r.blob()});
+  }
+  if (version >= 2) {
+    auto nsec = r.u64();
+    for (std::uint64_t i = 0; r.ok && i < nsec; ++i) {
+      auto& sec = entry(c.security_, r.str());
+      sec.last_hv = r.i64();
+      sec.unexplained_run = static_cast<std::uint32_t>(r.u64());
+      sec.unexplained_open = r.u64() != 0;
+      sec.unexplained_id = r.str();
+      sec.skew_run = static_cast<std::uint32_t>(r.u64());
+      sec.skew_ok_run = static_cast<std::uint32_t>(r.u64());
+      sec.offset_ewma = r.f64();
+      sec.offset_known = r.u64() != 0;
+      sec.skew_open = r.u64() != 0;
+      sec.skew_id = r.str();
+      sec.skew = r.i64();
+      sec.silent_run = static_cast<std::uint32_t>(r.u64());
+      sec.silent_open = r.u64() != 0;
+      sec.silent_guest = r.u64() != 0;
+      sec.silent_id = r.str();
+    }
+    auto nproc = r.u64();
+    for (std::uint64_t i = 0; r.ok && i < nproc; ++i) {
+      auto key = r.str();
+      process_alert pa;
+      for (auto* f : {&pa.id, &pa.vm, &pa.vm_uuid, &pa.host, &pa.kind,
+                      &pa.process, &pa.user})
+        *f = r.str();
+      pa.pid = r.i64();
+      pa.first_seen = r.i64();
+      pa.last_seen = r.i64();
+      if (r.ok)
+        c.process_alerts_.emplace(std::move(key), std::move(pa));
+    }
+    auto ntracks = r.u64();
+    for (std::uint64_t i = 0; r.ok && i < ntracks; ++i) {
+      auto key = r.str();
+      rss_track tr;
+      for (auto* f : {&tr.vm, &tr.vm_uuid, &tr.process, &tr.user, &tr.id})
+        *f = r.str();
+      tr.pid = r.i64();
+      tr.last_seen = r.i64();
+      auto k = r.u64();
+      for (std::uint64_t j = 0; r.ok && j < k; ++j) {
+        auto t = r.i64();
+        tr.samples.emplace_back(t, r.f64());
+      }
+      tr.open = true;
+      if (r.ok)
+        c.rss_.emplace(std::move(key), std::move(tr));
+    }
   }
   if (!r.ok)
     return error{ec::truncated, "correlator state: truncated"};

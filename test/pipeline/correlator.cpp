@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -30,8 +31,11 @@ struct run_result {
   join_counters join;
 };
 
-// Runs the fleet of `scenario` for `duration` through a fresh correlator.
-run_result run_fleet(const char* scenario, time_ns duration) {
+// Runs the fleet of `scenario` for `duration` through a fresh correlator;
+// with `restart_at`, the correlator is saved and a new one loaded from that
+// state at the first step at or after that offset (a server restart).
+run_result run_fleet(const char* scenario, time_ns duration,
+                     std::optional<time_ns> restart_at = std::nullopt) {
   sim::fleet_options fo;
   fo.seed = 1;
   fo.vms = 12;
@@ -50,10 +54,21 @@ run_result run_fleet(const char* scenario, time_ns duration) {
   // The simulated fleet's administrators (docs/simulator.md).
   co.admin_users = {"root", "deploy"};
   co.service_owners = {{"app-*", {"appuser"}}};
-  correlator c{co};
+  std::optional<correlator> cs{std::in_place, co};
   run_result r;
   std::vector<sim::sim_batch> batches;
+  bool restarted = false;
   while (fleet->step(batches)) {
+    if (restart_at && !restarted && !batches.empty()
+        && !batches.front().events.empty()
+        && batches.front().events.front().time >= fo.start + *restart_at) {
+      auto bytes = cs->save();
+      auto loaded = correlator::load(bytes, co);
+      REQUIRE_MESSAGE(loaded, (loaded ? "" : loaded.error().message));
+      cs.emplace(std::move(*loaded));
+      restarted = true;
+    }
+    auto& c = *cs;
     for (auto& b : batches) {
       wire::batch wb;
       wb.source_id = b.source_id;
@@ -76,9 +91,11 @@ run_result run_fleet(const char* scenario, time_ns duration) {
     }
     batches.clear();
   }
+  if (restart_at)
+    REQUIRE(restarted);
   r.truth = nlohmann::json::parse(fleet->truth_json());
-  r.identity = c.identity().counters();
-  r.join = c.join().counters();
+  r.identity = cs->identity().counters();
+  r.join = cs->join().counters();
   return r;
 }
 
@@ -220,4 +237,55 @@ TEST_CASE("correlator: a steady fleet raises no alert in an hour") {
   // Only what a guest sends before its first identity (the first
   // interval's log lines) is not attributed; everything else is.
   CHECK(r.identity.unattributed * 100 < r.identity.events);
+}
+
+TEST_CASE("correlator: open alerts survive a restart and resolve under "
+          "their id") {
+  // At 24 minutes the demo scenario has a memory leak, a rogue process
+  // (with its unexplained load), a non-admin process and a balloon open.
+  const time_ns at = 24 * 60 * s;
+  auto straight = run_fleet("etc/scenarios/demo.toml", 3600 * s);
+  auto restarted = run_fleet("etc/scenarios/demo.toml", 3600 * s, at);
+  auto start = straight.truth["start_ns"].get<time_ns>();
+  // Alerts open at the restart in the straight run, and their kinds.
+  // What an alert is about: VM, kind, and the metric or process.
+  auto about = [](const correlator_message& m) {
+    return text_of(m, "vm") + " " + text_of(m, "kind") + " "
+           + text_of(m, "metric") + text_of(m, "process");
+  };
+  std::map<std::string, std::string> open; // id -> about
+  for (const auto& m : straight.messages) {
+    if (!m.topic.starts_with("alert.") || m.time >= start + at)
+      continue;
+    auto id = text_of(m, "id");
+    if (text_of(m, "state") == "open")
+      open[id] = about(m);
+    else if (text_of(m, "state") == "resolved")
+      open.erase(id);
+  }
+  std::set<std::string> kinds;
+  for (const auto& [id, what] : open)
+    kinds.insert(what.substr(what.find(' ') + 1,
+                             what.find(' ', what.find(' ') + 1)
+                               - what.find(' ') - 1));
+  for (auto k : {"memory_leak", "rogue_process", "unexplained_load",
+                 "non_admin_process"})
+    CHECK_MESSAGE(kinds.contains(k), k, " is not open at the restart");
+  for (const auto& [id, what] : open) {
+    CAPTURE(what);
+    bool resolved = false, reopened = false;
+    for (const auto& m : restarted.messages) {
+      if (!m.topic.starts_with("alert.") || m.time < start + at)
+        continue;
+      if (text_of(m, "id") == id && text_of(m, "state") == "resolved")
+        resolved = true;
+      // The same condition must not open a second alert while the first
+      // is open.
+      if (!resolved && text_of(m, "state") == "open" && about(m) == what)
+        reopened = true;
+    }
+    CHECK_MESSAGE(resolved, what, " (", id, ") never resolved after the "
+                  "restart");
+    CHECK_MESSAGE(!reopened, what, " opened again after the restart");
+  }
 }

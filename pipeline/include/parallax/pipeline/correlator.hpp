@@ -129,8 +129,10 @@ public:
     return counters_;
   }
 
-  /// Identity, baselines and learned process sets (open alerts are not
-  /// kept: a condition that persists opens again).
+  /// Identity, baselines (with their open drift alerts), learned process
+  /// sets, and the other open alerts with what they need to resolve under
+  /// the same id after a restart: process, leak, unexplained-load,
+  /// clock-skew and silence alerts. Windows being filled are not kept.
   std::string save() const;
   static result<correlator> load(std::string_view data,
                                  correlator_options opts);
