@@ -289,3 +289,24 @@ TEST_CASE("correlator: open alerts survive a restart and resolve under "
     CHECK_MESSAGE(!reopened, what, " opened again after the restart");
   }
 }
+
+TEST_CASE("correlator: a version 1 state file (before open alerts were "
+          "kept) still loads") {
+  correlator_options co;
+  correlator fresh{co};
+  auto v2 = fresh.save();
+  // Version 2 appends three sections; empty, each is one zero count.
+  REQUIRE(v2.size() > 4 + 8 + 24);
+  CHECK(v2.substr(v2.size() - 24) == std::string(24, '\0'));
+  auto v1 = v2.substr(0, v2.size() - 24);
+  v1[4] = 1; // the version, little-endian after the magic
+  auto loaded = correlator::load(v1, co);
+  REQUIRE_MESSAGE(loaded, (loaded ? "" : loaded.error().message));
+  CHECK(loaded->save() == v2);
+  // A later version is refused with a clear error.
+  auto v3 = v2;
+  v3[4] = 3;
+  auto refused = correlator::load(v3, co);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("version 3") != std::string::npos);
+}
