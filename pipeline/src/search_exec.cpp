@@ -755,6 +755,44 @@ void merge_newest(partial& into, partial&& from) {
   into.times = std::move(times);
 }
 
+// What `dedup` compares: the fields' values as text; none when one of them
+// is missing or null (such rows are dropped).
+std::optional<std::vector<std::string>>
+dedup_key(const row& r, const std::vector<std::string>& fields) {
+  std::vector<std::string> key;
+  for (const auto& f : fields) {
+    auto v = r.get(f);
+    if (!v || std::holds_alternative<std::monostate>(*v))
+      return std::nullopt;
+    key.push_back(to_text(*v));
+  }
+  return key;
+}
+
+// `dedup` right after the map phase's commands keeps the first row per key
+// in newest-first order; over newest-first rows that is the newest per
+// key, so a bucket (and a merge of buckets) may drop the others at once
+// instead of holding every row until the end. The central dedup then sees
+// the same first rows.
+void dedup_newest(partial& p, const std::vector<std::string>& fields) {
+  std::set<std::vector<std::string>> seen;
+  std::size_t kept = 0;
+  p.bytes = 0;
+  for (std::size_t i = 0; i < p.rows.size(); ++i) {
+    auto key = dedup_key(p.rows[i], fields);
+    if (!key || !seen.insert(std::move(*key)).second)
+      continue;
+    if (kept != i) {
+      p.rows[kept] = std::move(p.rows[i]);
+      p.times[kept] = p.times[i];
+    }
+    p.bytes += row_bytes(p.rows[kept]);
+    ++kept;
+  }
+  p.rows.resize(kept);
+  p.times.resize(kept);
+}
+
 void truncate(partial& p, std::size_t keep) {
   if (p.rows.size() > keep) {
     p.rows.resize(keep);
@@ -820,20 +858,10 @@ error apply_central(const command& c, std::vector<row>& rows,
     case k::dedup: {
       std::set<std::vector<std::string>> seen;
       std::vector<row> out;
-      for (auto& r : rows) {
-        std::vector<std::string> key;
-        bool complete = true;
-        for (const auto& f : c.fields) {
-          auto v = r.get(f);
-          if (!v || std::holds_alternative<std::monostate>(*v)) {
-            complete = false;
-            break;
-          }
-          key.push_back(to_text(*v));
-        }
-        if (complete && seen.insert(std::move(key)).second)
+      for (auto& r : rows)
+        if (auto key = dedup_key(r, c.fields);
+            key && seen.insert(std::move(*key)).second)
           out.push_back(std::move(r));
-      }
       rows = std::move(out);
       return {};
     }
@@ -1245,6 +1273,14 @@ partial plan::map(const storage::store& st, std::int64_t bucket) const {
   }
   auto keep = p.aggregated ? std::numeric_limits<std::size_t>::max()
                            : detail::keep(*this);
+  // `dedup` next: only the newest row per key is kept (see dedup_newest),
+  // already while reading, so a bucket holds one row per key.
+  const std::vector<std::string>* dedup_fields
+    = !p.aggregated && split < cmds.size()
+          && cmds[split].k == command::kind::dedup
+        ? &cmds[split].fields
+        : nullptr;
+  std::map<std::vector<std::string>, std::size_t> newest; // key -> row
   bool stop = false;
   auto visit = [&](std::uint64_t, const event_view& e) -> bool {
     if (stop)
@@ -1286,6 +1322,22 @@ partial plan::map(const storage::store& st, std::int64_t bucket) const {
         return true;
     if (agg) {
       agg->add(r, p);
+    } else if (dedup_fields) {
+      auto key = dedup_key(r, *dedup_fields);
+      if (!key)
+        return true;
+      auto [it, fresh] = newest.try_emplace(std::move(*key), p.rows.size());
+      if (fresh) {
+        p.bytes += row_bytes(r);
+        p.rows.push_back(std::move(r));
+        p.times.push_back(seconds);
+      } else if (seconds > p.times[it->second]) {
+        // Equal times keep the first read, as newest_first's stable sort.
+        p.bytes -= row_bytes(p.rows[it->second]);
+        p.bytes += row_bytes(r);
+        p.rows[it->second] = std::move(r);
+        p.times[it->second] = seconds;
+      }
     } else {
       p.bytes += row_bytes(r);
       p.rows.push_back(std::move(r));
@@ -1338,6 +1390,10 @@ void plan::merge(partial& into, partial&& from) const {
     }
   } else {
     merge_newest(into, std::move(from));
+    auto split = static_cast<std::size_t>(split_);
+    if (split < q_.commands.size()
+        && q_.commands[split].k == command::kind::dedup)
+      dedup_newest(into, q_.commands[split].fields);
     truncate(into, detail::keep(*this));
   }
   if (into.bytes > opts_.max_memory && !into.err)
