@@ -26,11 +26,11 @@ publish::published_message readme_example() {
   m.fields = {{"vm", std::string{"web-01"}},
               {"metric", std::string{"mem_used"}},
               {"unit", std::string{"bytes"}},
-              {"hv_value", std::int64_t{3'328'599'654}},
-              {"guest_value", std::int64_t{2'909'840'179}},
-              {"abs_diff", std::int64_t{418'759'475}},
-              {"rel_diff", 0.1439},
-              {"explained_share", 0.87},
+              {"hv_value", 3'328'599'654.0},
+              {"guest_value", 2'909'840'179.0},
+              {"abs_diff", 418'759'475.0},
+              {"rel_diff", 0.1258},
+              {"explained_share", 0.8742},
               {"correction", false}};
   return m;
 }
