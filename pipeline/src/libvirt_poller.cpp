@@ -2,6 +2,7 @@
 
 #include "parallax/schemas/identity.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -259,7 +260,14 @@ result<std::vector<event>> libvirt_poller::poll(time_ns now) {
         auto kib = static_cast<std::int64_t>(stats[i].val) * 1024;
         switch (stats[i].tag) {
           case VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON:
-            add(vm, "mem_balloon_bytes", kib);
+            // libvirt's "actual balloon" is the memory the guest has now;
+            // mem_balloon_bytes is what the balloon holds back, as vCenter's
+            // mem.vmmemctl (the mem_visible pair subtracts it from the
+            // maximum).
+            add(vm, "mem_balloon_actual_bytes", kib);
+            add(vm, "mem_balloon_bytes",
+                std::max<std::int64_t>(
+                  0, static_cast<std::int64_t>(info.maxMem) * 1024 - kib));
             break;
           case VIR_DOMAIN_MEMORY_STAT_RSS:
             add(vm, "mem_rss_bytes", kib);
