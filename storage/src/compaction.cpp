@@ -13,8 +13,8 @@ compaction_policy::due(const std::vector<bucket_info>& catalog,
     if (!fresh && s.events != b.events)
       s = {b.events, now};
     next.emplace(b.id, s);
-    if (b.events <= b.compacted_events)
-      continue; // nothing new since the last compaction
+    if (b.events <= b.compacted_events || b.events > max_events_)
+      continue; // nothing new since the last compaction, or too large
     // A bucket seen for the first time may have been quiet for long (a
     // restart): it counts as quiet from now.
     auto quiet_for = now - s.changed;

@@ -290,4 +290,9 @@ TEST_CASE("compaction policy: quiet buckets, grown by half, or settled") {
   // A dropped bucket is forgotten.
   CHECK(p.due({}, t + 70s).empty());
   CHECK(p.due({bucket(1, 180, 120)}, t + 71s).empty());
+  // Too large a bucket is never due.
+  storage::compaction_policy small{2s, 60s, 1000};
+  CHECK(small.due({bucket(1, 1001, 0), bucket(2, 1000, 0)}, t).empty());
+  CHECK(small.due({bucket(1, 1001, 0), bucket(2, 1000, 0)}, t + 61s)
+        == std::vector<std::int64_t>{2});
 }
