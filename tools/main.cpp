@@ -432,6 +432,9 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1, 65536));
   search_bench->add_flag("--skip-peers", search_opts.skip_peers,
                          "Skip the SQLite FTS5 and ripgrep peers");
+  search_bench->add_flag("--compact", search_opts.compact,
+                         "Compact every bucket after loading, as serve does "
+                         "with buckets that went quiet");
   search_bench->add_flag("--json", search_opts.json,
                          "One machine-readable JSON line");
 

@@ -214,6 +214,8 @@ struct parallax_figures {
   double load_s = 0;
   std::size_t buckets = 0;
   unsigned long long disk_bytes = 0;
+  double compact_s = 0; ///< 0: not compacted
+  storage::compact_result compacted;
   timings rare, conj, stats;
   search::counters rare_c, conj_c, stats_c;
   std::size_t rare_rows = 0, conj_rows = 0, stats_groups = 0;
@@ -814,6 +816,29 @@ int run_search(const search_options& o) {
     if (!loaded)
       return 1;
     px.load_s = *loaded;
+    if (o.compact) {
+      auto all = st->buckets();
+      if (!all) {
+        std::fprintf(stderr, "%s\n", all.error().render().c_str());
+        return 1;
+      }
+      auto t0 = std::chrono::steady_clock::now();
+      for (const auto& b : *all) {
+        auto r = st->compact(b.id);
+        if (!r || !r->done) {
+          std::fprintf(stderr, "compaction of bucket %lld failed: %s\n",
+                       static_cast<long long>(b.id),
+                       r ? "the bucket changed" : r.error().render().c_str());
+          return 1;
+        }
+        px.compacted.events += r->events;
+        px.compacted.bytes_before += r->bytes_before;
+        px.compacted.bytes_after += r->bytes_after;
+      }
+      px.compact_s = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - t0)
+                       .count();
+    }
     mdb_env_sync(env->handle(), 1);
     if (auto b = st->buckets())
       px.buckets = b->size();
@@ -864,10 +889,14 @@ int run_search(const search_options& o) {
     std::string j = fmt::format(
       "{{\"bench\":\"search\",\"events\":{},\"block_events\":{},"
       "\"buckets\":{},\"runs\":{},\"rg_runs\":{},\"load_events_per_s\":{:.0f},\"load_synced\":false,"
-      "\"disk_bytes_per_event\":{:.1f},\"rare_expected\":{},"
+      "\"disk_bytes_per_event\":{:.1f},\"compacted\":{},"
+      "\"compact_events_per_s\":{:.0f},\"rare_expected\":{},"
       "\"and_expected\":{},\"stats_groups_expected\":{}",
       o.events, o.block_events, px.buckets, o.runs, o.rg_runs, load_eps,
       static_cast<double>(px.disk_bytes) / static_cast<double>(o.events),
+      o.compact,
+      px.compact_s > 0 ? static_cast<double>(px.compacted.events) / px.compact_s
+                       : 0.0,
       std::min(rare_rows, want.rare), want.conj, want.groups.size());
     for (const auto& q : qs) {
       j += fmt::format(
@@ -909,6 +938,11 @@ int run_search(const search_options& o) {
              load_eps, batches_per_commit, batch_events,
              static_cast<double>(px.disk_bytes)
                / static_cast<double>(o.events));
+  if (o.compact)
+    fmt::print("  compact   parallax {:>10.0f} events/s  (every bucket, as serve "
+               "does once a bucket is quiet), block bytes {} -> {}\n",
+               static_cast<double>(px.compacted.events) / px.compact_s,
+               px.compacted.bytes_before, px.compacted.bytes_after);
   if (sq_ok)
     fmt::print("            sqlite   {:>10.0f} events/s  (synchronous=OFF, "
                "journal off, {} rows per transaction, indexes built after)\n",

@@ -13,6 +13,9 @@ struct search_options {
                       ///< a fresh temp dir, removed afterwards
   std::size_t block_events = 128; ///< events per stored block
   bool skip_peers = false; ///< do not run SQLite FTS5 and ripgrep
+  /// Compact every bucket after loading, as `parallax serve` does with
+  /// buckets that went quiet (store::compact).
+  bool compact = false;
   bool json = false;       ///< one machine-readable line instead of a table
 };
 
