@@ -115,8 +115,10 @@ guest_agent::open(const agent_config& cfg, const fs::path& data_dir,
                                                               opts.host);
   if (a->want_system_) {
     a->system_ = std::make_unique<procfs::system_sampler>(cfg.root);
-    // NIC counters (os:net) belong to the "system" input.
+    // NIC counters (os:net) and block device counters (os:disk) belong to
+    // the "system" input.
     a->net_ = std::make_unique<procfs::net_sampler>(cfg.root);
+    a->disks_ = std::make_unique<procfs::disk_sampler>(cfg.root);
   }
   if (a->want_logs_) {
     std::vector<tail_input> inputs;
@@ -254,6 +256,13 @@ error guest_agent::collect() {
       stamp(events[i]);
     stats_.net_events += events.size() - first;
   }
+  if (disks_) {
+    auto first = events.size();
+    disks_->sample(wall, mono_ns(), events);
+    for (auto i = first; i < events.size(); ++i)
+      stamp(events[i]);
+    stats_.disk_events += events.size() - first;
+  }
   if (processes_) {
     auto first = events.size();
     processes_->sample(wall, mono_ns(), events);
@@ -298,11 +307,12 @@ error guest_agent::collect() {
         return err;
     }
   }
-  log::debug("agent", "round {}: {} processes, {} system, {} net, {} identity, "
-                      "{} log lines so far; spool {} batches ({} bytes), {} "
-                      "answered, {} dropped",
+  log::debug("agent", "round {}: {} processes, {} system, {} net, {} disk, "
+                      "{} identity, {} log lines so far; spool {} batches ({} "
+                      "bytes), {} answered, {} dropped",
              stats_.rounds, stats_.process_events, stats_.system_events,
-             stats_.net_events, stats_.identity_events, stats_.log_events, spool_.size(),
+             stats_.net_events, stats_.disk_events, stats_.identity_events,
+             stats_.log_events, spool_.size(),
              spool_.bytes(), stats_.batches_answered,
              spool_.dropped_batches());
   return {};

@@ -43,6 +43,14 @@ time_ns floor_to(time_ns t, time_ns width) {
 
 constexpr std::string_view nic_fields[] = {"rx_bytes_per_s", "tx_bytes_per_s"};
 
+// The VM-wide disk inputs (schemas/metric_pairs.hpp). libvirt's per-disk
+// samples and the guest's per-device ones are summed per round into them;
+// vSphere sends them VM-wide (normalised from virtualDisk.*.average).
+constexpr std::string_view hv_disk_rd = "hv:disk_rd_bytes_per_s";
+constexpr std::string_view hv_disk_wr = "hv:disk_wr_bytes_per_s";
+constexpr std::string_view guest_disk_rd = "guest:disk_rd_bytes_per_s";
+constexpr std::string_view guest_disk_wr = "guest:disk_wr_bytes_per_s";
+
 } // namespace
 
 void joiner::window::put(std::string_view key, double x) {
@@ -87,7 +95,10 @@ void joiner::add(std::string_view vm_name, std::string_view vm_uuid,
   bool os_system = st == "os:system";
   bool os_process = st == "os:process";
   bool os_net = st == "os:net";
-  if (!(hv_vm || hv_nic || os_system || os_process || os_net)) {
+  bool hv_disk = st == "hv:libvirt:disk";
+  bool os_disk = st == "os:disk";
+  if (!(hv_vm || hv_nic || hv_disk || os_system || os_process || os_net
+        || os_disk)) {
     ++counters_.ignored;
     return;
   }
@@ -101,7 +112,7 @@ void joiner::add(std::string_view vm_name, std::string_view vm_uuid,
     return;
   ++counters_.samples;
   std::string key;
-  if (hv_vm || hv_nic) {
+  if (hv_vm || hv_nic || hv_disk) {
     w->hv = true;
     vm.ever_hv = true;
     if (!e.host.empty()) {
@@ -125,6 +136,19 @@ void joiner::add(std::string_view vm_name, std::string_view vm_uuid,
     auto& round = w->proc_rounds[e.time];
     round.first += number(e, "cpu_pct").value_or(0);
     round.second += number(e, "rss_bytes").value_or(0);
+    return;
+  }
+  if (hv_disk || os_disk) {
+    auto& round = (hv_disk ? w->hv_disk_rounds : w->guest_disk_rounds)[e.time];
+    ++round.n;
+    if (auto x = number(e, "rd_bytes_per_s")) {
+      round.rd += *x;
+      ++round.rd_n;
+    }
+    if (auto x = number(e, "wr_bytes_per_s")) {
+      round.wr += *x;
+      ++round.wr_n;
+    }
     return;
   }
   // Per-NIC traffic. A vSphere sample's VM-wide rates belong to its NIC
@@ -164,9 +188,29 @@ void joiner::close(vm_state& vm, window& w, bool correction,
       sum += r.first;
     proc_cpu = sum / static_cast<double>(w.proc_rounds.size());
   }
+  // Disk sums: one per round in which every disk had the rate, then their
+  // mean.
+  auto disk_mean = [](const std::map<time_ns, disk_round>& rounds,
+                      bool rd) -> std::optional<double> {
+    double sum = 0;
+    std::size_t n = 0;
+    for (const auto& [t, r] : rounds)
+      if ((rd ? r.rd_n : r.wr_n) == r.n) {
+        sum += rd ? r.rd : r.wr;
+        ++n;
+      }
+    if (n == 0)
+      return std::nullopt;
+    return sum / static_cast<double>(n);
+  };
   auto input = [&](std::string_view key) -> std::optional<double> {
     if (key == "guest:proc_cpu_pct")
       return proc_cpu;
+    if (key == guest_disk_rd || key == guest_disk_wr)
+      return disk_mean(w.guest_disk_rounds, key == guest_disk_rd);
+    // libvirt: per-disk samples; vSphere: VM-wide fields, as other inputs.
+    if ((key == hv_disk_rd || key == hv_disk_wr) && !w.hv_disk_rounds.empty())
+      return disk_mean(w.hv_disk_rounds, key == hv_disk_rd);
     return get(key);
   };
   auto host = w.host.empty() ? vm.host : w.host;

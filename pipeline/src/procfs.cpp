@@ -81,6 +81,12 @@ std::int64_t to_i64(std::uint64_t v) {
     std::min<std::uint64_t>(v, static_cast<std::uint64_t>(INT64_MAX)));
 }
 
+// The rate series of a block device: name and device number.
+std::string disk_series(const diskstat& d) {
+  return d.name + '/' + std::to_string(d.major) + ':' + std::to_string(d.minor)
+         + '/';
+}
+
 } // namespace
 
 int read_file(const fs::path& p, std::string& out, std::size_t max_bytes) {
@@ -624,6 +630,126 @@ void net_sampler::sample(time_ns wall, std::int64_t mono_ns,
     out.push_back(std::move(e));
   }
   // Forget interfaces that went away (their series were not updated now).
+  if (!prev_mono_ || mono_ns > *prev_mono_) {
+    rates_.expire_before(mono_ns);
+    prev_mono_ = mono_ns;
+  }
+}
+
+// -- block device counters ---------------------------------------------------
+
+std::vector<diskstat> parse_diskstats(std::string_view text) {
+  std::vector<diskstat> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto eol = text.find('\n', pos);
+    auto line = text.substr(pos, eol == text.npos ? text.npos : eol - pos);
+    pos = eol == text.npos ? text.size() : eol + 1;
+    // major minor name, then the counters.
+    std::array<std::string_view, 24> f{};
+    std::size_t n = 0;
+    for (auto rest = line; n < f.size();) {
+      auto tok = next_token(rest);
+      if (tok.empty())
+        break;
+      f[n++] = tok;
+    }
+    diskstat d;
+    if (n < 7 || !to_number(f[0], d.major) || !to_number(f[1], d.minor))
+      continue;
+    d.name = std::string{f[2]};
+    bool ok = false;
+    if (n >= 14) // reads, merged, sectors, ms, writes, merged, sectors, ...
+      ok = to_number(f[3], d.rd_ios) && to_number(f[5], d.rd_sectors)
+           && to_number(f[7], d.wr_ios) && to_number(f[9], d.wr_sectors);
+    else if (n == 7) // 2.6.0-2.6.24 partitions: reads, sectors, writes, sectors
+      ok = to_number(f[3], d.rd_ios) && to_number(f[4], d.rd_sectors)
+           && to_number(f[5], d.wr_ios) && to_number(f[6], d.wr_sectors);
+    if (ok)
+      out.push_back(std::move(d));
+  }
+  return out;
+}
+
+disk_sampler::disk_sampler(fs::path root) : root_{std::move(root)} {
+}
+
+bool disk_sampler::reported(const diskstat& d, const std::vector<diskstat>& all) {
+  std::string_view name = d.name;
+  auto starts = [&](std::string_view p) { return name.starts_with(p); };
+  if (name.empty() || starts("loop") || starts("ram") || starts("zram"))
+    return false;
+  if (d.rd_ios == 0 && d.wr_ios == 0 && d.rd_sectors == 0 && d.wr_sectors == 0)
+    return false; // never used since boot
+  std::error_code ec;
+  auto sys_block = root_ / "sys/block";
+  if (fs::is_directory(sys_block, ec)) {
+    // sysfs writes the '/' of names like cciss/c0d0 as '!'.
+    std::string sys_name{name};
+    std::replace(sys_name.begin(), sys_name.end(), '/', '!');
+    auto dir = sys_block / sys_name;
+    if (!fs::exists(dir, ec))
+      return false; // a partition: it lives under /sys/block/DISK/
+    if (!fs::exists(dir / "device", ec))
+      return false; // stacked or virtual: dm, md, nbd, ...
+    if (read_file(dir / "removable", buf_) == 0 && trim(buf_) == "1")
+      return false; // CD-ROM, floppy
+    return true;
+  }
+  if (starts("dm-") || starts("md") || starts("sr") || starts("fd"))
+    return false;
+  auto all_digits = [](std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+      return c >= '0' && c <= '9';
+    });
+  };
+  for (const auto& other : all) {
+    std::string_view base = other.name;
+    if (base.empty() || base.size() >= name.size() || !name.starts_with(base))
+      continue;
+    auto rest = name.substr(base.size());
+    bool base_digit = base.back() >= '0' && base.back() <= '9';
+    if (!base_digit && all_digits(rest))
+      return false; // sda1, vdb2, xvda1
+    if (base_digit && rest.front() == 'p' && all_digits(rest.substr(1)))
+      return false; // nvme0n1p1, mmcblk0p2
+  }
+  return true;
+}
+
+void disk_sampler::sample(time_ns wall, std::int64_t mono_ns,
+                          std::vector<event>& out) {
+  if (read_file(root_ / "proc/diskstats", buf_) != 0)
+    return;
+  auto all = parse_diskstats(buf_);
+  constexpr std::uint64_t sector = 512;
+  for (const auto& d : all) {
+    if (!reported(d, all))
+      continue;
+    std::array<std::pair<std::string_view, std::uint64_t>, 4> counters = {{
+      {"rd_bytes", d.rd_sectors * sector},
+      {"wr_bytes", d.wr_sectors * sector},
+      {"rd_reqs", d.rd_ios},
+      {"wr_reqs", d.wr_ios},
+    }};
+    event e;
+    e.time = wall;
+    e.sourcetype = "os:disk";
+    e.fields.reserve(10);
+    e.fields.push_back({"dev", d.name});
+    for (const auto& [name, v] : counters)
+      e.fields.push_back({std::string{name}, to_i64(v)});
+    // A device replaced under the same name (another major:minor) starts
+    // a new series.
+    auto series = disk_series(d);
+    for (std::size_t i = 0; i < 2; ++i)
+      if (auto r = rates_.update(series + std::string{counters[i].first},
+                                 mono_ns,
+                                 static_cast<double>(counters[i].second)))
+        e.fields.push_back({std::string{counters[i].first} + "_per_s", *r});
+    out.push_back(std::move(e));
+  }
+  // Forget devices that went away (their series were not updated now).
   if (!prev_mono_ || mono_ns > *prev_mono_) {
     rates_.expire_before(mono_ns);
     prev_mono_ = mono_ns;

@@ -183,6 +183,21 @@ struct nic {
   counters guest, guest_prev; // guest_prev: at the agent's previous sample
 };
 
+/// Cumulative block I/O counters of one disk: bytes and requests.
+struct io_counters {
+  std::int64_t rd = 0, wr = 0, rdq = 0, wrq = 0;
+};
+
+struct disk {
+  std::string guest_dev, hv_dev; // vda (virtio-blk) on libvirt, sda (pvscsi) on vSphere
+  double rd_rate = 0, wr_rate = 0; // the guest's I/O, bytes/s, mean
+  // The host's counters: the guest's requests plus a little I/O of its own
+  // on the disk image.
+  io_counters host;
+  std::int64_t hv_rd = 0, hv_wr = 0; // at the previous hypervisor sample
+  io_counters guest, guest_prev;     // guest_prev: at the agent's previous sample
+};
+
 struct vm_model {
   std::size_t index = 0; // 1-based, clones after the base VMs
   std::string name, hostname, role, workload, agent_id;
@@ -204,6 +219,10 @@ struct vm_model {
   // Draws for os:net and libvirt's vCPU delay only, so that adding them left
   // every other event as it was.
   rng_t net_rng{0};
+  // Draws for the disks (os:disk, hv:libvirt:disk, vSphere virtualDisk.*)
+  // only, for the same reason.
+  rng_t disk_rng{0};
+  std::vector<disk> disks;
   int next_pid = 30000;
   time_ns boot = 0;
   time_ns present_from = 0, present_until = forever;
@@ -638,6 +657,7 @@ vm_model fleet::impl::make_vm(std::size_t index, const std::string& name,
   v.index = index;
   v.rng = rng_t{splitmix(opts.seed * 0x100000001b3ULL + index)};
   v.net_rng = rng_t{splitmix(splitmix(opts.seed ^ 0x6e65740000000000ULL) + index)};
+  v.disk_rng = rng_t{splitmix(splitmix(opts.seed ^ 0x6469736b00000000ULL) + index)};
   auto& rng = v.rng;
   v.name = name;
   v.role = role;
@@ -702,6 +722,46 @@ vm_model fleet::impl::make_vm(std::size_t index, const std::string& name,
     v.docker_ctr.tx = i64(v.docker_rate * 1.3 * up);
     v.docker_ctr.rxp = v.docker_ctr.rx / 600;
     v.docker_ctr.txp = v.docker_ctr.tx / 700;
+  }
+  // Disks: a system disk; databases have a data disk that takes most of
+  // their I/O. Rates are the guest's, in bytes/s.
+  {
+    auto& dr = v.disk_rng;
+    double rd = 0, wr = 0;
+    if (role == "web") {
+      rd = dr.uniform(20e3, 200e3);
+      wr = dr.uniform(50e3, 400e3); // access logs
+    } else if (role == "db") {
+      rd = dr.uniform(1e6, 8e6);
+      wr = dr.uniform(0.5e6, 4e6);
+    } else if (role == "app") {
+      rd = dr.uniform(50e3, 500e3);
+      wr = dr.uniform(100e3, 800e3);
+    } else {
+      rd = dr.uniform(5e3, 50e3);
+      wr = dr.uniform(200e3, 2e6); // snapshots of the dataset
+    }
+    std::size_t n_disks = role == "db" ? 2 : 1;
+    auto up = static_cast<double>(boot_before) / ns_per_s;
+    for (std::size_t k = 0; k < n_disks; ++k) {
+      disk d;
+      char letter = static_cast<char>('a' + k);
+      d.guest_dev = fmt::format("{}d{}", v.fl == flavour::vsphere ? 's' : 'v', letter);
+      d.hv_dev = fmt::format("vd{}", letter);
+      double share = n_disks == 1 ? 1.0 : k == 0 ? 0.1 : 0.9;
+      d.rd_rate = rd * share;
+      d.wr_rate = wr * share;
+      // Since boot, in whole sectors; the host a little more.
+      d.guest.rd = i64(d.rd_rate * up / 512) * 512;
+      d.guest.wr = i64(d.wr_rate * up / 512) * 512;
+      d.guest.rdq = d.guest.rd / 32768;
+      d.guest.wrq = d.guest.wr / 16384;
+      d.host = {i64(static_cast<double>(d.guest.rd) * 1.003 / 512) * 512,
+                i64(static_cast<double>(d.guest.wr) * 1.005 / 512) * 512,
+                d.guest.rdq + d.guest.rd / 32768 / 300,
+                d.guest.wrq + d.guest.wr / 16384 / 200};
+      v.disks.push_back(d);
+    }
   }
   // vCPUs wait for a host CPU now and then (0.2 % of the time, on average).
   v.vcpu_delay_ns = i64(static_cast<double>(boot_before) * v.cpus * 0.002);
@@ -1158,6 +1218,26 @@ void fleet::impl::advance_vm(vm_model& v, std::size_t vi, time_ns t) {
     c.guest.rxp += rxp - i64(static_cast<double>(rxp) * rx_drop);
     c.guest.txp += txp + i64(static_cast<double>(txp) * tx_drop);
   }
+  // Disks: whole sectors. The host counts every request of the guest and
+  // a little I/O of its own on the disk image (metadata updates: 0.1 to
+  // 0.5 % more read, 0.2 to 0.8 % more written, and a 4 KiB write).
+  for (auto& d : v.disks) {
+    auto& dr = v.disk_rng;
+    auto rd = i64(d.rd_rate * dr.noise(0.15) * 10 / 512) * 512;
+    auto wr = i64(d.wr_rate * dr.noise(0.15) * 10 / 512) * 512;
+    auto rdq = rd / 32768 + 1, wrq = wr / 16384 + 1;
+    d.guest.rd += rd;
+    d.guest.wr += wr;
+    d.guest.rdq += rdq;
+    d.guest.wrq += wrq;
+    auto extra_rd = i64(static_cast<double>(rd) * dr.uniform(0.001, 0.005) / 512) * 512;
+    auto extra_wr = i64(static_cast<double>(wr) * dr.uniform(0.002, 0.008) / 512) * 512
+                    + 4096;
+    d.host.rd += rd + extra_rd;
+    d.host.wr += wr + extra_wr;
+    d.host.rdq += rdq + extra_rd / 4096;
+    d.host.wrq += wrq + extra_wr / 4096;
+  }
   if (v.docker) {
     auto rx = i64(v.docker_rate * v.net_rng.noise(0.4) * 10);
     auto tx = i64(v.docker_rate * 1.3 * v.net_rng.noise(0.4) * 10);
@@ -1419,6 +1499,22 @@ void fleet::impl::guest_batch(vm_model& v, std::size_t vi, time_ns t,
   if (v.docker)
     net_event("docker0", fmt::format("02:42:ac:{:02x}:00:01", v.index & 0xff),
               "bridge", v.docker_ctr, v.docker_prev);
+  // Block devices, as /proc/diskstats counts them (whole sectors).
+  for (auto& d : v.disks) {
+    auto n = base("os:disk", "/proc/diskstats");
+    put(n, "dev", d.guest_dev);
+    put(n, "rd_bytes", d.guest.rd);
+    put(n, "wr_bytes", d.guest.wr);
+    put(n, "rd_reqs", d.guest.rdq);
+    put(n, "wr_reqs", d.guest.wrq);
+    if (!v.agent_fresh) {
+      double dt = static_cast<double>(agent_interval) / ns_per_s;
+      put(n, "rd_bytes_per_s", r2(static_cast<double>(d.guest.rd - d.guest_prev.rd) / dt));
+      put(n, "wr_bytes_per_s", r2(static_cast<double>(d.guest.wr - d.guest_prev.wr) / dt));
+    }
+    d.guest_prev = d.guest;
+    out.push_back(std::move(n));
+  }
   v.agent_fresh = false;
 }
 
@@ -1503,6 +1599,27 @@ void fleet::impl::hv_event(vm_model& v, std::size_t vi, time_ns t,
       }
       out.push_back(std::move(n));
     }
+    for (auto& d : v.disks) { // as the poller's virDomainBlockStats
+      event n;
+      n.time = t;
+      n.index = "main";
+      n.host = h.name;
+      n.source = "libvirt:qemu:///system";
+      n.sourcetype = "hv:libvirt:disk";
+      put(n, "vm_name", v.name);
+      put(n, "vm_uuid", v.uuid);
+      put(n, "dev", d.hv_dev);
+      double dt = static_cast<double>(hv_interval) / ns_per_s;
+      put(n, "rd_bytes", d.host.rd);
+      if (!v.hv_fresh)
+        put(n, "rd_bytes_per_s", r2(static_cast<double>(d.host.rd - d.hv_rd) / dt));
+      put(n, "wr_bytes", d.host.wr);
+      if (!v.hv_fresh)
+        put(n, "wr_bytes_per_s", r2(static_cast<double>(d.host.wr - d.hv_wr) / dt));
+      put(n, "rd_reqs", d.host.rdq);
+      put(n, "wr_reqs", d.host.wrq);
+      out.push_back(std::move(n));
+    }
   } else {
     e.source = "vcenter:vc-01";
     e.sourcetype = "hv:vsphere";
@@ -1533,8 +1650,21 @@ void fleet::impl::hv_event(vm_model& v, std::size_t vi, time_ns t,
     if (!v.hv_fresh) {
       put(e, "net.received.average", i64(static_cast<double>(rx) / 1024 / secs));
       put(e, "net.transmitted.average", i64(static_cast<double>(tx) / 1024 / secs));
+      // Per virtual disk (scsi0:0, ...) in vCenter; the poller sends the
+      // VM's sum, KB/s.
+      std::int64_t rd = 0, wr = 0;
+      for (const auto& d : v.disks) {
+        rd += d.host.rd - d.hv_rd;
+        wr += d.host.wr - d.hv_wr;
+      }
+      put(e, "virtualDisk.read.average", i64(static_cast<double>(rd) / 1024 / secs));
+      put(e, "virtualDisk.write.average", i64(static_cast<double>(wr) / 1024 / secs));
     }
     out.push_back(std::move(e));
+  }
+  for (auto& d : v.disks) {
+    d.hv_rd = d.host.rd;
+    d.hv_wr = d.host.wr;
   }
   for (auto& c : v.nics) {
     c.hv_rx = c.rx;

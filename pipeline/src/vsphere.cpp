@@ -63,6 +63,12 @@ void normalize_vsphere(
     put("rx_bytes_per_s", *v * kib);
   if (auto v = number(fields, "net.transmitted.average"))
     put("tx_bytes_per_s", *v * kib);
+  // Summed over the VM's virtual disks (vCenter reports them per
+  // instance, scsi0:0, ...): VM-wide, as the disk pairs compare them.
+  if (auto v = number(fields, "virtualDisk.read.average"))
+    put("disk_rd_bytes_per_s", *v * kib);
+  if (auto v = number(fields, "virtualDisk.write.average"))
+    put("disk_wr_bytes_per_s", *v * kib);
 }
 
 } // namespace parallax

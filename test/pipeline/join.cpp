@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <optional>
 
 using namespace parallax;
 
@@ -182,4 +183,116 @@ TEST_CASE("join: a stopped VM's windows close by the fleet's clock") {
   auto m = by_metric(ds);
   REQUIRE(m.count("cpu") == 1);
   CHECK(m["cpu"].vm_uuid == "uuid-1");
+}
+
+TEST_CASE("join: disk_read and disk_write sum the VM's disks per round, then "
+          "average the rounds") {
+  joiner j;
+  auto disk = [](std::string st, time_ns t, std::string dev,
+                 std::optional<double> rd, std::optional<double> wr,
+                 std::string host) {
+    std::vector<field> f = {{"dev", dev}};
+    if (rd)
+      f.push_back({"rd_bytes_per_s", *rd});
+    if (wr)
+      f.push_back({"wr_bytes_per_s", *wr});
+    return ev(std::move(st), t, std::move(f), std::move(host));
+  };
+  auto hv = [&](time_ns t, std::string dev, std::optional<double> rd,
+                std::optional<double> wr) {
+    return disk("hv:libvirt:disk", t, std::move(dev), rd, wr, "kvm-01");
+  };
+  auto guest = [&](time_ns t, std::string dev, std::optional<double> rd,
+                   std::optional<double> wr) {
+    return disk("os:disk", t, std::move(dev), rd, wr, "web01");
+  };
+  feed(j, {
+    // The hypervisor's disks are vda and vdb. Poll at 1 s: 4000 read,
+    // 4000 written; at 11 s: 7000 and 8000. At 15 s vdb has no rates (its
+    // first sample): that poll does not count, for either figure.
+    hv(t0 + 1 * s, "vda", 1000.0, 4000.0),
+    hv(t0 + 1 * s, "vdb", 3000.0, 0.0),
+    hv(t0 + 11 * s, "vda", 2000.0, 6000.0),
+    hv(t0 + 11 * s, "vdb", 5000.0, 2000.0),
+    hv(t0 + 15 * s, "vda", 100.0, 100.0),
+    hv(t0 + 15 * s, "vdb", std::nullopt, std::nullopt),
+    // The guest calls them sda and sdb. Rounds at 5 s: 3700 read, 3100
+    // written; at 15 s: 6700 and 7500; at 18 s reads only (4600): no
+    // write figure in that round.
+    guest(t0 + 5 * s, "sda", 900.0, 3000.0),
+    guest(t0 + 5 * s, "sdb", 2800.0, 100.0),
+    guest(t0 + 15 * s, "sda", 2100.0, 5500.0),
+    guest(t0 + 15 * s, "sdb", 4600.0, 2000.0),
+    guest(t0 + 18 * s, "sda", 1600.0, std::nullopt),
+    guest(t0 + 18 * s, "sdb", 3000.0, std::nullopt),
+  });
+  // A vSphere VM: VM-wide rates, as the parser normalises them.
+  batch_of other{{
+    ev("hv:vsphere", t0 + 1 * s,
+       {{"disk_rd_bytes_per_s", 1000.0},
+        {"disk_wr_bytes_per_s", std::int64_t{4096}}}, "esx-02"),
+    ev("hv:vsphere", t0 + 19 * s,
+       {{"disk_rd_bytes_per_s", 3000.0},
+        {"disk_wr_bytes_per_s", std::int64_t{6144}}}, "esx-02"),
+    ev("os:disk", t0 + 10 * s,
+       {{"dev", std::string{"sda"}}, {"rd_bytes_per_s", 1900.0},
+        {"wr_bytes_per_s", 5000.0}}, "db02"),
+  }};
+  for (const auto& e : other.events())
+    j.add("db-02", "uuid-2", e);
+  feed(j, {ev("hv:libvirt:vm", t0 + 55 * s, {{"cpu_pct", 10.0}})});
+  batch_of later{{ev("hv:vsphere", t0 + 55 * s, {{"cpu_pct", 10.0}}, "esx-02")}};
+  j.add("db-02", "uuid-2", later.events()[0]);
+  std::vector<delta> ds;
+  std::vector<silence> ss;
+  j.advance(ds, ss);
+  std::map<std::string, delta> web, db;
+  for (const auto& d : ds)
+    (d.vm_uuid == "uuid-1" ? web : db)[d.metric] = d;
+  // Only the disk pairs have both sides here.
+  CHECK(web.size() == 2);
+  REQUIRE(web.count("disk_read"));
+  REQUIRE(web.count("disk_write"));
+  CHECK(web["disk_read"].unit == "bytes_per_s");
+  CHECK(web["disk_read"].mac.empty());
+  CHECK(web["disk_read"].window_start == t0);
+  CHECK(web["disk_read"].host == "kvm-01");
+  CHECK(web["disk_read"].hv_value == 5500);     // (4000 + 7000) / 2
+  CHECK(web["disk_read"].guest_value == 5000);  // (3700 + 6700 + 4600) / 3
+  CHECK(web["disk_read"].abs_diff == 500);
+  CHECK(web["disk_read"].rel_diff == doctest::Approx(500.0 / 5500));
+  CHECK(web["disk_read"].explained_share == doctest::Approx(5000.0 / 5500));
+  CHECK(web["disk_write"].hv_value == 6000);    // (4000 + 8000) / 2
+  CHECK(web["disk_write"].guest_value == 5300); // (3100 + 7500) / 2
+  CHECK(web["disk_write"].abs_diff == 700);
+  REQUIRE(db.count("disk_read"));
+  CHECK(db["disk_read"].hv_value == 2000); // mean of 1000 and 3000
+  CHECK(db["disk_read"].guest_value == 1900);
+  CHECK(db["disk_write"].hv_value == 5120);
+  CHECK(db["disk_write"].guest_value == 5000);
+  CHECK(db["disk_write"].host == "esx-02");
+}
+
+TEST_CASE("join: no disk delta when a side has no complete round") {
+  joiner j;
+  feed(j, {
+    // Both first samples: counters without rates.
+    ev("hv:libvirt:disk", t0 + 1 * s,
+       {{"dev", std::string{"vda"}}, {"rd_bytes", std::int64_t{512}}}),
+    ev("os:disk", t0 + 2 * s,
+       {{"dev", std::string{"vda"}}, {"rd_bytes", std::int64_t{512}}},
+       "web01"),
+    ev("os:system", t0 + 2 * s, {{"mem_used_bytes", std::int64_t{1}}},
+       "web01"),
+    ev("hv:libvirt:vm", t0 + 3 * s, {{"mem_rss_bytes", std::int64_t{2}}}),
+    ev("hv:libvirt:vm", t0 + 55 * s, {{"cpu_pct", 10.0}}),
+  });
+  std::vector<delta> ds;
+  std::vector<silence> ss;
+  j.advance(ds, ss);
+  auto m = by_metric(ds);
+  CHECK(m.count("mem_used") == 1);
+  CHECK(m.count("disk_read") == 0);
+  CHECK(m.count("disk_write") == 0);
+  CHECK(ss.empty());
 }

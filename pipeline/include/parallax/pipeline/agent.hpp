@@ -1,10 +1,10 @@
 #pragma once
 
 // `parallax agent`: the in-guest agent. Each round it samples processes,
-// system figures, NIC counters and identity (procfs.hpp), reads new log lines
-// (log_tail.hpp), encodes them into batches, spools every batch durably
-// (spool.hpp) and only then hands it to the ingest client; a batch leaves
-// the spool when the server has answered it for good.
+// system figures, NIC and block device counters and identity (procfs.hpp),
+// reads new log lines (log_tail.hpp), encodes them into batches, spools
+// every batch durably (spool.hpp) and only then hands it to the ingest
+// client; a batch leaves the spool when the server has answered it for good.
 //
 // Why not a CAF actor: the agent runs inside every guest and must stay
 // small (target ≤ 20 MB RSS, ≤ 1 % of one core with 300 processes at a 10 s
@@ -74,6 +74,7 @@ struct agent_stats {
   std::uint64_t process_events = 0;
   std::uint64_t system_events = 0;
   std::uint64_t net_events = 0;      ///< os:net (the "system" input)
+  std::uint64_t disk_events = 0;     ///< os:disk (the "system" input)
   std::uint64_t identity_events = 0; ///< os:identity and os:nic
   std::uint64_t log_events = 0;
   std::uint64_t batches_spooled = 0;
@@ -146,6 +147,7 @@ private:
   std::unique_ptr<procfs::process_sampler> processes_;
   std::unique_ptr<procfs::system_sampler> system_;
   std::unique_ptr<procfs::net_sampler> net_;
+  std::unique_ptr<procfs::disk_sampler> disks_;
   std::unique_ptr<log_tailer> tailer_;
   std::optional<procfs::identity> last_identity_;
   std::chrono::steady_clock::time_point identity_sent_;

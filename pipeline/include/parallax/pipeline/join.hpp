@@ -102,11 +102,21 @@ private:
     double sum = 0;
     std::uint64_t n = 0;
   };
+  /// One poll's or agent round's sums over the VM's disks. A sum counts
+  /// only when every disk of the round had the rate (a disk's first
+  /// sample has none, and a partial sum would understate the VM's I/O).
+  struct disk_round {
+    double rd = 0, wr = 0;
+    std::uint32_t n = 0, rd_n = 0, wr_n = 0; ///< disks; those with each rate
+  };
   struct window {
     time_ns start = 0;
     std::vector<std::pair<std::string, mean>> inputs;
     /// Per agent round (sample time): sums over os:process.
     std::map<time_ns, std::pair<double, double>> proc_rounds; // cpu, rss
+    /// Per poll (hv:libvirt:disk) and per agent round (os:disk), by sample
+    /// time: sums of rd/wr_bytes_per_s over the VM's disks.
+    std::map<time_ns, disk_round> hv_disk_rounds, guest_disk_rounds;
     bool hv = false;
     bool guest = false;
     bool dirty = false; ///< closed, then changed by late data

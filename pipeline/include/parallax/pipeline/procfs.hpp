@@ -1,8 +1,9 @@
 #pragma once
 
 // Readers of a Linux guest's /proc and /sys for `parallax agent`: processes
-// (os:process), system figures (os:system), NIC counters (os:net) and
-// identity (os:identity, os:nic), as schemas/sourcetypes.md defines them.
+// (os:process), system figures (os:system), NIC counters (os:net), block
+// device counters (os:disk) and identity (os:identity, os:nic), as
+// schemas/sourcetypes.md defines them.
 //
 // Every reader takes a root directory holding proc/, sys/ and etc/ ("/" on a
 // real guest); tests point it at fixture trees built in a temp dir.
@@ -211,6 +212,64 @@ public:
 
 private:
   std::filesystem::path net_;
+  rate_tracker rates_;
+  std::optional<std::int64_t> prev_mono_;
+  std::string buf_;
+};
+
+/// One line of /proc/diskstats: the counters os:disk uses. Sectors are
+/// 512 bytes whatever the device's own sector size (the kernel counts
+/// them so).
+struct diskstat {
+  std::uint32_t major = 0;
+  std::uint32_t minor = 0;
+  std::string name;             ///< as the kernel writes it (`sda`, `cciss/c0d0`)
+  std::uint64_t rd_ios = 0;     ///< field 4: reads completed
+  std::uint64_t rd_sectors = 0; ///< field 6: sectors read
+  std::uint64_t wr_ios = 0;     ///< field 8: writes completed
+  std::uint64_t wr_sectors = 0; ///< field 10: sectors written
+  friend bool operator==(const diskstat&, const diskstat&) = default;
+};
+
+/// Parses the contents of /proc/diskstats, in the file's order. Lines of
+/// 14 fields (up to 4.17), 18 (4.18+: discards), 20 (5.5+: flushes) or
+/// more are read; so are the 7-field partition lines of 2.6.0 to 2.6.24
+/// (reads, sectors read, writes, sectors written). Other lines are skipped.
+std::vector<diskstat> parse_diskstats(std::string_view text);
+
+/// Samples <root>/proc/diskstats into one os:disk event per whole block
+/// device that the hypervisor could see as a disk: `dev`, the cumulative
+/// `rd_bytes`, `wr_bytes` (sectors × 512), `rd_reqs`, `wr_reqs`, and the
+/// rates `rd_bytes_per_s`, `wr_bytes_per_s` (absent on a device's first
+/// sample, when a counter went backwards and when the monotonic time did
+/// not advance; never negative). Left out:
+/// - `loop*`, `ram*`, `zram*`: file- and RAM-backed;
+/// - with <root>/sys/block present: partitions (no /sys/block/DEV: they
+///   live under /sys/block/DISK/PART), devices without a `device` link
+///   (dm-*, md*, nbd*, other stacked or virtual devices: their I/O is
+///   counted again on the disk below, which is what the hypervisor sees),
+///   and removable media (`removable` is 1: CD-ROM, floppy; the libvirt
+///   poller reports `device='disk'` only);
+/// - without it (fixture roots, a container without sysfs), by name:
+///   `dm-*`, `md*`, `sr*`, `fd*`, and partitions (another listed device's
+///   name followed by digits, or by `p` and digits when it ends in a
+///   digit: `sda1`, `nvme0n1p1`, `mmcblk0p2`);
+/// - devices never used since boot (all four counters 0), as sysstat does.
+class disk_sampler {
+public:
+  explicit disk_sampler(std::filesystem::path root);
+
+  /// Appends the os:disk events to `out` (time = `wall`; index, host and
+  /// agent_id are the caller's); `mono_ns` is a monotonic clock reading.
+  /// Nothing when /proc/diskstats cannot be read.
+  void sample(time_ns wall, std::int64_t mono_ns, std::vector<event>& out);
+
+  /// Whether `d` is reported, given every device of the same read (for
+  /// the partition rule without sysfs).
+  bool reported(const diskstat& d, const std::vector<diskstat>& all);
+
+private:
+  std::filesystem::path root_;
   rate_tracker rates_;
   std::optional<std::int64_t> prev_mono_;
   std::string buf_;

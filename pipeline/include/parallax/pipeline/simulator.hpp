@@ -3,7 +3,7 @@
 // The fleet simulator behind `parallax simulate` (docs/simulator.md): N VMs
 // on M hosts, each seen consistently from the hypervisor (libvirt-style or
 // vSphere-style samples every 20 s) and from a guest agent (process table,
-// system totals, NIC counters, identity, log lines every 10 s), with
+// system totals, NIC and disk counters, identity, log lines every 10 s), with
 // injected scenarios (a memory leak, a CPU hog, a rogue process, ...) and a
 // machine-readable ground truth of what was injected where and when.
 //

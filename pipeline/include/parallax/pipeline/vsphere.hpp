@@ -18,8 +18,11 @@ inline constexpr std::string_view vsphere_sourcetype = "hv:vsphere";
 
 /// Calls `emit` once per normalised field that `fields` allows and does not
 /// already hold: `cpu_pct`, `cpu_ready_pct`, `mem_*_bytes`,
-/// `rx_bytes_per_s`, `tx_bytes_per_s`. A counter of a non-numeric type is
-/// skipped (the sample is stored as sent).
+/// `rx_bytes_per_s`, `tx_bytes_per_s`, `disk_rd_bytes_per_s`,
+/// `disk_wr_bytes_per_s` (from `virtualDisk.read.average`,
+/// `virtualDisk.write.average`, KB/s summed over the VM's virtual disks).
+/// A counter of a non-numeric type is skipped (the sample is stored as
+/// sent).
 void normalize_vsphere(
   std::span<const field_view> fields,
   const std::function<void(std::string_view, value_view)>& emit);

@@ -15,6 +15,12 @@
 //   hv:nic:<field>, guest:nic:<field>
 //                       the same per MAC (hv:libvirt:nic, os:net), one
 //                       delta per MAC that both sides report
+//   hv:disk_<field>, guest:disk_<field>
+//                       VM-wide disk rates: per poll (hv:libvirt:disk) or
+//                       agent round (os:disk), the sum of <field> over the
+//                       VM's disks, then the mean over the rounds; vSphere
+//                       sends them VM-wide (hv:vsphere's normalised
+//                       disk_rd_bytes_per_s, disk_wr_bytes_per_s)
 
 #include <array>
 #include <string_view>
@@ -47,10 +53,11 @@ inline constexpr metric_pair metric_pairs[] = {
    "guest:mem_used_bytes", "", false,
    "the hypervisor's sampled estimate of recently touched memory vs the "
    "guest's used memory"},
-  {"mem_visible", "bytes", {"hv:mem_allocated_bytes", ""},
+  {"mem_visible", "bytes", {"hv:mem_max_bytes", "hv:mem_allocated_bytes"},
    "hv:mem_balloon_bytes", "guest:mem_total_bytes", "", false,
-   "allocated minus balloon vs the guest's MemTotal: what ballooning left "
-   "the guest"},
+   "the VM's configured memory (libvirt: maximum; vSphere: allocated) minus "
+   "what the balloon holds back vs the guest's MemTotal: what ballooning "
+   "left the guest"},
   {"cpu", "pct", {"hv:cpu_pct", ""}, "", "guest:cpu_busy_pct", "", false,
    "VM CPU as % of its allocation vs the guest's busy % of all its CPUs"},
   {"cpu_processes", "pct", {"hv:cpu_pct", ""}, "", "guest:proc_cpu_pct",
@@ -66,6 +73,14 @@ inline constexpr metric_pair metric_pairs[] = {
   {"net_tx", "bytes_per_s", {"hv:nic:tx_bytes_per_s", ""}, "",
    "guest:nic:tx_bytes_per_s", "", true,
    "bytes/s sent on the NIC with this MAC, seen by both sides"},
+  {"disk_read", "bytes_per_s", {"hv:disk_rd_bytes_per_s", ""}, "",
+   "guest:disk_rd_bytes_per_s", "", false,
+   "bytes/s read from all the VM's disks, seen by both sides (VM-wide: the "
+   "two sides name the devices differently)"},
+  {"disk_write", "bytes_per_s", {"hv:disk_wr_bytes_per_s", ""}, "",
+   "guest:disk_wr_bytes_per_s", "", false,
+   "bytes/s written to all the VM's disks, seen by both sides (VM-wide: the "
+   "two sides name the devices differently)"},
 };
 
 } // namespace parallax
