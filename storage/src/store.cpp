@@ -580,6 +580,25 @@ int add_summary(MDB_txn* w, unsigned dbi, std::string_view bkey,
 }
 
 
+// The u64 stored under `key` in the meta table: 0 when absent.
+int get_meta_u64(MDB_txn* t, unsigned dbi, std::string_view key,
+                 std::uint64_t& v) {
+  auto k = as_val(key);
+  MDB_val val;
+  auto rc = mdb_get(t, dbi, &k, &val);
+  v = rc == 0 && val.mv_size == 8 ? get_be64(val.mv_data) : 0;
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int put_meta_u64(MDB_txn* t, unsigned dbi, std::string_view key,
+                 std::uint64_t v) {
+  std::string bytes;
+  put_be64(bytes, v);
+  auto k = as_val(key);
+  auto val = as_val(bytes);
+  return mdb_put(t, dbi, &k, &val, 0);
+}
+
 // Cuts `evs` into blocks of at most `per_block` events, numbered on from
 // `next_id`, and calls sink(key, value, first id, block) for each.
 template <class Sink>
@@ -799,15 +818,8 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
   std::stable_sort(accepted.begin(), accepted.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   std::uint64_t next_id = 0;
-  {
-    auto key = as_val(next_id_key);
-    MDB_val val;
-    auto rc = mdb_get(w, meta_, &key, &val);
-    if (rc == 0 && val.mv_size == 8)
-      next_id = get_be64(val.mv_data);
-    else if (rc != 0 && rc != MDB_NOTFOUND)
-      return mdb_error("store: cannot read the next event id", rc);
-  }
+  if (auto rc = get_meta_u64(w, meta_, next_id_key, next_id); rc != 0)
+    return mdb_error("store: cannot read the next event id", rc);
   std::string vbuf;
   std::vector<const event_view*> evs;
   for (std::size_t i = 0; i < accepted.size();) {
@@ -899,14 +911,8 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
     if (auto rc = mdb_put(w, sources_, &key, &val, 0); rc != 0)
       return mdb_error("store: cannot record source state", rc);
   }
-  {
-    auto key = as_val(next_id_key);
-    std::string v;
-    put_be64(v, next_id);
-    auto val = as_val(v);
-    if (auto rc = mdb_put(w, meta_, &key, &val, 0); rc != 0)
-      return mdb_error("store: cannot record the next event id", rc);
-  }
+  if (auto rc = put_meta_u64(w, meta_, next_id_key, next_id); rc != 0)
+    return mdb_error("store: cannot record the next event id", rc);
   if (auto rc = t.commit(); rc != 0)
     return mdb_error("store: commit failed", rc);
   return res;
@@ -1469,17 +1475,11 @@ result<compact_result> store::compact(std::int64_t bucket) {
     txn t{env_->handle(), true};
     if (t.status() != 0)
       return mdb_error("store: cannot begin write transaction", t.status());
-    auto key = as_val(next_id_key);
-    MDB_val val;
-    auto rc = mdb_get(t.get(), meta_, &key, &val);
-    if (rc == 0 && val.mv_size == 8)
-      next_id = get_be64(val.mv_data);
-    else if (rc != 0 && rc != MDB_NOTFOUND)
+    auto rc = get_meta_u64(t.get(), meta_, next_id_key, next_id);
+    if (rc != 0)
       return mdb_error("store: cannot read the next event id", rc);
-    std::string v;
-    put_be64(v, next_id + events);
-    auto nv = as_val(v);
-    if (rc = mdb_put(t.get(), meta_, &key, &nv, 0); rc != 0)
+    if (rc = put_meta_u64(t.get(), meta_, next_id_key, next_id + events);
+        rc != 0)
       return mdb_error("store: cannot record the next event id", rc);
     if (rc = t.commit(); rc != 0)
       return mdb_error("store: commit failed", rc);
@@ -1550,12 +1550,9 @@ result<compact_result> store::compact(std::int64_t bucket) {
     auto nv = as_val(v);
     if (auto rc = mdb_put(w, catalog_, &key, &nv, 0); rc != 0)
       return mdb_error("store: cannot update the catalog", rc);
-    auto mk = std::string{compacted_key} + bkey;
-    auto mkey = as_val(mk);
-    std::string n;
-    put_be64(n, events);
-    auto nval = as_val(n);
-    if (auto rc = mdb_put(w, meta_, &mkey, &nval, 0); rc != 0)
+    if (auto rc = put_meta_u64(w, meta_, std::string{compacted_key} + bkey,
+                               events);
+        rc != 0)
       return mdb_error("store: cannot record a compaction", rc);
   }
   if (auto rc = t.commit(); rc != 0)

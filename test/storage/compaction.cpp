@@ -18,7 +18,7 @@
 #include <tuple>
 #include <vector>
 
-#include "temp_dir.hpp"
+#include "store_fixture.hpp"
 
 #include <doctest/doctest.h>
 
@@ -26,37 +26,16 @@ using namespace parallax;
 
 namespace {
 
-using parallax::test::temp_dir;
+using parallax::test::ok;
+using parallax::test::store_fixture;
 
 constexpr time_ns sec = 1'000'000'000;
 constexpr time_ns hour = 3600 * sec;
 constexpr std::int64_t b0 = 472222;
 constexpr time_ns t0 = b0 * hour;
 
-template <class T>
-T ok(result<T> r) {
-  INFO((r ? std::string{} : r.error().render()));
-  REQUIRE(r);
-  return std::move(*r);
-}
-
-struct fixture {
-  temp_dir tmp;
-  std::optional<storage::environment> env;
-  std::optional<storage::store> st;
-  std::uint64_t seq = 0;
-
-  explicit fixture(storage::store_options so = {}) {
-    env.emplace(ok(storage::environment::open(tmp.path / "store")));
-    st.emplace(ok(storage::store::open(*env, so)));
-  }
-
-  void write(const std::vector<event>& evs) {
-    auto v = wire::decode(wire::encode(wire::batch{"src", ++seq, evs}));
-    REQUIRE(v);
-    storage::incoming_batch in{v->source_id(), v->sequence(), v->events()};
-    (void)ok(st->write(std::span{&in, 1}));
-  }
+struct fixture : store_fixture {
+  using store_fixture::store_fixture;
 
   std::vector<std::pair<std::uint64_t, event>> scan(std::int64_t b) const {
     std::vector<std::pair<std::uint64_t, event>> out;
