@@ -8,6 +8,8 @@
 #include "parallax/pipeline/vsphere.hpp"
 #include "parallax/schemas/wire.hpp"
 
+#include "as_parsed.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -70,23 +72,9 @@ run_result run_fleet(const char* scenario, time_ns duration,
     }
     auto& c = *cs;
     for (auto& b : batches) {
-      wire::batch wb;
-      wb.source_id = b.source_id;
-      wb.sequence = 1;
-      wb.events = std::move(b.events);
-      auto view = wire::decode(wire::encode(wb));
-      REQUIRE(view);
-      for (const auto& e : view->events()) {
-        // What the parser adds to vCenter counters (vsphere.hpp).
-        std::vector<field_view> fields(e.fields.begin(), e.fields.end());
-        if (e.sourcetype == vsphere_sourcetype)
-          normalize_vsphere(e.fields, [&](std::string_view k, value_view v) {
-            fields.push_back({k, v});
-          });
-        auto parsed = e;
-        parsed.fields = fields;
+      test::as_parsed(b, [&](const event_view& parsed) {
         c.observe(b.source_id, parsed);
-      }
+      });
       c.advance(r.messages);
     }
     batches.clear();

@@ -19,6 +19,8 @@
 #include "parallax/pipeline/vsphere.hpp"
 #include "parallax/schemas/wire.hpp"
 
+#include "as_parsed.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -163,23 +165,9 @@ run_result run_fleet(std::size_t vms, time_ns duration) {
         if (auto x = capture(b.source_id, arrival, e))
           r.samples.push_back(std::move(*x));
       ++arrival;
-      wire::batch wb;
-      wb.source_id = b.source_id;
-      wb.sequence = 1;
-      wb.events = std::move(b.events);
-      auto view = wire::decode(wire::encode(wb));
-      REQUIRE(view);
-      for (const auto& e : view->events()) {
-        // What the parser adds to vCenter counters (vsphere.hpp).
-        std::vector<field_view> fields(e.fields.begin(), e.fields.end());
-        if (e.sourcetype == vsphere_sourcetype)
-          normalize_vsphere(e.fields, [&](std::string_view k, value_view v) {
-            fields.push_back({k, v});
-          });
-        auto parsed = e;
-        parsed.fields = fields;
+      test::as_parsed(b, [&](const event_view& parsed) {
         c.observe(b.source_id, parsed);
-      }
+      });
       c.advance(r.messages);
     }
     batches.clear();

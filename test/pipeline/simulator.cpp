@@ -9,6 +9,8 @@
 #include "parallax/schemas/identity.hpp"
 #include "parallax/schemas/wire.hpp"
 
+#include "as_parsed.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -780,26 +782,13 @@ start = "15m"
   // over the run the hypervisor is a little above the guest.
   joiner j;
   for (auto& b : batches) {
-    wire::batch w;
-    w.source_id = b.source_id;
-    w.sequence = 1;
-    w.events = std::move(b.events);
-    auto view = wire::decode(wire::encode(w));
-    REQUIRE(view);
-    for (const auto& e : view->events()) {
-      std::vector<field_view> fields(e.fields.begin(), e.fields.end());
-      if (e.sourcetype == vsphere_sourcetype)
-        normalize_vsphere(e.fields, [&](std::string_view k, value_view v) {
-          fields.push_back({k, v});
-        });
-      auto parsed = e;
-      parsed.fields = fields;
+    test::as_parsed(b, [&](const event_view& parsed) {
       std::string vm = b.source_id.starts_with("sim-agent:") ? who(b.source_id) : "";
-      if (auto v = e.find("vm_name"))
+      if (auto v = parsed.find("vm_name"))
         vm = std::string{std::get<std::string_view>(*v)};
       if (!vm.empty())
         j.add(vm, vm, parsed);
-    }
+    });
   }
   std::vector<delta> ds;
   std::vector<silence> ss;
