@@ -2,6 +2,7 @@
 
 #include "parallax/pipeline/logging.hpp"
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@ compactor(compactor_actor::stateful_pointer<compactor_state> self,
         s.failures->add();
         log::error("compactor", "{}", catalog.error().message);
       } else {
+        bool compacted = false;
         for (auto id : s.policy->due(*catalog,
                                      storage::compaction_policy::clock::now())) {
           auto t0 = std::chrono::steady_clock::now();
@@ -54,6 +56,7 @@ compactor(compactor_actor::stateful_pointer<compactor_state> self,
           }
           s.compactions->add();
           s.events->add(r->events);
+          compacted = true;
           log::debug("compactor",
                      "bucket {}: {} events in {:.1f} ms, blocks {} -> {}, "
                      "postings keys {} -> {}, bytes {} -> {}",
@@ -64,6 +67,10 @@ compactor(compactor_actor::stateful_pointer<compactor_state> self,
                      r->blocks_before, r->blocks_after, r->postings_before,
                      r->postings_after, r->bytes_before, r->bytes_after);
         }
+        // A compaction's buffers (about 1.5 KB per event) go back to the
+        // system rather than stay in malloc's free lists as resident memory.
+        if (compacted)
+          ::malloc_trim(0);
       }
       self->delayed_send(self, poll, tick_atom::value);
     },

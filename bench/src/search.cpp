@@ -7,6 +7,7 @@
 #include "parallax/storage/store.hpp"
 #include "parallax/storage/tokenizer.hpp"
 
+#include <malloc.h>
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -838,6 +839,7 @@ int run_search(const search_options& o) {
       px.compact_s = std::chrono::duration<double>(
                        std::chrono::steady_clock::now() - t0)
                        .count();
+      ::malloc_trim(0); // as the compactor does after its work
     }
     mdb_env_sync(env->handle(), 1);
     if (auto b = st->buckets())
