@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
@@ -1372,7 +1373,7 @@ result<compact_result> store::compact(std::int64_t bucket) {
   // 1. The bucket as of one snapshot: its catalog entry and every event.
   std::uint64_t events = 0, bytes = 0;
   std::vector<wire::batch_view> batches;
-  std::vector<std::string> frames;
+  std::deque<std::string> frames; // stable: the batches view them
   {
     auto snap = read();
     if (!snap)

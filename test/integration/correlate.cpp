@@ -196,7 +196,9 @@ TEST_CASE("correlate: events go out on event.<sourcetype> only while a "
   };
   std::thread a{[&] { subscriber("event.os:auth", auth); }};
   std::thread b{[&] { subscriber("", all); }};
-  std::this_thread::sleep_for(300ms);
+  // The subscriptions must reach the publisher before the fleet starts;
+  // on a loaded machine (ctest -j2) that has taken more than 300 ms.
+  std::this_thread::sleep_for(1s);
   auto start_s = (now_ns() / 1'000'000'000) - 10 * 60;
   auto sim_log = tmp.path / "simulate.log";
   auto pid = spawn_logged({PARALLAX_BINARY, "simulate", "--endpoint",
@@ -218,6 +220,12 @@ TEST_CASE("correlate: events go out on event.<sourcetype> only while a "
     CHECK_FALSE(text(m, "_host").empty());
     with_vm += !text(m, "vm").empty();
   }
+  // A run sends 26 os:auth lines. Once (of ~15 runs, under ctest -j2) only
+  // 5 arrived, none with its VM; the counts and the server's log say more
+  // if it happens again.
+  INFO("auth events: ", auth.size(), ", with vm: ", with_vm, "; server log:\n",
+       read_file(server.log_path()));
+  CHECK(auth.size() >= 20);
   CHECK(with_vm * 100 >= auth.size() * 90); // attributed, but the first batch
   std::map<std::string, int> all_topics;
   for (const auto& m : all)
