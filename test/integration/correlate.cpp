@@ -86,7 +86,7 @@ TEST_CASE("correlate: serve publishes deltas and the scenario's alerts, and "
             got.push_back(std::move(*m));
     }
   }};
-  std::this_thread::sleep_for(300ms);
+  std::this_thread::sleep_for(1s); // the subscription reaches the publisher
   // 25 simulated minutes of the demo scenario, as fast as the server takes
   // it: a CPU hog on app-03 from 10 to 20 minutes, a memory leak on db-02
   // from 5 minutes, a vMotion of web-09 at 35 minutes (not reached).
