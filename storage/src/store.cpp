@@ -26,6 +26,8 @@ namespace {
 constexpr std::string_view next_id_key = "next-id";
 constexpr std::string_view span_key = "bucket-span";
 // meta "compacted" [bucket] -> u64 events of the bucket at its last compaction
+// Most bytes (about) of a block a compaction writes (see compact()).
+constexpr std::size_t compacted_block_bytes = 16 * 1024;
 constexpr std::string_view compacted_key = "compacted";
 // Blocks are stored as wire batch frames with this source id; the sequence
 // element carries the block's first event id.
@@ -600,15 +602,40 @@ int put_meta_u64(MDB_txn* t, unsigned dbi, std::string_view key,
   return mdb_put(t, dbi, &k, &val, 0);
 }
 
-// Cuts `evs` into blocks of at most `per_block` events, numbered on from
-// `next_id`, and calls sink(key, value, first id, block) for each.
+// About the bytes an event takes in a block frame (names, texts, 9 per
+// number, a little per field and event): enough to cut blocks by size.
+std::size_t approx_bytes(const event_view& e) {
+  std::size_t n = 24 + e.index.size() + e.host.size() + e.source.size()
+                  + e.sourcetype.size() + (e.raw ? e.raw->size() : 0);
+  for (const auto& f : e.fields) {
+    n += 2 + f.name.size();
+    if (auto s = std::get_if<std::string_view>(&f.value))
+      n += 2 + s->size();
+    else
+      n += 9;
+  }
+  return n;
+}
+
+// Cuts `evs` into blocks of at most `per_block` events -- and, with
+// `max_bytes`, of about that many bytes at most (never less than one
+// event) -- numbered on from `next_id`, and calls sink(key, value, first
+// id, block) for each.
 template <class Sink>
 int cut_blocks(std::string_view bkey, std::span<const event_view* const> evs,
-               std::size_t per_block, std::uint64_t& next_id, Sink&& sink) {
+               std::size_t per_block, std::size_t max_bytes,
+               std::uint64_t& next_id, Sink&& sink) {
   std::string kbuf, vbuf, frame;
   std::vector<const event_view*> block;
-  for (std::size_t j = 0; j < evs.size(); j += per_block) {
+  for (std::size_t j = 0; j < evs.size();) {
     auto stop = std::min(evs.size(), j + per_block);
+    if (max_bytes > 0) {
+      std::size_t bytes = approx_bytes(*evs[j]);
+      auto k = j + 1;
+      for (; k < stop && bytes + approx_bytes(*evs[k]) <= max_bytes; ++k)
+        bytes += approx_bytes(*evs[k]);
+      stop = k;
+    }
     block.assign(evs.begin() + static_cast<std::ptrdiff_t>(j),
                  evs.begin() + static_cast<std::ptrdiff_t>(stop));
     auto first = next_id;
@@ -622,6 +649,7 @@ int cut_blocks(std::string_view bkey, std::span<const event_view* const> evs,
         rc != 0)
       return rc;
     next_id += block.size();
+    j = stop;
   }
   return 0;
 }
@@ -842,7 +870,7 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
     }
     std::uint64_t bytes = 0;
     auto rc = cut_blocks(
-      bkey, evs, opts_.block_events, next_id,
+      bkey, evs, opts_.block_events, 0, next_id,
       [&](std::string_view k, std::string_view v, std::uint64_t first,
           std::span<const event_view* const> block) {
         auto key = as_val(k);
@@ -1490,7 +1518,10 @@ result<compact_result> store::compact(std::int64_t bucket) {
   term_map terms;
   tuple_map tuples; // unchanged by a compaction: not written
   indexer_pass pass{terms, tuples};
-  cut_blocks(bkey, evs, opts_.block_events, next_id,
+  // Sorted, a block holds one series: log lines make far larger blocks than
+  // metric samples, and a search that wants one line decodes its whole
+  // block. Blocks of compacted buckets stop at about 16 KiB as well.
+  cut_blocks(bkey, evs, opts_.block_events, compacted_block_bytes, next_id,
              [&](std::string_view k, std::string_view v, std::uint64_t first,
                  std::span<const event_view* const> block) {
                res.bytes_after += v.size();
