@@ -233,7 +233,9 @@ public:
   /// events in arrival order, one short block run per commit, so a series
   /// of one VM ends up in thousands of blocks it shares with other data;
   /// compacted, it sits in a few blocks of its own, and every term has one
-  /// postings list per segment instead of one per commit. The events get
+  /// postings list per segment instead of one per commit. Its blocks hold
+  /// at most `block_events` events and about 16 KiB (sorted, a block of
+  /// log lines would be far larger than one of samples). The events get
   /// new ids; summaries, rollups, tuples and the catalog's counts stay.
   ///
   /// The events are read, sorted and encoded outside the write lock (ids
