@@ -249,27 +249,19 @@ error guest_agent::collect() {
       events.push_back(std::move(*e));
       ++stats_.system_events;
     }
-  if (net_) {
+  // The samplers that append events of their own: stamped and counted.
+  auto take = [&](auto& sampler, std::uint64_t& count) {
+    if (!sampler)
+      return;
     auto first = events.size();
-    net_->sample(wall, mono_ns(), events);
+    sampler->sample(wall, mono_ns(), events);
     for (auto i = first; i < events.size(); ++i)
       stamp(events[i]);
-    stats_.net_events += events.size() - first;
-  }
-  if (disks_) {
-    auto first = events.size();
-    disks_->sample(wall, mono_ns(), events);
-    for (auto i = first; i < events.size(); ++i)
-      stamp(events[i]);
-    stats_.disk_events += events.size() - first;
-  }
-  if (processes_) {
-    auto first = events.size();
-    processes_->sample(wall, mono_ns(), events);
-    for (auto i = first; i < events.size(); ++i)
-      stamp(events[i]);
-    stats_.process_events += events.size() - first;
-  }
+    count += events.size() - first;
+  };
+  take(net_, stats_.net_events);
+  take(disks_, stats_.disk_events);
+  take(processes_, stats_.process_events);
   // Metrics go in batches of their own, before any log lines, so that each
   // log batch carries exactly the checkpoints of its last line.
   while (events.size() > max_batch_events) {

@@ -1575,15 +1575,20 @@ void fleet::impl::hv_event(vm_model& v, std::size_t vi, time_ns t,
     put(e, "macs", macs);
     put(e, "uri", "qemu:///system");
     out.push_back(std::move(e));
-    for (auto& c : v.nics) {
+    // One event per device, as the poller's (libvirt_poller.cpp).
+    auto device_event = [&](std::string_view sourcetype) {
       event n;
       n.time = t;
       n.index = "main";
       n.host = h.name;
       n.source = "libvirt:qemu:///system";
-      n.sourcetype = "hv:libvirt:nic";
+      n.sourcetype = std::string{sourcetype};
       put(n, "vm_name", v.name);
       put(n, "vm_uuid", v.uuid);
+      return n;
+    };
+    for (auto& c : v.nics) {
+      auto n = device_event("hv:libvirt:nic");
       put(n, "mac", c.mac);
       put(n, "dev", c.hv_dev);
       put(n, "rx_bytes", c.rx);
@@ -1600,14 +1605,7 @@ void fleet::impl::hv_event(vm_model& v, std::size_t vi, time_ns t,
       out.push_back(std::move(n));
     }
     for (auto& d : v.disks) { // as the poller's virDomainBlockStats
-      event n;
-      n.time = t;
-      n.index = "main";
-      n.host = h.name;
-      n.source = "libvirt:qemu:///system";
-      n.sourcetype = "hv:libvirt:disk";
-      put(n, "vm_name", v.name);
-      put(n, "vm_uuid", v.uuid);
+      auto n = device_event("hv:libvirt:disk");
       put(n, "dev", d.hv_dev);
       double dt = static_cast<double>(hv_interval) / ns_per_s;
       put(n, "rd_bytes", d.host.rd);
