@@ -1054,52 +1054,52 @@ needed_fields(const query& q, std::size_t split, const schema& late) {
   using k = command::kind;
   if (split >= q.commands.size() || !is_transform(q.commands[split].k))
     return nullptr;
-  auto out = std::make_shared<std::set<std::string, std::less<>>>();
-  auto need = std::make_shared<field_need>();
-  node_fields(q.filter, *out);
+  std::set<std::string, std::less<>> names;
+  node_fields(q.filter, names);
   for (std::size_t i = 0; i <= split; ++i) {
     const auto& c = q.commands[i];
     switch (c.k) {
       case k::search:
-        node_fields(c.filter, *out);
+        node_fields(c.filter, names);
         break;
       case k::where:
         if (c.condition)
-          expr_fields(*c.condition, *out);
+          expr_fields(*c.condition, names);
         break;
       case k::eval:
         for (const auto& [name, x] : c.evals)
           if (x)
-            expr_fields(*x, *out);
+            expr_fields(*x, names);
         break;
       case k::rename:
         for (const auto& [from, to] : c.renames)
-          out->insert(from);
+          names.insert(from);
         break;
       case k::rex:
-        out->insert(c.rex_field);
+        names.insert(c.rex_field);
         break;
       default:
         break;
     }
     for (const auto& a : c.aggregations)
-      out->insert(a.field);
-    out->insert(c.by.begin(), c.by.end());
-    out->insert(c.fields.begin(), c.fields.end());
+      names.insert(a.field);
+    names.insert(c.by.begin(), c.by.end());
+    names.insert(c.fields.begin(), c.fields.end());
     for (const auto& [name, desc] : c.sort_keys)
-      out->insert(name);
+      names.insert(name);
   }
   for (const auto& rules : late.rules) {
     if (!rules.extract.empty())
-      out->insert("_raw");
+      names.insert("_raw");
     for (const auto& [from, alias] : rules.aliases)
-      out->insert(from);
+      names.insert(from);
     for (const auto& [name, x] : rules.calculated)
       if (x)
-        expr_fields(*x, *out);
+        expr_fields(*x, names);
   }
-  out->erase("");
-  for (const auto& f : *out) {
+  names.erase("");
+  auto need = std::make_shared<field_need>();
+  for (const auto& f : names) {
     if (f.find('*') != std::string::npos)
       return nullptr;
     need->insert(f);

@@ -960,10 +960,25 @@ wire::limits block_limits() {
   return lim;
 }
 
+// The error for a stored block that cannot be read back.
+error damaged_block(std::uint64_t first, std::string_view why) {
+  return error{ec::storage_error,
+               fmt::format("store: block {} is damaged: {}", first, why)};
+}
+
+// Decodes a block's frame (unpack_block's result), every event of it.
+result<wire::batch_view> decode_block(std::string_view frame,
+                                      std::uint64_t first) {
+  auto b = wire::decode(std::as_bytes(std::span{frame.data(), frame.size()}),
+                        nullptr, block_limits());
+  if (!b)
+    return damaged_block(first, b.error().render());
+  return b;
+}
+
 // Calls f(first_id, batch_view) for each block of the bucket prefix.
 template <class F>
 error scan_blocks(MDB_txn* t, unsigned dbi, std::string_view prefix, F&& f) {
-  auto lim = block_limits();
   std::string buf;
   error err;
   auto rc = for_each_prefixed(
@@ -973,18 +988,12 @@ error scan_blocks(MDB_txn* t, unsigned dbi, std::string_view prefix, F&& f) {
       auto first = get_be64(static_cast<const char*>(key.mv_data) + 8);
       auto frame = unpack_block(as_view(val), buf);
       if (!frame) {
-        err = error{ec::storage_error,
-                    fmt::format("store: block {} is damaged: {}", first,
-                                frame.error().message)};
+        err = damaged_block(first, frame.error().message);
         return false;
       }
-      auto b = wire::decode(std::as_bytes(std::span{frame->data(),
-                                                    frame->size()}),
-                            nullptr, lim);
+      auto b = decode_block(*frame, first);
       if (!b) {
-        err = error{ec::storage_error,
-                    fmt::format("store: block {} is damaged: {}", first,
-                                b.error().render())};
+        err = b.error();
         return false;
       }
       f(first, *b);
@@ -1319,9 +1328,7 @@ error snapshot::events(
     auto first = get_be64(static_cast<const char*>(key.mv_data) + 8);
     auto frame = unpack_block(as_view(val), buf);
     if (!frame) {
-      err = error{ec::storage_error,
-                  fmt::format("store: block {} is damaged: {}", first,
-                              frame.error().message)};
+      err = damaged_block(first, frame.error().message);
       break;
     }
     // Only the wanted events are decoded; the others are stepped over.
@@ -1334,9 +1341,7 @@ error snapshot::events(
     auto b = wire::decode_some(
       std::as_bytes(std::span{frame->data(), frame->size()}), keep, lim);
     if (!b) {
-      err = error{ec::storage_error,
-                  fmt::format("store: block {} is damaged: {}", first,
-                              b.error().render())};
+      err = damaged_block(first, b.error().render());
       break;
     }
     auto evs = b->events();
@@ -1415,7 +1420,6 @@ result<compact_result> store::compact(std::int64_t bucket) {
       return mdb_error("store: cannot read the catalog", rc);
     events = get_be64(static_cast<const char*>(val.mv_data) + 16);
     bytes = get_be64(static_cast<const char*>(val.mv_data) + 24);
-    auto lim = block_limits();
     error err;
     rc = for_each_prefixed(
       snap->t_, blocks_, bkey, [&](const MDB_val& k, const MDB_val& v) {
@@ -1423,12 +1427,11 @@ result<compact_result> store::compact(std::int64_t bucket) {
           return true;
         ++res.blocks_before;
         res.bytes_before += v.mv_size;
+        auto first = get_be64(static_cast<const char*>(k.mv_data) + 8);
         std::string buf;
         auto frame = unpack_block(as_view(v), buf);
         if (!frame) {
-          err = error{ec::storage_error,
-                      fmt::format("store: a block of bucket {} is damaged: {}",
-                                  bucket, frame.error().message)};
+          err = damaged_block(first, frame.error().message);
           return false;
         }
         // The frame must outlive the batch: own a copy unless it was
@@ -1436,13 +1439,9 @@ result<compact_result> store::compact(std::int64_t bucket) {
         auto owned = frame->data() == buf.data() ? std::move(buf)
                                                  : std::string{*frame};
         frames.push_back(std::move(owned));
-        auto b = wire::decode(std::as_bytes(std::span{frames.back().data(),
-                                                      frames.back().size()}),
-                              nullptr, lim);
+        auto b = decode_block(frames.back(), first);
         if (!b) {
-          err = error{ec::storage_error,
-                      fmt::format("store: a block of bucket {} is damaged: {}",
-                                  bucket, b.error().render())};
+          err = b.error();
           return false;
         }
         batches.push_back(std::move(*b));
