@@ -16,7 +16,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
@@ -43,6 +42,37 @@ std::string view_text(const event_view& e, std::string_view name) {
   return {};
 }
 
+// The publisher endpoint the server bound, from its log.
+std::string publisher_endpoint(const server_process& server) {
+  auto log = read_file(server.log_path());
+  auto at = log.find("publishing deltas and alerts on ");
+  REQUIRE(at != std::string::npos);
+  auto endpoint = log.substr(at + 32, log.find(' ', at + 32) - at - 32);
+  return endpoint.substr(0, endpoint.find('\n'));
+}
+
+// Collects what `endpoint` publishes under `prefix` into `out` until `stop`
+// (a SUB socket that never drops: RCVHWM 0).
+void subscribe(zmq::context& ctx, const std::string& endpoint,
+               std::string_view prefix, const std::atomic<bool>& stop,
+               std::vector<publish::published_message>& out) {
+  zmq::socket sub{ctx, ZMQ_SUB};
+  REQUIRE_FALSE(sub.set_int(ZMQ_RCVHWM, 0));
+  REQUIRE_FALSE(sub.connect(endpoint));
+  zmq_setsockopt(sub.handle(), ZMQ_SUBSCRIBE, prefix.data(), prefix.size());
+  zmq::socket* socks[] = {&sub};
+  const bool want[] = {true};
+  while (!stop.load()) {
+    auto ready = zmq::poll_in(socks, want, std::chrono::milliseconds{50});
+    if (!ready || !(*ready)[0])
+      continue;
+    while (auto parts = sub.recv(true))
+      if (parts->size() == 2)
+        if (auto m = publish::decode((*parts)[1].view()))
+          out.push_back(std::move(*m));
+  }
+}
+
 } // namespace
 
 TEST_CASE("correlate: serve publishes deltas and the scenario's alerts, and "
@@ -59,33 +89,13 @@ TEST_CASE("correlate: serve publishes deltas and the scenario's alerts, and "
               "[\"appuser\"]\n";
   }
   server.start();
-  auto log = read_file(server.log_path());
-  auto at = log.find("publishing deltas and alerts on ");
-  REQUIRE(at != std::string::npos);
-  auto pub_endpoint = log.substr(at + 32, log.find(' ', at + 32) - at - 32);
-  pub_endpoint = pub_endpoint.substr(0, pub_endpoint.find('\n'));
+  auto pub_endpoint = publisher_endpoint(server);
 
   // Subscribe before anything is sent.
   zmq::context ctx;
   std::atomic<bool> stop{false};
   std::vector<publish::published_message> got;
-  std::thread sub_thread{[&] {
-    zmq::socket sub{ctx, ZMQ_SUB};
-    REQUIRE_FALSE(sub.set_int(ZMQ_RCVHWM, 0));
-    REQUIRE_FALSE(sub.connect(pub_endpoint));
-    zmq_setsockopt(sub.handle(), ZMQ_SUBSCRIBE, "", 0);
-    zmq::socket* socks[] = {&sub};
-    const bool want[] = {true};
-    while (!stop.load()) {
-      auto ready = zmq::poll_in(socks, want, std::chrono::milliseconds{50});
-      if (!ready || !(*ready)[0])
-        continue;
-      while (auto parts = sub.recv(true))
-        if (parts->size() == 2)
-          if (auto m = publish::decode((*parts)[1].view()))
-            got.push_back(std::move(*m));
-    }
-  }};
+  std::thread sub_thread{[&] { subscribe(ctx, pub_endpoint, "", stop, got); }};
   std::this_thread::sleep_for(1s); // the subscription reaches the publisher
   // 25 simulated minutes of the demo scenario, as fast as the server takes
   // it: a CPU hog on app-03 from 10 to 20 minutes, a memory leak on db-02
@@ -165,37 +175,15 @@ TEST_CASE("correlate: events go out on event.<sourcetype> only while a "
   temp_dir tmp{"parallax-events-"};
   server_process server{tmp.path, free_port()};
   server.start();
-  auto log = read_file(server.log_path());
-  auto at = log.find("publishing deltas and alerts on ");
-  REQUIRE(at != std::string::npos);
-  auto pub_endpoint = log.substr(at + 32, log.find(' ', at + 32) - at - 32);
-  pub_endpoint = pub_endpoint.substr(0, pub_endpoint.find('\n'));
+  auto pub_endpoint = publisher_endpoint(server);
 
   // One subscriber asks for os:auth events; another takes everything but
   // asks for no events by name.
   zmq::context ctx;
   std::atomic<bool> stop{false};
   std::vector<publish::published_message> auth, all;
-  auto subscriber = [&](const char* prefix,
-                        std::vector<publish::published_message>& out) {
-    zmq::socket sub{ctx, ZMQ_SUB};
-    REQUIRE_FALSE(sub.set_int(ZMQ_RCVHWM, 0));
-    REQUIRE_FALSE(sub.connect(pub_endpoint));
-    zmq_setsockopt(sub.handle(), ZMQ_SUBSCRIBE, prefix, std::strlen(prefix));
-    zmq::socket* socks[] = {&sub};
-    const bool want[] = {true};
-    while (!stop.load()) {
-      auto ready = zmq::poll_in(socks, want, std::chrono::milliseconds{50});
-      if (!ready || !(*ready)[0])
-        continue;
-      while (auto parts = sub.recv(true))
-        if (parts->size() == 2)
-          if (auto m = publish::decode((*parts)[1].view()))
-            out.push_back(std::move(*m));
-    }
-  };
-  std::thread a{[&] { subscriber("event.os:auth", auth); }};
-  std::thread b{[&] { subscriber("", all); }};
+  std::thread a{[&] { subscribe(ctx, pub_endpoint, "event.os:auth", stop, auth); }};
+  std::thread b{[&] { subscribe(ctx, pub_endpoint, "", stop, all); }};
   // The subscriptions must reach the publisher before the fleet starts;
   // on a loaded machine (ctest -j2) that has taken more than 300 ms.
   std::this_thread::sleep_for(1s);
