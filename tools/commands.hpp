@@ -100,6 +100,7 @@ struct simulate_args {
   std::optional<std::uint64_t> events; ///< stop after N events
   std::string rate = "max";            ///< events/s or "max"
   bool live = false;                   ///< follow the wall clock
+  std::optional<double> speed;         ///< paced replay, x real time
   std::optional<std::string> start;    ///< epoch seconds or now-DURATION
   std::string endpoint;                ///< send to a server, or
   std::string out;                     ///< write length-prefixed frames

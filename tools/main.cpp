@@ -293,6 +293,12 @@ int main(int argc, char** argv) {
   simulate_cmd->add_flag("--live", sim_args.live,
                          "Follow the wall clock: each sample is sent when "
                          "its time comes (starts now)");
+  simulate_cmd->add_option("--speed", sim_args.speed,
+                           "Replay this many times faster than real time, "
+                           "each agent and poller sending every step on its "
+                           "own phase as independent senders do (default: "
+                           "as fast as --rate allows, sources merged)")
+    ->check(CLI::Range(0.01, 1e6));
   simulate_cmd->add_option("--start", sim_args.start,
                            "Simulated start: seconds since the epoch or "
                            "now-DURATION (default: now minus the duration)");
@@ -394,8 +400,8 @@ int main(int argc, char** argv) {
   parallax::bench::correlate_options corr_opts;
   auto corr_bench = bench->add_subcommand(
     "correlate", "Delta and alert latency from arrival to the PUB socket "
-                 "while ingesting a simulated fleet plus filler at full "
-                 "speed");
+                 "while ingesting a simulated fleet, replayed faster than "
+                 "real time, plus filler traffic");
   corr_bench->add_option("--vms", corr_opts.vms, "Simulated VMs")
     ->capture_default_str();
   corr_bench->add_option("--hosts", corr_opts.hosts, "Simulated hosts")
@@ -403,13 +409,26 @@ int main(int argc, char** argv) {
   corr_bench->add_option("--minutes", corr_opts.minutes,
                          "Simulated minutes")
     ->capture_default_str();
-  corr_bench->add_option("--filler", corr_opts.filler,
-                         "Extra mixed events from a second client")
-    ->capture_default_str();
+  corr_bench->add_option("--speed", corr_opts.speed,
+                         "Replay the fleet this many times faster than "
+                         "real time, each agent and poller sending on its "
+                         "own phase")
+    ->capture_default_str()
+    ->check(CLI::Range(0.01, 1e6));
+  corr_bench->add_flag("--burst", corr_opts.burst,
+                       "Send the fleet as fast as the server takes it "
+                       "instead, every source's 20 simulated seconds at "
+                       "once (a synchronised herd)");
   corr_bench->add_option("--batch", corr_opts.batch,
-                         "Events per fleet batch, at most (the fleet's "
-                         "sources merge their steps up to this)")
+                         "With --burst: events per fleet batch, at most "
+                         "(a source's steps merge up to this)")
     ->capture_default_str();
+  corr_bench->add_option("--filler-rate", corr_opts.filler_rate,
+                         "Mixed events per second from a second client "
+                         "while the fleet runs (0: as fast as the server "
+                         "takes them)")
+    ->capture_default_str()
+    ->check(CLI::NonNegativeNumber);
   corr_bench->add_flag("--json", corr_opts.json,
                        "One machine-readable JSON line");
 

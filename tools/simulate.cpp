@@ -25,6 +25,12 @@ int run_simulate(const simulate_args& args) {
   so.fleet.hosts = args.hosts;
   so.fleet.mixed_mac_notation = !args.canonical_macs;
   so.live = args.live;
+  if (args.speed) {
+    if (args.live || args.events || args.rate != "max")
+      return fail_usage("--speed paces the replay itself: not with --live, "
+                        "--events or --rate");
+    so.speed = *args.speed;
+  }
   so.truth_file = args.truth;
   if (args.vms < 1 || args.hosts < 1)
     return fail_usage("--vms and --hosts must be at least 1");

@@ -25,6 +25,7 @@
 #include <fmt/format.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -72,6 +73,8 @@ void lower_priority() {
     so.fleet.start = start;
     so.fleet.duration = static_cast<time_ns>(o.minutes) * 60'000'000'000;
     so.batch_events = o.batch;
+    if (!o.burst)
+      so.speed = o.speed;
     auto sc = sim::load_scenario(fs::path{PARALLAX_SCENARIO_DIR} / "demo.toml");
     if (!sc) {
       std::fprintf(stderr, "bench fleet: %s\n", sc.error().message.c_str());
@@ -98,13 +101,20 @@ void lower_priority() {
   _exit(0);
 }
 
-// Other traffic: mixed events of no VM, one source.
+// Whether the parent wrote to (or closed) `fd`: the fleet is done.
+bool told_to_stop(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+// Other traffic: mixed events of no VM, one source, at `filler_rate`
+// until the parent says the fleet is done.
 [[noreturn]] void filler_client(const correlate_options& o, int in_fd,
                                 int out_fd, time_ns start) {
   lower_priority();
   client_result res;
   auto endpoint = read_endpoint(in_fd);
-  if (o.filler > 0) {
+  {
     zmq::context ctx;
     ingest_client_options copts;
     copts.endpoint = endpoint;
@@ -121,10 +131,21 @@ void lower_priority() {
     std::string frame;
     auto t0 = clock_type::now();
     std::size_t sent = 0;
-    for (std::uint64_t seq = 1; sent < o.filler; ++seq) {
+    constexpr std::size_t n = 1000;
+    auto due = [&] {
+      return t0 + std::chrono::duration_cast<clock_type::duration>(
+                    std::chrono::duration<double>(static_cast<double>(sent)
+                                                  / o.filler_rate));
+    };
+    for (std::uint64_t seq = 1;; ++seq) {
+      while (o.filler_rate > 0 && due() > clock_type::now()
+             && !told_to_stop(in_fd))
+        std::this_thread::sleep_until(
+          std::min(due(), clock_type::now() + std::chrono::milliseconds{50}));
+      if (told_to_stop(in_fd))
+        break;
       b.sequence = seq;
       b.events.clear();
-      auto n = std::min<std::size_t>(1000, o.filler - sent);
       for (std::size_t i = 0; i < n; ++i) {
         b.events.push_back(gen.next());
         // Not the fleet's: the correlator attributes nothing of it.
@@ -141,8 +162,8 @@ void lower_priority() {
       _exit(6);
     res.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     res.events = sent;
+    res.ok = 1;
   }
-  res.ok = 1;
   write_all(out_fd, &res, sizeof res);
   _exit(0);
 }
@@ -283,6 +304,8 @@ int run_correlate(const correlate_options& o) {
           write_all(fd, ep.data(), len);
         }
         read_all(from_fleet[0], &fleet_res, sizeof fleet_res);
+        char done = 1;
+        write_all(to_filler[1], &done, 1);
         read_all(from_filler[0], &filler_res, sizeof filler_res);
         wall = std::chrono::duration<double>(clock_type::now() - t0).count();
         int status = 0;
@@ -315,19 +338,36 @@ int run_correlate(const correlate_options& o) {
                "\"delta_max_ms\":{:.3f},\"drift_alerts\":{},"
                "\"drift_p50_ms\":{:.3f},\"drift_p99_ms\":{:.3f},"
                "\"security_alerts\":{},\"security_p99_ms\":{:.3f},"
-               "\"published\":{},\"dropped\":{},\"received\":{}}}\n",
+               "\"published\":{},\"dropped\":{},\"received\":{},"
+               "\"mode\":\"{}\",\"speed\":{}}}\n",
                o.vms, events, fleet_res.events, wall, rate,
                lat.delta_ms.size(), percentile(lat.delta_ms, 0.5),
                percentile(lat.delta_ms, 0.99), percentile(lat.delta_ms, 1.0),
                lat.drift_ms.size(), percentile(lat.drift_ms, 0.5),
                percentile(lat.drift_ms, 0.99), lat.security_ms.size(),
-               percentile(lat.security_ms, 0.99), published, dropped, received);
+               percentile(lat.security_ms, 0.99), published, dropped, received,
+               o.burst ? "burst" : "paced", o.burst ? 0.0 : o.speed);
     return 0;
   }
   fmt::print("parallax bench correlate: {} VMs for {} simulated minutes "
              "({} events) plus {} filler events, through the real endpoint, "
              "every ack after a synced commit\n",
              o.vms, o.minutes, fleet_res.events, filler_res.events);
+  if (o.burst)
+    fmt::print("  fleet: burst mode, as fast as the server takes it, every "
+               "source's 20 simulated seconds at once ({:.0f} events/s)\n",
+               static_cast<double>(fleet_res.events) / fleet_res.seconds);
+  else
+    fmt::print("  fleet: replayed {}x faster than real time, each agent and "
+               "poller on its own phase ({:.0f} events/s, as {:.0f} VMs "
+               "would send live)\n",
+               o.speed,
+               static_cast<double>(fleet_res.events) / fleet_res.seconds,
+               static_cast<double>(o.vms) * o.speed);
+  fmt::print("  filler: {:.0f} events/s (asked: {})\n",
+             static_cast<double>(filler_res.events) / filler_res.seconds,
+             o.filler_rate > 0 ? fmt::format("{:.0f}", o.filler_rate)
+                               : std::string{"as fast as possible"});
   fmt::print("  ingest            {:>10.0f} events/s over {:.2f} s "
              "(target: >= 250,000 while correlating)\n",
              rate, wall);

@@ -1955,6 +1955,15 @@ std::string fleet::impl::truth() const {
   return o;
 }
 
+time_ns source_phase(std::string_view source_id) noexcept {
+  std::uint64_t h = 1469598103934665603ULL; // FNV-1a
+  for (unsigned char c : source_id) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return static_cast<time_ns>(h % static_cast<std::uint64_t>(agent_interval));
+}
+
 // -- sinks -------------------------------------------------------------------
 
 namespace {
@@ -2107,6 +2116,10 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
                                         batch_sink& sink) {
   using clock = std::chrono::steady_clock;
   auto fo = opts.fleet;
+  if (opts.speed > 0 && (opts.live || opts.rate > 0 || opts.max_events))
+    return error{ec::usage,
+                 "a paced replay (speed) goes with neither live mode, a "
+                 "rate nor an event limit"};
   if (opts.live && fo.start == 0)
     fo.start = now_ns();
   auto fl = fleet::make(std::move(fo));
@@ -2147,6 +2160,33 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
         return err;
     return {};
   };
+  // Paced replay: each source's step leaves at its own (compressed) time.
+  auto replay_step = [&](std::vector<sim_batch>& batches) -> error {
+    auto release = [&](const sim_batch& b) {
+      auto sim = static_cast<double>(b.at - fl->start()
+                                     + source_phase(b.source_id));
+      return t0 + std::chrono::duration_cast<clock::duration>(
+                    std::chrono::duration<double>(sim / 1e9 / opts.speed));
+    };
+    std::stable_sort(batches.begin(), batches.end(),
+                     [&](const auto& x, const auto& y) {
+                       return source_phase(x.source_id)
+                              < source_phase(y.source_id);
+                     });
+    for (auto& b : batches) {
+      auto due = release(b);
+      while (clock::now() < due && !stop.load())
+        std::this_thread::sleep_for(std::min<clock::duration>(
+          due - clock::now(), std::chrono::milliseconds{100}));
+      if (stop.load())
+        return {};
+      if (!b.events.empty())
+        st.last_time = std::max(st.last_time, b.at);
+      if (auto err = send(b.source_id, b.events))
+        return err;
+    }
+    return {};
+  };
   std::vector<sim_batch> step;
   time_ns pending_since = INT64_MIN;
   while (!stop.load() && !limit_hit) {
@@ -2165,6 +2205,11 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
     step.clear();
     if (!fl->step(step))
       break;
+    if (opts.speed > 0) {
+      if (auto err = replay_step(step))
+        return err;
+      continue;
+    }
     for (auto& b : step) {
       if (opts.max_events) {
         auto queued = st.events;

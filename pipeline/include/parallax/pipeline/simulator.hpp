@@ -215,6 +215,14 @@ struct simulation_options {
   /// Emit each step when the wall clock reaches its time (start defaults
   /// to now); otherwise as fast as `rate` allows.
   bool live = false;
+  /// Replay `speed` times faster than real time (0: off; not with `live`
+  /// or `rate`). Every source sends each step on its own, when the wall
+  /// clock reaches the run's start plus (step time - fleet start + the
+  /// source's phase) / speed. The phase, from a hash of the source id,
+  /// spreads the sources over the agent interval as independently started
+  /// agents are (the real agent keeps the phase of its own start); event
+  /// times are not changed. A sender that falls behind sends at once.
+  double speed = 0;
   /// Historical mode: a source's consecutive steps are sent as one batch
   /// of up to this many events (live mode sends each step at once).
   std::size_t batch_events = 1000;
@@ -241,10 +249,15 @@ struct simulation_stats {
 /// Runs a simulation into `sink` until the duration or event count is
 /// reached or `stop` becomes true; writes the truth file; then calls
 /// `sink.finish()`. Errors: a fleet that cannot be built (config_bad_value),
+/// `speed` with `live`, `rate` or `max_events` (usage),
 /// a sink that fails, a truth file that cannot be written.
 result<simulation_stats> run_simulation(const simulation_options& opts,
                                         const std::atomic<bool>& stop,
                                         batch_sink& sink);
+
+/// A source's offset within the agent interval in a paced replay
+/// (simulation_options::speed): [0, agent_interval), from its id.
+time_ns source_phase(std::string_view source_id) noexcept;
 
 /// "2026-11-25T10:00:01.000Z".
 std::string rfc3339(time_ns t);
