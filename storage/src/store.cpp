@@ -356,6 +356,22 @@ struct rollup_entry {
   bool loaded = false; // merged with the stored cell already
 };
 
+struct series_hash {
+  std::size_t operator()(const series_key& k) const noexcept {
+    auto mix = [](std::size_t h, std::size_t x) {
+      return h ^ (x + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+    };
+    auto h = std::hash<std::string_view>{}(k.host);
+    h = mix(h, std::hash<std::string_view>{}(k.metric));
+    return mix(h, static_cast<std::size_t>(k.interval));
+  }
+};
+
+// A hash map: every numeric field of every event looks its series up (a
+// tree's string compares were a sixth of the indexer's time); the series
+// are sorted once when written.
+using rollup_map = std::unordered_map<series_key, rollup_entry, series_hash>;
+
 // LMDB keys are at most 511 bytes; the rollup key adds 8 + 2 + 8 bytes to
 // the host and metric names, which are separated by NUL.
 bool rollup_key_ok(std::string_view host, std::string_view metric) {
@@ -401,9 +417,12 @@ void for_each_metric(const event_view& e, F&& f) {
   }
 }
 
+// Not noexcept on purpose: libstdc++ then keeps each node's hash, so a
+// lookup compares strings only on a full hash match and a rehash does not
+// hash every term again.
 struct string_hash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
+  std::size_t operator()(std::string_view s) const {
     return std::hash<std::string_view>{}(s);
   }
 };
@@ -535,8 +554,7 @@ private:
 // `intern` makes the key's names outlive `e` where its buffer does not.
 template <class Intern>
 void fold_metrics(MDB_txn* w, unsigned dbi, std::string_view bkey,
-                  std::map<series_key, rollup_entry>& rollups,
-                  const event_view& e, time_ns interval, Intern&& intern) {
+                  rollup_map& rollups, const event_view& e, time_ns interval, Intern&& intern) {
   for_each_metric(e, [&](std::string_view name, double x) {
     series_key k{intern(e.host), intern(name),
                  floor_div(e.time, interval) * interval};
@@ -553,11 +571,19 @@ void fold_metrics(MDB_txn* w, unsigned dbi, std::string_view bkey,
   });
 }
 
+// In key order, for LMDB's locality: the series order is the rollup
+// key's byte order (names hold no NUL, the interval is stored biased).
 int put_rollups(MDB_txn* w, unsigned dbi, std::string_view bkey,
-                const std::map<series_key, rollup_entry>& rollups) {
-  for (const auto& [k, en] : rollups) {
-    auto dk = rollup_db_key(bkey, k);
-    auto v = encode_cell(en.cell);
+                const rollup_map& rollups) {
+  std::vector<const rollup_map::value_type*> sorted;
+  sorted.reserve(rollups.size());
+  for (const auto& kv : rollups)
+    sorted.push_back(&kv);
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto* x, auto* y) { return x->first < y->first; });
+  for (const auto* kv : sorted) {
+    auto dk = rollup_db_key(bkey, kv->first);
+    auto v = encode_cell(kv->second.cell);
     auto key = as_val(dk);
     auto val = as_val(v);
     if (auto rc = mdb_put(w, dbi, &key, &val, 0); rc != 0)
@@ -860,7 +886,7 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
     term_map terms;
     tuple_map tuples;
     indexer_pass pass{terms, tuples};
-    std::map<series_key, rollup_entry> rollups;
+    rollup_map rollups;
     time_ns min_t = accepted[i].second->time, max_t = min_t;
     evs.clear();
     for (auto k = i; k < end; ++k) {
@@ -1615,7 +1641,7 @@ error store::rebuild_summaries() {
     auto intern = [&](std::string_view x) -> std::string_view {
       return *pool.emplace(x).first;
     };
-    std::map<series_key, rollup_entry> rollups;
+    rollup_map rollups;
     auto err = scan_blocks(w, blocks_, bkey,
                            [&](std::uint64_t first, const wire::batch_view& bv) {
                              // A pass per block: its cache views the block.
