@@ -51,6 +51,24 @@ constexpr std::string_view hv_disk_wr = "hv:disk_wr_bytes_per_s";
 constexpr std::string_view guest_disk_rd = "guest:disk_rd_bytes_per_s";
 constexpr std::string_view guest_disk_wr = "guest:disk_wr_bytes_per_s";
 
+// Whether the catalog reads `<prefix><name>` (prefix "hv:" or "guest:")
+// as a plain window mean: the other numeric fields of a sample are not
+// kept (a hypervisor sample has dozens).
+bool catalog_input(std::string_view prefix, std::string_view name) {
+  auto is = [&](std::string_view key) {
+    return key.size() == prefix.size() + name.size()
+           && key.starts_with(prefix) && key.ends_with(name);
+  };
+  for (const auto& p : metric_pairs) {
+    if (p.per_nic)
+      continue;
+    if (is(p.hv[0]) || is(p.hv[1]) || is(p.hv_minus) || is(p.guest)
+        || is(p.guest_per))
+      return true;
+  }
+  return false;
+}
+
 } // namespace
 
 void joiner::window::put(std::string_view key, double x) {
@@ -124,9 +142,9 @@ void joiner::add(std::string_view vm_name, std::string_view vm_uuid,
     vm.ever_guest = true;
   }
   if (hv_vm || os_system) {
-    auto prefix = hv_vm ? "hv:" : "guest:";
+    std::string_view prefix = hv_vm ? "hv:" : "guest:";
     for (const auto& f : e.fields)
-      if (auto x = number(f.value)) {
+      if (auto x = number(f.value); x && catalog_input(prefix, f.name)) {
         key.assign(prefix);
         key.append(f.name);
         w->put(key, *x);
