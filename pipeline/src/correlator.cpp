@@ -125,34 +125,99 @@ correlator::correlator(correlator_options opts)
 std::optional<attribution> correlator::observe(std::string_view source_id,
                                                const event_view& e) {
   auto a = resolver_.observe(source_id, e);
-  if (!a || a->vm.empty())
+  if (!a || a->vm.empty()) {
+    if (e.sourcetype.starts_with("os:"))
+      hold(source_id, e);
     return a;
+  }
+  if (!held_.empty())
+    release(source_id, *a);
+  learn(*a, e);
+  return a;
+}
+
+namespace {
+
+// A source's held events: enough for an agent's first batches, whatever
+// its batching.
+constexpr std::size_t max_held_per_source = 20'000;
+
+event_view view_of(const event& e, std::vector<field_view>& fields) {
+  fields.clear();
+  for (const auto& f : e.fields)
+    fields.push_back({f.name, view(f.value)});
+  event_view v;
+  v.time = e.time;
+  v.index = e.index;
+  v.host = e.host;
+  v.source = e.source;
+  v.sourcetype = e.sourcetype;
+  if (e.raw)
+    v.raw = std::string_view{*e.raw};
+  v.fields = fields;
+  return v;
+}
+
+} // namespace
+
+void correlator::hold(std::string_view source_id, const event_view& e) {
+  auto& h = entry(held_, source_id);
+  h.newest = std::max(h.newest, e.time);
+  h.events.push_back(e.materialize());
+  auto horizon = h.newest - 2 * opts_.join.window;
+  while (!h.events.empty()
+         && (h.events.size() > max_held_per_source
+             || h.events.front().time < horizon)) {
+    h.events.pop_front();
+    ++counters_.held_dropped;
+  }
+}
+
+void correlator::release(std::string_view source_id, const attribution& a) {
+  auto it = held_.find(source_id);
+  if (it == held_.end())
+    return;
+  auto held = std::move(it->second.events);
+  held_.erase(it);
+  auto horizon = join_.latest() - 2 * opts_.join.window;
+  std::vector<field_view> fields;
+  for (const auto& e : held) {
+    if (e.time < horizon) {
+      ++counters_.held_dropped;
+      continue;
+    }
+    learn(a, view_of(e, fields));
+    ++counters_.held_replayed;
+  }
+}
+
+void correlator::learn(const attribution& a, const event_view& e) {
   if (e.sourcetype.starts_with("os:")) {
     // A guest whose clock is known to be off joins on the hypervisor's.
-    auto it = security_.find(a->vm_uuid);
+    auto it = security_.find(a.vm_uuid);
     if (it != security_.end() && it->second.skew_open) {
       auto shifted = e;
       shifted.time -= it->second.skew;
-      join_.add(a->vm, a->vm_uuid, shifted);
+      join_.add(a.vm, a.vm_uuid, shifted);
     } else {
-      join_.add(a->vm, a->vm_uuid, e);
+      join_.add(a.vm, a.vm_uuid, e);
     }
   } else {
-    join_.add(a->vm, a->vm_uuid, e);
+    join_.add(a.vm, a.vm_uuid, e);
   }
   if (e.sourcetype.starts_with("hv:")) {
-    auto& sec = entry(security_, a->vm_uuid);
+    auto& sec = entry(security_, a.vm_uuid);
     sec.last_hv = std::max(sec.last_hv, e.time);
   } else if (e.sourcetype == "os:system") {
-    check_clock(*a, e);
+    check_clock(a, e);
   }
   if (e.sourcetype.starts_with("os:")) {
-    auto& sec = entry(security_, a->vm_uuid);
+    auto& sec = entry(security_, a.vm_uuid);
     if (sec.first_guest == INT64_MIN)
       sec.first_guest = e.time;
     if (e.sourcetype == "os:process") {
-      check_leak(*a, e);
-      check_process(*a, e);
+      check_leak(a, e);
+      check_process(a, e);
     }
     else if ((e.sourcetype == "os:auth" || e.sourcetype == "os:cron")
              && e.raw) {
@@ -162,7 +227,6 @@ std::optional<attribution> correlator::observe(std::string_view source_id,
         sec.logs.pop_front();
     }
   }
-  return a;
 }
 
 std::string correlator::log_context(const std::string& vm_uuid,

@@ -692,11 +692,10 @@ TEST_CASE("delta truth: every published delta equals the catalog's figures "
   // correlator before the hypervisors' first batch, so the resolver keeps
   // the guest pending and does not attribute its events
   // (identity_resolver.hpp: "it stays *pending* (its events are not
-  // attributed)"): the first agent round of the run (t0) never enters the
-  // first window. A delta that differs from the catalog only in such a
-  // window, and equals exactly the catalog applied to the samples without
-  // the early guest ones, is counted as `warmup` and reported (WARN), not
-  // failed; any other difference fails.
+  // attributed)"). The correlator holds them and joins them once the VM is
+  // known (correlator::observe), so the first window has its first agent
+  // round too. A delta that would equal the catalog applied without those
+  // early samples is counted as `warmup`: there must be none.
   auto late = compute(r, model, true);
   CHECK(truth.unmapped == 0);
   CHECK(truth.inconsistent_mem_used == 0);
@@ -858,9 +857,9 @@ TEST_CASE("delta truth: every published delta equals the catalog's figures "
     "sides carry floats where README says integers",
     readme_rel_diff, readme_share, readme_bytes_type));
 
-  WARN_MESSAGE(warmup == 0, warmup,
-               " deltas of the first window leave out the guest's first "
-               "agent round (identity warm-up, see above)");
+  CHECK_MESSAGE(warmup == 0, warmup,
+                " deltas of the first window leave out the guest's first "
+                "agent round (identity warm-up, see above)");
   for (auto metric : catalog_metrics) {
     const auto& t = tallies[metric];
     CHECK_MESSAGE(t.compared >= 100, metric, ": only ", t.compared,

@@ -105,6 +105,11 @@ struct correlator_counters {
   std::uint64_t drift_resolved = 0;
   std::uint64_t security_opened = 0;
   std::uint64_t security_resolved = 0;
+  /// Guest events held until their VM was known, then joined and checked.
+  std::uint64_t held_replayed = 0;
+  /// Held guest events let go unjoined: older than two windows before
+  /// their source's newest, or beyond a source's bound.
+  std::uint64_t held_dropped = 0;
 };
 
 class correlator {
@@ -112,6 +117,13 @@ public:
   explicit correlator(correlator_options opts = {});
 
   /// Attributes `e` (from the batch of `source_id`) and learns from it.
+  /// A guest event (`os:*`) whose VM is not known yet (its agent's first
+  /// batch usually comes before the hypervisor names the VM) is held, as a
+  /// copy, and learned from as soon as an event of the same source is
+  /// attributed: its samples still count in their window's deltas. Held
+  /// events older than two windows before their source's newest are let go
+  /// (counted); the returned attribution, and so the stored event, stays
+  /// empty for them either way.
   std::optional<attribution> observe(std::string_view source_id,
                                      const event_view& e);
 
@@ -179,6 +191,18 @@ private:
     std::string silent_id;
   };
 
+  /// What follows from an attributed event: the join, the security and
+  /// leak checks, the clock and log bookkeeping.
+  void learn(const attribution& a, const event_view& e);
+  /// A guest source's events from before its VM was known, replayed into
+  /// learn() once it is (see observe()).
+  struct held_events {
+    std::deque<event> events;
+    time_ns newest = INT64_MIN;
+  };
+  void hold(std::string_view source_id, const event_view& e);
+  void release(std::string_view source_id, const attribution& a);
+
   void check_process(const attribution& a, const event_view& e);
   void check_clock(const attribution& a, const event_view& e);
   void check_leak(const attribution& a, const event_view& e);
@@ -198,6 +222,7 @@ private:
   std::map<std::string, process_alert> process_alerts_;   ///< open, by key
   std::unordered_map<std::string, rss_track> rss_;        ///< by vm|pid|start
   std::vector<correlator_message> pending_;  ///< raised in observe()
+  string_map<held_events> held_;             ///< by source id
   correlator_counters counters_;
   time_ns last_sweep_ = INT64_MIN;           ///< of resolve_gone_processes
   std::vector<delta> deltas_;                ///< scratch
