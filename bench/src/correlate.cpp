@@ -60,6 +60,15 @@ void lower_priority() {
   (void)::setpriority(PRIO_PROCESS, 0, 10);
 }
 
+// A client is ready to send (its data made): it says so and waits for the
+// parent's go, so the time measured is only the sending.
+void ready_then_wait(int in_fd, int out_fd) {
+  char c = 1;
+  write_all(out_fd, &c, 1);
+  if (!read_all(in_fd, &c, 1))
+    _exit(3);
+}
+
 [[noreturn]] void fleet_client(const correlate_options& o, int in_fd,
                                int out_fd, time_ns start) {
   lower_priority();
@@ -73,8 +82,11 @@ void lower_priority() {
     so.fleet.start = start;
     so.fleet.duration = static_cast<time_ns>(o.minutes) * 60'000'000'000;
     so.batch_events = o.batch;
-    if (!o.burst)
+    if (!o.burst) {
       so.speed = o.speed;
+      so.prerender = true;
+    }
+    so.ready = [&] { ready_then_wait(in_fd, out_fd); };
     auto sc = sim::load_scenario(fs::path{PARALLAX_SCENARIO_DIR} / "demo.toml");
     if (!sc) {
       std::fprintf(stderr, "bench fleet: %s\n", sc.error().message.c_str());
@@ -107,8 +119,10 @@ bool told_to_stop(int fd) {
   return ::poll(&p, 1, 0) > 0;
 }
 
-// Other traffic: mixed events of no VM, one source, at `filler_rate`
-// until the parent says the fleet is done.
+// Other traffic: mixed events of no VM from a few sources, in turn, at
+// `filler_rate` until the parent says the fleet is done. One source's
+// window of unacknowledged batches would bound the rate by the commit
+// latency; a real server hears from many senders at once.
 [[noreturn]] void filler_client(const correlate_options& o, int in_fd,
                                 int out_fd, time_ns start) {
   lower_priority();
@@ -118,20 +132,36 @@ bool told_to_stop(int fd) {
     zmq::context ctx;
     ingest_client_options copts;
     copts.endpoint = endpoint;
-    auto client = ingest_client::connect(ctx, copts);
-    if (!client)
-      _exit(4);
+    constexpr std::size_t sources = 4;
+    std::vector<std::unique_ptr<ingest_client>> clients;
+    for (std::size_t i = 0; i < sources; ++i) {
+      auto c = ingest_client::connect(ctx, copts);
+      if (!c)
+        _exit(4);
+      clients.push_back(std::move(*c));
+    }
     generator_options g;
     g.seed = 11;
     g.step = 1'000;
     g.start = start;
     mixed_generator gen{g};
+    // A pool of events made beforehand and sent over and over (each batch
+    // encoded anew with its sequence number): the sender's cost is mostly
+    // the sending, as a remote one's would be.
+    constexpr std::size_t n = 1000, pool_batches = 256;
+    std::vector<std::vector<event>> pool(pool_batches);
+    for (auto& events : pool)
+      for (std::size_t i = 0; i < n; ++i) {
+        events.push_back(gen.next());
+        // Not the fleet's: the correlator attributes nothing of it.
+        events.back().sourcetype.insert(0, "filler:");
+        events.back().host.insert(0, "filler-");
+      }
     wire::batch b;
-    b.source_id = "bench-filler";
     std::string frame;
+    ready_then_wait(in_fd, out_fd);
     auto t0 = clock_type::now();
     std::size_t sent = 0;
-    constexpr std::size_t n = 1000;
     auto due = [&] {
       return t0 + std::chrono::duration_cast<clock_type::duration>(
                     std::chrono::duration<double>(static_cast<double>(sent)
@@ -144,22 +174,21 @@ bool told_to_stop(int fd) {
           std::min(due(), clock_type::now() + std::chrono::milliseconds{50}));
       if (told_to_stop(in_fd))
         break;
-      b.sequence = seq;
-      b.events.clear();
-      for (std::size_t i = 0; i < n; ++i) {
-        b.events.push_back(gen.next());
-        // Not the fleet's: the correlator attributes nothing of it.
-        b.events.back().sourcetype.insert(0, "filler:");
-        b.events.back().host.insert(0, "filler-");
-      }
+      auto source = (seq - 1) % sources;
+      b.source_id = fmt::format("bench-filler-{}", source);
+      b.sequence = (seq - 1) / sources + 1;
+      auto& events = pool[(seq - 1) % pool_batches];
+      b.events = std::move(events);
       frame.clear();
       wire::encode(b, frame);
-      if ((*client)->send(seq, frame))
+      events = std::move(b.events);
+      if (clients[source]->send(b.sequence, frame))
         _exit(5);
       sent += n;
     }
-    if ((*client)->drain(std::chrono::minutes{5}))
-      _exit(6);
+    for (auto& c : clients)
+      if (c->drain(std::chrono::minutes{5}))
+        _exit(6);
     res.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     res.events = sent;
     res.ok = 1;
@@ -298,11 +327,17 @@ int run_correlate(const correlate_options& o) {
       } else {
         auto ep = (*pipeline)->endpoint();
         auto len = ep.size();
-        auto t0 = clock_type::now();
         for (int fd : {to_fleet[1], to_filler[1]}) {
           write_all(fd, &len, sizeof len);
           write_all(fd, ep.data(), len);
         }
+        // Both have made their data: go.
+        char c = 0;
+        if (!read_all(from_fleet[0], &c, 1) || !read_all(from_filler[0], &c, 1))
+          rc = 1;
+        auto t0 = clock_type::now();
+        for (int fd : {to_fleet[1], to_filler[1]})
+          write_all(fd, &c, 1);
         read_all(from_fleet[0], &fleet_res, sizeof fleet_res);
         char done = 1;
         write_all(to_filler[1], &done, 1);

@@ -2189,6 +2189,23 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
   };
   std::vector<sim_batch> step;
   time_ns pending_since = INT64_MIN;
+  if (opts.speed > 0 && opts.prerender) {
+    std::vector<std::vector<sim_batch>> steps;
+    while (!stop.load() && fl->step(step))
+      steps.push_back(std::exchange(step, {}));
+    if (opts.ready)
+      opts.ready();
+    t0 = clock::now();
+    for (auto& s : steps) {
+      if (stop.load())
+        break;
+      if (auto err = replay_step(s))
+        return err;
+    }
+  } else if (opts.ready) {
+    opts.ready();
+    t0 = clock::now();
+  }
   while (!stop.load() && !limit_hit) {
     if (opts.live) {
       // Wait until the step's time comes (checking the flag now and then).

@@ -223,6 +223,12 @@ struct simulation_options {
   /// agents are (the real agent keeps the phase of its own start); event
   /// times are not changed. A sender that falls behind sends at once.
   double speed = 0;
+  /// With `speed`: simulate every step before the first send, so that the
+  /// replay itself costs only the sending (a benchmark whose sender stands
+  /// for remote machines). Holds the whole run in memory.
+  bool prerender = false;
+  /// Called once right before the first send (after pre-rendering).
+  std::function<void()> ready;
   /// Historical mode: a source's consecutive steps are sent as one batch
   /// of up to this many events (live mode sends each step at once).
   std::size_t batch_events = 1000;
