@@ -423,10 +423,11 @@ int main(int argc, char** argv) {
                          "With --burst: events per fleet batch, at most "
                          "(a source's steps merge up to this)")
     ->capture_default_str();
-  corr_bench->add_option("--filler-rate", corr_opts.filler_rate,
-                         "Mixed events per second from a second client "
-                         "while the fleet runs (0: as fast as the server "
-                         "takes them)")
+  corr_bench->add_option("--rate", corr_opts.rate,
+                         "Events per second offered in all: a second "
+                         "client's mixed events make up what the fleet does "
+                         "not send (with --burst the fleet comes on top; 0: "
+                         "the filler as fast as the server takes it)")
     ->capture_default_str()
     ->check(CLI::NonNegativeNumber);
   corr_bench->add_flag("--json", corr_opts.json,

@@ -60,13 +60,16 @@ void lower_priority() {
   (void)::setpriority(PRIO_PROCESS, 0, 10);
 }
 
-// A client is ready to send (its data made): it says so and waits for the
-// parent's go, so the time measured is only the sending.
-void ready_then_wait(int in_fd, int out_fd) {
-  char c = 1;
-  write_all(out_fd, &c, 1);
-  if (!read_all(in_fd, &c, 1))
+// A client is ready to send (its data made): it says how many events it
+// will send (0: until told to stop) and waits for the parent's go, which
+// carries the rate to send at (the filler's). The time measured is only
+// the sending.
+double ready_then_wait(int in_fd, int out_fd, std::uint64_t events) {
+  double rate = 0;
+  write_all(out_fd, &events, sizeof events);
+  if (!read_all(in_fd, &rate, sizeof rate))
     _exit(3);
+  return rate;
 }
 
 [[noreturn]] void fleet_client(const correlate_options& o, int in_fd,
@@ -86,7 +89,9 @@ void ready_then_wait(int in_fd, int out_fd) {
       so.speed = o.speed;
       so.prerender = true;
     }
-    so.ready = [&] { ready_then_wait(in_fd, out_fd); };
+    so.ready = [&](std::uint64_t events) {
+      ready_then_wait(in_fd, out_fd, events);
+    };
     auto sc = sim::load_scenario(fs::path{PARALLAX_SCENARIO_DIR} / "demo.toml");
     if (!sc) {
       std::fprintf(stderr, "bench fleet: %s\n", sc.error().message.c_str());
@@ -119,12 +124,11 @@ bool told_to_stop(int fd) {
   return ::poll(&p, 1, 0) > 0;
 }
 
-// Other traffic: mixed events of no VM from a few sources, in turn, at
-// `filler_rate` until the parent says the fleet is done. One source's
+// Other traffic: mixed events of no VM from a few sources, in turn, at the
+// rate the parent gives until it says the fleet is done. One source's
 // window of unacknowledged batches would bound the rate by the commit
 // latency; a real server hears from many senders at once.
-[[noreturn]] void filler_client(const correlate_options& o, int in_fd,
-                                int out_fd, time_ns start) {
+[[noreturn]] void filler_client(int in_fd, int out_fd, time_ns start) {
   lower_priority();
   client_result res;
   auto endpoint = read_endpoint(in_fd);
@@ -159,16 +163,16 @@ bool told_to_stop(int fd) {
       }
     wire::batch b;
     std::string frame;
-    ready_then_wait(in_fd, out_fd);
+    auto rate = ready_then_wait(in_fd, out_fd, 0);
     auto t0 = clock_type::now();
     std::size_t sent = 0;
     auto due = [&] {
       return t0 + std::chrono::duration_cast<clock_type::duration>(
                     std::chrono::duration<double>(static_cast<double>(sent)
-                                                  / o.filler_rate));
+                                                  / rate));
     };
     for (std::uint64_t seq = 1;; ++seq) {
-      while (o.filler_rate > 0 && due() > clock_type::now()
+      while (rate > 0 && due() > clock_type::now()
              && !told_to_stop(in_fd))
         std::this_thread::sleep_until(
           std::min(due(), clock_type::now() + std::chrono::milliseconds{50}));
@@ -237,7 +241,7 @@ int run_correlate(const correlate_options& o) {
     for (int fd : {to_fleet[0], to_fleet[1], from_fleet[0], from_fleet[1],
                    to_filler[1], from_filler[0]})
       ::close(fd);
-    filler_client(o, to_filler[0], from_filler[1], start);
+    filler_client(to_filler[0], from_filler[1], start);
   }
   for (int fd : {to_fleet[0], from_fleet[1], to_filler[0], from_filler[1]})
     ::close(fd);
@@ -246,6 +250,7 @@ int run_correlate(const correlate_options& o) {
     return 1;
   }
   client_result fleet_res, filler_res;
+  double fleet_rate = 0, filler_rate = 0; // asked
   latencies lat;
   std::uint64_t published = 0, dropped = 0, received = 0;
   double wall = 0;
@@ -331,13 +336,19 @@ int run_correlate(const correlate_options& o) {
           write_all(fd, &len, sizeof len);
           write_all(fd, ep.data(), len);
         }
-        // Both have made their data: go.
-        char c = 0;
-        if (!read_all(from_fleet[0], &c, 1) || !read_all(from_filler[0], &c, 1))
+        // Both have made their data: go, the filler making up the rest of
+        // the rate the fleet's replay sends at.
+        std::uint64_t fleet_events = 0, none = 0;
+        if (!read_all(from_fleet[0], &fleet_events, sizeof fleet_events)
+            || !read_all(from_filler[0], &none, sizeof none))
           rc = 1;
+        fleet_rate = o.burst ? 0.0
+                             : static_cast<double>(fleet_events) * o.speed
+                                 / (static_cast<double>(o.minutes) * 60);
+        filler_rate = o.rate > 0 ? std::max(1.0, o.rate - fleet_rate) : 0.0;
         auto t0 = clock_type::now();
-        for (int fd : {to_fleet[1], to_filler[1]})
-          write_all(fd, &c, 1);
+        write_all(to_fleet[1], &filler_rate, sizeof filler_rate);
+        write_all(to_filler[1], &filler_rate, sizeof filler_rate);
         read_all(from_fleet[0], &fleet_res, sizeof fleet_res);
         char done = 1;
         write_all(to_filler[1], &done, 1);
@@ -374,14 +385,15 @@ int run_correlate(const correlate_options& o) {
                "\"drift_p50_ms\":{:.3f},\"drift_p99_ms\":{:.3f},"
                "\"security_alerts\":{},\"security_p99_ms\":{:.3f},"
                "\"published\":{},\"dropped\":{},\"received\":{},"
-               "\"mode\":\"{}\",\"speed\":{}}}\n",
+               "\"mode\":\"{}\",\"speed\":{},\"offered_per_s\":{:.0f}}}\n",
                o.vms, events, fleet_res.events, wall, rate,
                lat.delta_ms.size(), percentile(lat.delta_ms, 0.5),
                percentile(lat.delta_ms, 0.99), percentile(lat.delta_ms, 1.0),
                lat.drift_ms.size(), percentile(lat.drift_ms, 0.5),
                percentile(lat.drift_ms, 0.99), lat.security_ms.size(),
                percentile(lat.security_ms, 0.99), published, dropped, received,
-               o.burst ? "burst" : "paced", o.burst ? 0.0 : o.speed);
+               o.burst ? "burst" : "paced", o.burst ? 0.0 : o.speed,
+               fleet_rate + filler_rate);
     return 0;
   }
   fmt::print("parallax bench correlate: {} VMs for {} simulated minutes "
@@ -401,11 +413,11 @@ int run_correlate(const correlate_options& o) {
                static_cast<double>(o.vms) * o.speed);
   fmt::print("  filler: {:.0f} events/s (asked: {})\n",
              static_cast<double>(filler_res.events) / filler_res.seconds,
-             o.filler_rate > 0 ? fmt::format("{:.0f}", o.filler_rate)
-                               : std::string{"as fast as possible"});
-  fmt::print("  ingest            {:>10.0f} events/s over {:.2f} s "
-             "(target: >= 250,000 while correlating)\n",
-             rate, wall);
+             filler_rate > 0 ? fmt::format("{:.0f}", filler_rate)
+                             : std::string{"as fast as possible"});
+  fmt::print("  ingest            {:>10.0f} events/s over {:.2f} s, {:.0f} "
+             "offered (target: >= 250,000 while correlating)\n",
+             rate, wall, fleet_rate + filler_rate);
   auto row = [](const char* what, const std::vector<double>& v,
                 const char* target) {
     fmt::print("  {:<17} {:>8} messages   p50 {:7.3f} ms   p99 {:7.3f} ms   "

@@ -2191,10 +2191,14 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
   time_ns pending_since = INT64_MIN;
   if (opts.speed > 0 && opts.prerender) {
     std::vector<std::vector<sim_batch>> steps;
-    while (!stop.load() && fl->step(step))
+    std::uint64_t events = 0;
+    while (!stop.load() && fl->step(step)) {
+      for (const auto& b : step)
+        events += b.events.size();
       steps.push_back(std::exchange(step, {}));
+    }
     if (opts.ready)
-      opts.ready();
+      opts.ready(events);
     t0 = clock::now();
     for (auto& s : steps) {
       if (stop.load())
@@ -2203,7 +2207,7 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
         return err;
     }
   } else if (opts.ready) {
-    opts.ready();
+    opts.ready(0);
     t0 = clock::now();
   }
   while (!stop.load() && !limit_hit) {

@@ -16,9 +16,11 @@ struct correlate_options {
   /// 20 simulated seconds sent at once (historical mode).
   bool burst = false;
   std::size_t batch = 1'000;      ///< burst: events per fleet batch (at most)
-  /// Mixed events per second from a second client while the fleet runs
-  /// (0: as fast as the server takes them).
-  double filler_rate = 250'000;
+  /// Events per second offered in all: a second client sends mixed
+  /// events at this rate less the fleet's (in burst mode the fleet comes
+  /// on top), until the fleet is done. 0: the filler as fast as the server
+  /// takes it.
+  double rate = 250'000;
   bool json = false;
 };
 
@@ -26,7 +28,7 @@ struct correlate_options {
 /// client processes (forked before any thread starts) send through the
 /// real endpoint: the simulated fleet (etc/scenarios/demo.toml injected),
 /// replayed `speed` times faster than real time, and a filler of mixed
-/// events at `filler_rate` until the fleet is done. The server runs
+/// events making up the rest of `rate` until the fleet is done. The server runs
 /// collector, parser, correlator, indexer (synced commits) and the
 /// publisher, with a subscriber attached. Reports the ingest rate over the
 /// run and, per kind of message, the latency from the collector's arrival

@@ -227,8 +227,9 @@ struct simulation_options {
   /// replay itself costs only the sending (a benchmark whose sender stands
   /// for remote machines). Holds the whole run in memory.
   bool prerender = false;
-  /// Called once right before the first send (after pre-rendering).
-  std::function<void()> ready;
+  /// Called once right before the first send (after pre-rendering), with
+  /// the number of events pre-rendered (0 without `prerender`).
+  std::function<void(std::uint64_t)> ready;
   /// Historical mode: a source's consecutive steps are sent as one batch
   /// of up to this many events (live mode sends each step at once).
   std::size_t batch_events = 1000;
