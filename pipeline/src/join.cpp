@@ -85,7 +85,11 @@ joiner::joiner(join_options opts) : opts_{opts} {
 }
 
 joiner::window* joiner::window_for(vm_state& vm, time_ns t) {
-  auto start = floor_to(t, opts_.window);
+  // Windows are (start, start + window]: a sample describes the interval
+  // that ends at its time (a rate since the previous sample; a hypervisor
+  // poll covers its whole interval), so one stamped on a boundary closes
+  // the window it ends.
+  auto start = floor_to(t - 1, opts_.window);
   if (start >= vm.closed_before) {
     auto& w = vm.open[start];
     w.start = start;
@@ -326,7 +330,7 @@ void joiner::advance(std::vector<delta>& deltas,
         }
     }
     while (!vm.open.empty()
-           && vm.open.begin()->first + opts_.window <= cut) {
+           && vm.open.begin()->first + opts_.window < cut) {
       auto node = vm.open.extract(vm.open.begin());
       close(vm, node.mapped(), false, deltas, silences);
       ++counters_.windows_closed;

@@ -239,6 +239,12 @@ time_ns floor_window(time_ns t) {
   return q * window_width;
 }
 
+// The window of a sample stamped t: (start, start + 20 s] holds it (a
+// sample describes the interval that ends at its time; metric_pairs.md).
+time_ns window_of(time_ns t) {
+  return floor_window(t - 1);
+}
+
 struct vm_truth {
   std::string name, uuid, flavour;
   std::int64_t cpus = 0;
@@ -259,7 +265,7 @@ struct expected {
 };
 
 std::string show(const key& k) {
-  return fmt::format("{} {}{}{} window [{}, +20s)", k.vm, k.metric,
+  return fmt::format("{} {}{}{} window ({}, +20s]", k.vm, k.metric,
                      k.mac.empty() ? "" : " mac ", k.mac,
                      sim::rfc3339(k.start));
 }
@@ -431,12 +437,12 @@ truth_deltas compute(const run_result& r, const truth_model& m,
     if (!hv_side) {
       auto hv = first_hv.find(vm->uuid);
       if (hv == first_hv.end() || x.arrival < hv->second) {
-        out.early_guest.insert({vm->name, floor_window(x.time)});
+        out.early_guest.insert({vm->name, window_of(x.time)});
         if (skip_early)
           continue;
       }
     }
-    auto& w = windows[{vm->name, floor_window(x.time)}];
+    auto& w = windows[{vm->name, window_of(x.time)}];
     switch (x.k) {
     case kind::libvirt_vm:
       w.hosts.insert(x.host);
@@ -704,7 +710,7 @@ TEST_CASE("delta truth: every published delta equals the catalog's figures "
   {
     std::set<std::string> vms;
     for (const auto& [vm, start] : truth.early_guest) {
-      CHECK_MESSAGE(start == floor_window(r.truth["start_ns"].get<time_ns>()),
+      CHECK_MESSAGE(start == window_of(r.truth["start_ns"].get<time_ns>()),
                     vm, ": early guest samples after the first window");
       vms.insert(vm);
     }
@@ -739,7 +745,7 @@ TEST_CASE("delta truth: every published delta equals the catalog's figures "
       bad.push_back(fmt::format("topic {}", m.topic));
     auto end = integer(m, "window_end");
     if (floor_window(k.start) != k.start || end != k.start + window_width)
-      bad.push_back(fmt::format("window [{}, {}) is not a 20 s window",
+      bad.push_back(fmt::format("window ({}, {}] is not a 20 s window",
                                 k.start, end.value_or(-1)));
     if (m.time != k.start + window_width)
       bad.push_back(fmt::format("time {} is not the window's end", m.time));
@@ -801,14 +807,14 @@ TEST_CASE("delta truth: every published delta equals the catalog's figures "
 
   // The converse: every pair with data on both sides in a window that the
   // end of the run has closed was published. A window closes when its VM's
-  // latest sample time minus the allowed lateness (30 s) reaches its end;
+  // latest sample time minus the allowed lateness (30 s) passes its end;
   // the correlator is never flushed, so the last windows of the run (end
   // after latest - 30 s: two of them here) are legitimately still open.
   // Nothing else is exempt: not the first window, not the baselines'
   // warm-up.
   for (const auto& [k, want] : truth.deltas) {
     auto& t = tallies[k.metric];
-    if (k.start + window_width > truth.latest.at(k.vm) - allowed_lateness) {
+    if (k.start + window_width >= truth.latest.at(k.vm) - allowed_lateness) {
       ++t.open;
       continue;
     }

@@ -2,7 +2,10 @@
 
 // The event-time join of the correlator: per VM, hypervisor and guest
 // samples are gathered in windows of the hypervisor interval (20 s by
-// default) and, once the VM's watermark passes a window's end, turned into
+// default), each (start, end]: a sample describes the interval that ends
+// at its time (a poll's rates cover the interval since the previous one),
+// so one stamped on a boundary belongs to the window it ends. Once the
+// VM's watermark passes a window's end, the window is turned into
 // hypervisor-minus-guest deltas following the catalog in
 // schemas/metric_pairs.hpp -- or into a "guest silent" / "hypervisor
 // silent" signal when one side sent nothing.
