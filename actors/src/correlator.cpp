@@ -116,6 +116,9 @@ struct correlator_state {
   counter* deltas = nullptr;
   counter* alerts = nullptr;
   counter* identity = nullptr;
+  counter* held_replayed = nullptr;
+  counter* held_dropped = nullptr;
+  correlator_counters last; ///< of the logic, already added to the metrics
   std::chrono::steady_clock::time_point last_save;
 
   void save() {
@@ -181,6 +184,8 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
   st.deltas = &m.get("correlator", "deltas_total");
   st.alerts = &m.get("correlator", "alerts_total");
   st.identity = &m.get("correlator", "identity_changes_total");
+  st.held_replayed = &m.get("correlator", "held_events_total", "replayed");
+  st.held_dropped = &m.get("correlator", "held_events_total", "dropped");
   return {
     [=](ingest_atom, ingest_ptr& item) {
       auto& s = self->state;
@@ -207,6 +212,10 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
         if (auto stored = batch_of_messages(s.out, s.sequence++))
           self->send(s.cfg.next, ingest_atom::value, std::move(stored));
       }
+      const auto& now = s.logic->counters();
+      s.held_replayed->add(now.held_replayed - s.last.held_replayed);
+      s.held_dropped->add(now.held_dropped - s.last.held_dropped);
+      s.last = now;
       if (std::chrono::steady_clock::now() - s.last_save
           >= s.cfg.save_interval)
         s.save();

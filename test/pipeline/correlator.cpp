@@ -325,3 +325,33 @@ TEST_CASE("correlator: a version 1 state file (before open alerts were "
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message.find("version 3") != std::string::npos);
 }
+
+TEST_CASE("correlator: guest events of a source no VM claims are held for "
+          "two windows at most, then let go and counted") {
+  correlator c;
+  std::vector<correlator_message> out;
+  constexpr int rounds = 60; // 10 minutes of 10 s rounds
+  for (int i = 0; i < rounds; ++i) {
+    sim::sim_batch b;
+    b.source_id = "agent-of-nowhere";
+    event e;
+    e.time = 1'795'600'000 * s + i * 10 * s;
+    e.index = "main";
+    e.host = "nowhere";
+    e.source = "proc";
+    e.sourcetype = "os:system";
+    e.fields = {{"mem_used_bytes", std::int64_t{1} << 30},
+                {"cpu_busy_pct", 12.5}};
+    b.at = e.time;
+    b.events.push_back(std::move(e));
+    test::as_parsed(b, [&](const event_view& v) {
+      auto a = c.observe(b.source_id, v);
+      CHECK((!a || a->vm.empty()));
+    });
+    c.advance(out);
+  }
+  // Two 20 s windows hold at most five 10 s rounds; the rest went.
+  CHECK(c.counters().held_replayed == 0);
+  CHECK(c.counters().held_dropped >= rounds - 5);
+  CHECK(c.counters().held_dropped < rounds);
+}

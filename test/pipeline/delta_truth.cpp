@@ -139,6 +139,7 @@ struct run_result {
   std::vector<raw_sample> samples;
   nlohmann::json truth;
   join_counters join;
+  correlator_counters correlation;
 };
 
 // As test/pipeline/correlator.cpp's run_fleet(), keeping a copy of the raw
@@ -174,6 +175,7 @@ run_result run_fleet(std::size_t vms, time_ns duration) {
   }
   r.truth = nlohmann::json::parse(fleet->truth_json());
   r.join = c.join().counters();
+  r.correlation = c.counters();
   return r;
 }
 
@@ -863,6 +865,10 @@ TEST_CASE("delta truth: every published delta equals the catalog's figures "
     "sides carry floats where README says integers",
     readme_rel_diff, readme_share, readme_bytes_type));
 
+  // The guests' first rounds were held, then joined: every one of them
+  // (a first round is far inside the two windows a held event may wait).
+  CHECK(r.correlation.held_replayed > 0);
+  CHECK(r.correlation.held_dropped == 0);
   CHECK_MESSAGE(warmup == 0, warmup,
                 " deltas of the first window leave out the guest's first "
                 "agent round (identity warm-up, see above)");
