@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <limits>
 #include <map>
 #include <memory>
@@ -643,16 +644,22 @@ std::size_t approx_bytes(const event_view& e) {
   return n;
 }
 
+// A block cut from a bucket's events: its first id, its events, and its
+// key and stored value (once packed).
+struct cut_block {
+  std::uint64_t first = 0;
+  std::span<const event_view* const> events;
+  std::string key, value;
+};
+
 // Cuts `evs` into blocks of at most `per_block` events -- and, with
 // `max_bytes`, of about that many bytes at most (never less than one
-// event) -- numbered on from `next_id`, and calls sink(key, value, first
-// id, block) for each.
-template <class Sink>
-int cut_blocks(std::string_view bkey, std::span<const event_view* const> evs,
-               std::size_t per_block, std::size_t max_bytes,
-               std::uint64_t& next_id, Sink&& sink) {
-  std::string kbuf, vbuf, frame;
-  std::vector<const event_view*> block;
+// event) -- numbered on from `next_id`. The blocks view `evs`.
+std::vector<cut_block> cut_blocks(std::string_view bkey,
+                                  std::span<const event_view* const> evs,
+                                  std::size_t per_block, std::size_t max_bytes,
+                                  std::uint64_t& next_id) {
+  std::vector<cut_block> blocks;
   for (std::size_t j = 0; j < evs.size();) {
     auto stop = std::min(evs.size(), j + per_block);
     if (max_bytes > 0) {
@@ -662,22 +669,40 @@ int cut_blocks(std::string_view bkey, std::span<const event_view* const> evs,
         bytes += approx_bytes(*evs[k]);
       stop = k;
     }
-    block.assign(evs.begin() + static_cast<std::ptrdiff_t>(j),
-                 evs.begin() + static_cast<std::ptrdiff_t>(stop));
-    auto first = next_id;
-    frame.clear();
-    wire::encode(block_source, first, block, frame);
-    pack_block(frame, vbuf);
-    kbuf = bkey;
-    put_be64(kbuf, first);
-    if (auto rc = sink(std::string_view{kbuf}, std::string_view{vbuf}, first,
-                       std::span<const event_view* const>{block});
-        rc != 0)
-      return rc;
-    next_id += block.size();
+    auto& b = blocks.emplace_back();
+    b.first = next_id;
+    b.events = evs.subspan(j, stop - j);
+    b.key = bkey;
+    put_be64(b.key, b.first);
+    next_id += stop - j;
     j = stop;
   }
-  return 0;
+  return blocks;
+}
+
+// Encodes and compresses every block (its value). Writes of several blocks
+// do it on a helper thread while `meanwhile` (the term index, the rollups)
+// runs on this one: compression is a fifth of a write, and the writer is
+// the ingest path's one serial stage.
+template <class F>
+void pack_blocks(std::vector<cut_block>& blocks, F&& meanwhile) {
+  auto pack_all = [&blocks] {
+    std::string frame;
+    for (auto& b : blocks) {
+      frame.clear();
+      wire::encode(block_source, b.first, b.events, frame);
+      pack_block(frame, b.value);
+    }
+  };
+  constexpr std::size_t parallel_from = 4; // blocks
+  if (blocks.size() < parallel_from) {
+    pack_all();
+    meanwhile();
+    return;
+  }
+  auto helper = std::async(std::launch::async, pack_all);
+  meanwhile();
+  helper.get();
 }
 
 // The terms of a bucket's term map in key order (for write locality).
@@ -895,23 +920,24 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
       max_t = std::max(max_t, accepted[k].second->time);
     }
     std::uint64_t bytes = 0;
-    auto rc = cut_blocks(
-      bkey, evs, opts_.block_events, 0, next_id,
-      [&](std::string_view k, std::string_view v, std::uint64_t first,
-          std::span<const event_view* const> block) {
-        auto key = as_val(k);
-        auto val = as_val(v);
-        bytes += v.size();
-        for (std::size_t j = 0; j < block.size(); ++j)
-          pass.add(first + j, *block[j], true);
-        return mdb_put(w, blocks_, &key, &val, 0);
-      });
-    if (rc != 0)
-      return mdb_error("store: cannot write a block", rc);
-    for (auto j = i; j < end; ++j)
-      fold_metrics(w, rollups_, bkey, rollups, *accepted[j].second,
-                   opts_.rollup_interval,
-                   [](std::string_view x) { return x; }); // frames outlive
+    auto blocks = cut_blocks(bkey, evs, opts_.block_events, 0, next_id);
+    pack_blocks(blocks, [&] {
+      for (const auto& b : blocks)
+        for (std::size_t j = 0; j < b.events.size(); ++j)
+          pass.add(b.first + j, *b.events[j], true);
+      for (auto j = i; j < end; ++j)
+        fold_metrics(w, rollups_, bkey, rollups, *accepted[j].second,
+                     opts_.rollup_interval,
+                     [](std::string_view x) { return x; }); // frames outlive
+    });
+    int rc = 0;
+    for (const auto& b : blocks) {
+      auto key = as_val(b.key);
+      auto val = as_val(b.value);
+      bytes += b.value.size();
+      if ((rc = mdb_put(w, blocks_, &key, &val, 0)) != 0)
+        return mdb_error("store: cannot write a block", rc);
+    }
     // Postings and summaries, in term order for locality.
     auto sorted = sorted_terms(terms);
     rc = cut_postings(bkey, sorted, [&](std::string_view k,
@@ -1546,15 +1572,17 @@ result<compact_result> store::compact(std::int64_t bucket) {
   // Sorted, a block holds one series: log lines make far larger blocks than
   // metric samples, and a search that wants one line decodes its whole
   // block. Blocks of compacted buckets stop at about 16 KiB as well.
-  cut_blocks(bkey, evs, opts_.block_events, compacted_block_bytes, next_id,
-             [&](std::string_view k, std::string_view v, std::uint64_t first,
-                 std::span<const event_view* const> block) {
-               res.bytes_after += v.size();
-               blocks.emplace_back(k, v);
-               for (std::size_t j = 0; j < block.size(); ++j)
-                 pass.add(first + j, *block[j], true);
-               return 0;
-             });
+  auto cut = cut_blocks(bkey, evs, opts_.block_events, compacted_block_bytes,
+                        next_id);
+  pack_blocks(cut, [&] {
+    for (const auto& b : cut)
+      for (std::size_t j = 0; j < b.events.size(); ++j)
+        pass.add(b.first + j, *b.events[j], true);
+  });
+  for (auto& b : cut) {
+    res.bytes_after += b.value.size();
+    blocks.emplace_back(std::move(b.key), std::move(b.value));
+  }
   cut_postings(bkey, sorted_terms(terms),
                [&](std::string_view k, std::string_view v) {
                  postings.emplace_back(k, v);
