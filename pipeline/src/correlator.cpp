@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 
@@ -336,14 +337,33 @@ void correlator::check_clock(const attribution& a, const event_view& e) {
   }
 }
 
+std::size_t
+correlator::process_hash::operator()(const process_key_view& k) const noexcept {
+  auto h = std::hash<std::string_view>{}(k.vm_uuid);
+  for (auto x : {k.pid, k.start})
+    h ^= std::hash<std::int64_t>{}(x) + 0x9e3779b97f4a7c15ULL + (h << 6)
+         + (h >> 2);
+  return h;
+}
+
+std::string correlator::key_text(const process_key& k) {
+  return fmt::format("{}|{}|{}", k.vm_uuid, k.pid, k.start);
+}
+
 void correlator::check_leak(const attribution& a, const event_view& e) {
   auto rss = e.find("rss_bytes");
   auto pid = integer(e, "pid");
   if (!rss || !pid || !std::holds_alternative<std::int64_t>(*rss))
     return;
-  auto key = fmt::format("{}|{}|{}", a.vm_uuid, *pid,
-                         integer(e, "start_time").value_or(0));
-  auto& tr = rss_[key];
+  process_key_view kv{a.vm_uuid, *pid, integer(e, "start_time").value_or(0)};
+  auto found = rss_.find(kv);
+  if (found == rss_.end())
+    found = rss_.emplace(process_key{std::string{kv.vm_uuid}, kv.pid,
+                                     kv.start},
+                         rss_track{})
+              .first;
+  const auto& key = found->first;
+  auto& tr = found->second;
   if (tr.samples.empty()) {
     tr.vm = std::string{a.vm};
     tr.vm_uuid = std::string{a.vm_uuid};
@@ -390,7 +410,8 @@ void correlator::check_leak(const attribution& a, const event_view& e) {
     return;
   tr.open = leaking;
   if (leaking) {
-    tr.id = alert_id(tr.vm_uuid, "memory_leak", key, tr.samples.front().first);
+    tr.id = alert_id(tr.vm_uuid, "memory_leak", key_text(key),
+                     tr.samples.front().first);
     ++counters_.drift_opened;
   } else {
     ++counters_.drift_resolved;
@@ -549,9 +570,9 @@ void correlator::resolve_gone_processes(
 
 void correlator::drift(const delta& d, std::string_view series, double value,
                        std::vector<correlator_message>& out) {
-  auto key = fmt::format("{}|{}", d.vm_uuid, series);
-  auto it = baselines_.find(key);
-  if (it == baselines_.end()) {
+  auto& of_vm = entry(baselines_, d.vm_uuid);
+  auto it = of_vm.find(series);
+  if (it == of_vm.end()) {
     // A difference of two large figures is often exactly 0 for a long
     // time (memory visible to the guest): its scale must not shrink to
     // nothing, or the first byte of change would be a huge deviation.
@@ -569,7 +590,7 @@ void correlator::drift(const delta& d, std::string_view series, double value,
     if (series.ends_with(".delta"))
       opts.scale_floor =
         std::max(opts.scale_floor, 0.01 * std::abs(d.hv_value));
-    it = baselines_.emplace(key, baseline{opts}).first;
+    it = of_vm.emplace(std::string{series}, baseline{opts}).first;
   }
   auto& b = it->second;
   auto v = b.update(d.window_end, value);
@@ -842,12 +863,17 @@ std::string correlator::save() const {
   std::string out{state_magic, 4};
   put_u64(out, state_version);
   put_blob(out, resolver_.save());
-  put_u64(out, baselines_.size());
-  for (const auto& [key, b] : baselines_) {
-    put_blob(out, key);
-    put_u64(out, std::bit_cast<std::uint64_t>(b.options().scale_floor));
-    put_blob(out, b.save());
-  }
+  // Stored flat, as "vm_uuid|series".
+  std::uint64_t nbaselines = 0;
+  for (const auto& [uuid, of_vm] : baselines_)
+    nbaselines += of_vm.size();
+  put_u64(out, nbaselines);
+  for (const auto& [uuid, of_vm] : baselines_)
+    for (const auto& [series, b] : of_vm) {
+      put_blob(out, uuid + "|" + series);
+      put_u64(out, std::bit_cast<std::uint64_t>(b.options().scale_floor));
+      put_blob(out, b.save());
+    }
   put_u64(out, security_.size());
   for (const auto& [uuid, sec] : security_) {
     put_blob(out, uuid);
@@ -898,7 +924,7 @@ std::string correlator::save() const {
   for (const auto& [key, tr] : rss_) {
     if (!tr.open)
       continue;
-    put_blob(out, key);
+    put_blob(out, key_text(key));
     for (const auto* f : {&tr.vm, &tr.vm_uuid, &tr.process, &tr.user, &tr.id})
       put_blob(out, *f);
     i64(tr.pid);
@@ -942,7 +968,13 @@ result<correlator> correlator::load(std::string_view data,
     auto b = baseline::load(blob, bopts);
     if (!b)
       return b.error();
-    c.baselines_.emplace(std::string{key}, std::move(*b));
+    auto bar = key.find('|');
+    if (bar == std::string_view::npos)
+      return error{ec::invalid_value,
+                   fmt::format("correlator state: baseline key \"{}\" has "
+                               "no '|'", key)};
+    entry(c.baselines_, key.substr(0, bar))
+      .emplace(std::string{key.substr(bar + 1)}, std::move(*b));
   }
   auto m = r.u64();
   for (std::uint64_t i = 0; r.ok && i < m; ++i) {
@@ -1000,8 +1032,26 @@ result<correlator> correlator::load(std::string_view data,
         tr.samples.emplace_back(t, r.f64());
       }
       tr.open = true;
+      // "vm_uuid|pid|start" (key_text)
+      auto bar2 = key.rfind('|');
+      auto bar1 = bar2 == std::string::npos || bar2 == 0
+                    ? std::string::npos
+                    : key.rfind('|', bar2 - 1);
+      process_key pk;
+      if (bar1 == std::string::npos) {
+        r.ok = false;
+      } else {
+        pk.vm_uuid = key.substr(0, bar1);
+        auto num = [&](std::string_view x, std::int64_t& out) {
+          auto [p, ec] = std::from_chars(x.data(), x.data() + x.size(), out);
+          return ec == std::errc{} && p == x.data() + x.size();
+        };
+        std::string_view sv{key};
+        r.ok = num(sv.substr(bar1 + 1, bar2 - bar1 - 1), pk.pid)
+               && num(sv.substr(bar2 + 1), pk.start);
+      }
       if (r.ok)
-        c.rss_.emplace(std::move(key), std::move(tr));
+        c.rss_.emplace(std::move(pk), std::move(tr));
     }
   }
   if (!r.ok)

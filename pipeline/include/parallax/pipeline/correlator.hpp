@@ -217,10 +217,40 @@ private:
   correlator_options opts_;
   identity_resolver resolver_;
   joiner join_;
-  std::unordered_map<std::string, baseline> baselines_; ///< vm_uuid|series
+  string_map<string_map<baseline>> baselines_; ///< by vm_uuid, then series
   string_map<vm_security> security_;                      ///< by vm_uuid
   std::map<std::string, process_alert> process_alerts_;   ///< open, by key
-  std::unordered_map<std::string, rss_track> rss_;        ///< by vm|pid|start
+  /// A guest process: its VM, pid and start time (a reused pid is another
+  /// process). Looked up without building a string: every os:process
+  /// sample of the fleet finds its track here.
+  struct process_key {
+    std::string vm_uuid;
+    std::int64_t pid = 0;
+    std::int64_t start = 0;
+  };
+  struct process_key_view {
+    std::string_view vm_uuid;
+    std::int64_t pid = 0;
+    std::int64_t start = 0;
+  };
+  struct process_hash {
+    using is_transparent = void;
+    std::size_t operator()(const process_key_view& k) const noexcept;
+    std::size_t operator()(const process_key& k) const noexcept {
+      return (*this)(process_key_view{k.vm_uuid, k.pid, k.start});
+    }
+  };
+  struct process_eq {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      return a.pid == b.pid && a.start == b.start
+             && std::string_view{a.vm_uuid} == std::string_view{b.vm_uuid};
+    }
+  };
+  /// "vm_uuid|pid|start": the leak alert's id and the saved state's key.
+  static std::string key_text(const process_key& k);
+  std::unordered_map<process_key, rss_track, process_hash, process_eq> rss_;
   std::vector<correlator_message> pending_;  ///< raised in observe()
   string_map<held_events> held_;             ///< by source id
   correlator_counters counters_;
