@@ -196,18 +196,18 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
       auto arrival = item->received;
       self->send(s.cfg.next, ingest_atom::value, std::move(item));
       s.out.clear();
-      s.logic->advance(s.out);
+      // Each message goes out as soon as it is final; all are stored after.
+      s.logic->advance(s.out, [&](const correlator_message& msg) {
+        if (s.cfg.publish)
+          s.cfg.publish(msg, arrival);
+        if (msg.sourcetype == "parallax:delta")
+          s.deltas->add();
+        else if (msg.sourcetype == "parallax:alert")
+          s.alerts->add();
+        else
+          s.identity->add();
+      });
       if (!s.out.empty()) {
-        for (const auto& msg : s.out) {
-          if (s.cfg.publish)
-            s.cfg.publish(msg, arrival);
-          if (msg.sourcetype == "parallax:delta")
-            s.deltas->add();
-          else if (msg.sourcetype == "parallax:alert")
-            s.alerts->add();
-          else
-            s.identity->add();
-        }
         s.published->add(s.out.size());
         if (auto stored = batch_of_messages(s.out, s.sequence++))
           self->send(s.cfg.next, ingest_atom::value, std::move(stored));

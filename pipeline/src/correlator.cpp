@@ -621,9 +621,8 @@ void correlator::drift(const delta& d, std::string_view series, double value,
   out.push_back(std::move(m));
 }
 
-void correlator::on_delta(const delta& d,
-                          std::vector<correlator_message>& out) {
-  auto series = d.mac.empty() ? d.metric : d.metric + "/" + d.mac;
+void correlator::delta_message(const delta& d,
+                               std::vector<correlator_message>& out) {
   correlator_message m;
   m.topic = publish::delta_topic(d.vm);
   m.time = d.window_end;
@@ -645,8 +644,13 @@ void correlator::on_delta(const delta& d,
   if (!d.mac.empty())
     m.fields.push_back({"mac", d.mac});
   out.push_back(std::move(m));
+}
+
+void correlator::on_delta(const delta& d,
+                          std::vector<correlator_message>& out) {
   if (d.correction)
     return; // baselines see each window once
+  auto series = d.mac.empty() ? d.metric : d.metric + "/" + d.mac;
   drift(d, series + ".hv", d.hv_value, out);
   drift(d, series + ".guest", d.guest_value, out);
   drift(d, series + ".delta", d.abs_diff, out);
@@ -749,9 +753,18 @@ void correlator::on_silence(const silence& s,
   out.push_back(std::move(a));
 }
 
-void correlator::advance(std::vector<correlator_message>& out) {
+void correlator::advance(
+  std::vector<correlator_message>& out,
+  const std::function<void(const correlator_message&)>& emit) {
+  auto emitted = out.size();
+  auto flush = [&] {
+    if (emit)
+      for (; emitted < out.size(); ++emitted)
+        emit(out[emitted]);
+  };
   std::move(pending_.begin(), pending_.end(), std::back_inserter(out));
   pending_.clear();
+  flush();
   deltas_.clear();
   silences_.clear();
   join_.advance(deltas_, silences_);
@@ -778,11 +791,19 @@ void correlator::advance(std::vector<correlator_message>& out) {
       out.push_back(std::move(a));
     }
   }
+  // The deltas go out first; then what they tell the baselines (drift)
+  // and the unexplained-load check.
   for (const auto& d : deltas_)
+    delta_message(d, out);
+  flush();
+  for (const auto& d : deltas_) {
     on_delta(d, out);
+    flush();
+  }
   for (const auto& s : silences_)
     on_silence(s, out);
   resolve_gone_processes(out);
+  flush();
   for (auto& c : resolver_.take_changes()) {
     correlator_message m;
     m.topic = std::string{publish::identity_topic};
@@ -800,6 +821,7 @@ void correlator::advance(std::vector<correlator_message>& out) {
       m.fields.push_back({"source_id", c.source_id});
     out.push_back(std::move(m));
   }
+  flush();
 }
 
 // -- persistence -------------------------------------------------------------

@@ -44,6 +44,7 @@
 #include "parallax/pipeline/string_map.hpp"
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -128,8 +129,14 @@ public:
                                      const event_view& e);
 
   /// Closes the windows the watermarks allow and appends everything that
-  /// follows from them, and from identity changes, to `out`.
-  void advance(std::vector<correlator_message>& out);
+  /// follows from them, and from identity changes, to `out`. `emit`, when
+  /// given, sees each message in order as soon as it is final, before the
+  /// later ones are worked out: a batch that closes many VMs' windows (a
+  /// hypervisor's poll) gets its first VM's deltas out while the
+  /// correlator is still at the next VM's.
+  void advance(std::vector<correlator_message>& out,
+               const std::function<void(const correlator_message&)>& emit
+               = {});
 
   const identity_resolver& identity() const noexcept {
     return resolver_;
@@ -207,6 +214,7 @@ private:
   void check_clock(const attribution& a, const event_view& e);
   void check_leak(const attribution& a, const event_view& e);
   bool service_owner(std::string_view vm, std::string_view user) const;
+  void delta_message(const delta& d, std::vector<correlator_message>& out);
   void on_delta(const delta& d, std::vector<correlator_message>& out);
   void on_silence(const silence& s, std::vector<correlator_message>& out);
   void resolve_gone_processes(std::vector<correlator_message>& out);
