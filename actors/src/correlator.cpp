@@ -4,9 +4,11 @@
 #include "parallax/schemas/wire.hpp"
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <caf/actor_system.hpp>
+#include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -109,6 +111,8 @@ struct correlator_state {
   std::unique_ptr<correlator> logic;
   correlator_config cfg;
   std::vector<correlator_message> out;
+  std::vector<correlator_message> unstored; ///< published, to store
+  bool store_scheduled = false;
   std::uint64_t sequence = 0;
   counter* received = nullptr;
   counter* attributed = nullptr;
@@ -120,6 +124,17 @@ struct correlator_state {
   counter* held_dropped = nullptr;
   correlator_counters last; ///< of the logic, already added to the metrics
   std::chrono::steady_clock::time_point last_save;
+
+  // The messages published since the last call go to the indexer as one
+  // batch (sourcetypes parallax:delta, parallax:alert, parallax:identity).
+  void store() {
+    store_scheduled = false;
+    if (unstored.empty())
+      return;
+    if (auto stored = batch_of_messages(unstored, sequence++))
+      caf::anon_send(cfg.next, ingest_atom::value, std::move(stored));
+    unstored.clear();
+  }
 
   void save() {
     if (cfg.state_file.empty() || !logic)
@@ -149,6 +164,9 @@ struct correlator_state {
 };
 
 using self_ptr = correlator_actor::stateful_pointer<correlator_state>;
+
+// Messages waiting to be stored, at most: beyond, they are stored at once.
+constexpr std::size_t max_unstored = 8192;
 
 std::unique_ptr<correlator> load_state(const correlator_config& cfg) {
   if (cfg.state_file.empty() || !std::filesystem::exists(cfg.state_file))
@@ -186,6 +204,11 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
   st.identity = &m.get("correlator", "identity_changes_total");
   st.held_replayed = &m.get("correlator", "held_events_total", "replayed");
   st.held_dropped = &m.get("correlator", "held_events_total", "dropped");
+  // Stopping: what was published is stored first.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    self->state.store();
+    self->quit(msg.reason);
+  });
   return {
     [=](ingest_atom, ingest_ptr& item) {
       auto& s = self->state;
@@ -209,8 +232,15 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
       });
       if (!s.out.empty()) {
         s.published->add(s.out.size());
-        if (auto stored = batch_of_messages(s.out, s.sequence++))
-          self->send(s.cfg.next, ingest_atom::value, std::move(stored));
+        // Stored later, behind the batches already waiting: encoding them
+        // for the store would delay the next batch's deltas.
+        std::move(s.out.begin(), s.out.end(), std::back_inserter(s.unstored));
+        if (s.unstored.size() >= max_unstored)
+          s.store();
+        else if (!s.store_scheduled) {
+          s.store_scheduled = true;
+          self->send(self, flush_atom::value);
+        }
       }
       const auto& now = s.logic->counters();
       s.held_replayed->add(now.held_replayed - s.last.held_replayed);
@@ -220,6 +250,7 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
           >= s.cfg.save_interval)
         s.save();
     },
+    [=](flush_atom) { self->state.store(); },
   };
 }
 

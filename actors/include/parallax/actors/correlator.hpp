@@ -55,7 +55,11 @@ struct correlator_config {
   std::chrono::milliseconds save_interval{60'000};
 };
 
-using correlator_actor = ingest_sink;
+using correlator_actor = caf::typed_actor<
+  caf::reacts_to<ingest_atom, ingest_ptr>,
+  // Stores the messages published since the last one; sent to itself, so
+  // the batches already waiting go first.
+  caf::reacts_to<flush_atom>>;
 
 /// Spawns the correlator; loads its state first (a damaged state file is
 /// logged and set aside as <file>.bad, and the correlator starts fresh).
