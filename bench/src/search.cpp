@@ -259,17 +259,9 @@ std::optional<double> load_store(storage::store& st, const workload& w,
       auto first = fields.size();
       for (const auto& f : e.fields)
         fields.push_back({f.name, view(f.value)});
-      event_view v;
-      v.time = e.time;
-      v.index = e.index;
-      v.host = e.host;
-      v.source = e.source;
-      v.sourcetype = e.sourcetype;
-      if (e.raw)
-        v.raw = std::string_view{*e.raw};
-      v.fields = std::span<const field_view>{fields.data() + first,
-                                             e.fields.size()};
-      views.push_back(v);
+      views.push_back(view_of(
+        e, std::span<const field_view>{fields.data() + first,
+                                       e.fields.size()}));
     }
     group.clear();
     for (std::size_t i = 0; i < views.size(); i += batch_events) {

@@ -140,38 +140,31 @@ std::optional<attribution> correlator::observe(std::string_view source_id,
 namespace {
 
 // A source's held events: enough for an agent's first batches, whatever
-// its batching.
+// its batching. All sources' together: a fleet whose hypervisor side is
+// missing (a wrong libvirt URI) must not fill the memory.
 constexpr std::size_t max_held_per_source = 20'000;
+constexpr std::size_t max_held = 200'000;
 
-event_view view_of(const event& e, std::vector<field_view>& fields) {
-  fields.clear();
-  for (const auto& f : e.fields)
-    fields.push_back({f.name, view(f.value)});
-  event_view v;
-  v.time = e.time;
-  v.index = e.index;
-  v.host = e.host;
-  v.source = e.source;
-  v.sourcetype = e.sourcetype;
-  if (e.raw)
-    v.raw = std::string_view{*e.raw};
-  v.fields = fields;
-  return v;
-}
 
 } // namespace
 
 void correlator::hold(std::string_view source_id, const event_view& e) {
   auto& h = entry(held_, source_id);
   h.newest = std::max(h.newest, e.time);
-  h.events.push_back(e.materialize());
   auto horizon = h.newest - 2 * opts_.join.window;
   while (!h.events.empty()
-         && (h.events.size() > max_held_per_source
+         && (h.events.size() >= max_held_per_source
              || h.events.front().time < horizon)) {
     h.events.pop_front();
+    --held_total_;
     ++counters_.held_dropped;
   }
+  if (held_total_ >= max_held || e.time < horizon) {
+    ++counters_.held_dropped;
+    return;
+  }
+  h.events.push_back(e.materialize());
+  ++held_total_;
 }
 
 void correlator::release(std::string_view source_id, const attribution& a) {
@@ -180,6 +173,7 @@ void correlator::release(std::string_view source_id, const attribution& a) {
     return;
   auto held = std::move(it->second.events);
   held_.erase(it);
+  held_total_ -= held.size();
   auto horizon = join_.latest() - 2 * opts_.join.window;
   std::vector<field_view> fields;
   for (const auto& e : held) {
@@ -187,6 +181,9 @@ void correlator::release(std::string_view source_id, const attribution& a) {
       ++counters_.held_dropped;
       continue;
     }
+    fields.clear();
+    for (const auto& f : e.fields)
+      fields.push_back({f.name, view(f.value)});
     learn(a, view_of(e, fields));
     ++counters_.held_replayed;
   }

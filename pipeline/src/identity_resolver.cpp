@@ -222,16 +222,7 @@ std::optional<attribution> identity_resolver::observe(std::string_view source_id
   fields.reserve(e.fields.size());
   for (const auto& f : e.fields)
     fields.push_back({f.name, view(f.value)});
-  event_view v;
-  v.time = e.time;
-  v.index = e.index;
-  v.host = e.host;
-  v.source = e.source;
-  v.sourcetype = e.sourcetype;
-  if (e.raw)
-    v.raw = *e.raw;
-  v.fields = fields;
-  return observe(source_id, v);
+  return observe(source_id, view_of(e, fields));
 }
 
 std::optional<attribution> identity_resolver::observe(std::string_view source_id,

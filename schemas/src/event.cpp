@@ -57,6 +57,19 @@ const value_view* event_view::find(std::string_view name) const noexcept {
   return nullptr;
 }
 
+event_view view_of(const event& e, std::span<const field_view> fields) {
+  event_view v;
+  v.time = e.time;
+  v.index = e.index;
+  v.host = e.host;
+  v.source = e.source;
+  v.sourcetype = e.sourcetype;
+  if (e.raw)
+    v.raw = std::string_view{*e.raw};
+  v.fields = fields;
+  return v;
+}
+
 event event_view::materialize() const {
   event e;
   e.time = time;

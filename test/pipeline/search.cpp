@@ -46,17 +46,7 @@ struct store_fixture {
         fs.push_back({f.name, view(f.value)});
     }
     for (std::size_t i = 0; i < evs.size(); ++i) {
-      const auto& e = evs[i];
-      event_view v;
-      v.time = e.time;
-      v.index = e.index;
-      v.host = e.host;
-      v.source = e.source;
-      v.sourcetype = e.sourcetype;
-      if (e.raw)
-        v.raw = *e.raw;
-      v.fields = fields[i];
-      views.push_back(v);
+      views.push_back(view_of(evs[i], fields[i]));
     }
     storage::incoming_batch b{"test", ++seq, views};
     REQUIRE(st->write(std::span{&b, 1}));

@@ -109,7 +109,8 @@ struct correlator_counters {
   /// Guest events held until their VM was known, then joined and checked.
   std::uint64_t held_replayed = 0;
   /// Held guest events let go unjoined: older than two windows before
-  /// their source's newest, or beyond a source's bound.
+  /// their source's newest, or beyond a source's bound (20,000) or all
+  /// sources' (200,000).
   std::uint64_t held_dropped = 0;
 };
 
@@ -261,6 +262,7 @@ private:
   std::unordered_map<process_key, rss_track, process_hash, process_eq> rss_;
   std::vector<correlator_message> pending_;  ///< raised in observe()
   string_map<held_events> held_;             ///< by source id
+  std::size_t held_total_ = 0;               ///< events in held_
   correlator_counters counters_;
   time_ns last_sweep_ = INT64_MIN;           ///< of resolve_gone_processes
   std::vector<delta> deltas_;                ///< scratch

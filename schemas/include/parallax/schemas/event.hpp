@@ -101,4 +101,8 @@ struct event_view {
   event materialize() const;
 };
 
+/// A view of `e` whose fields are `fields`: views of e's own, in order,
+/// made by the caller (see view()). Both must outlive the view.
+event_view view_of(const event& e, std::span<const field_view> fields);
+
 } // namespace parallax
