@@ -430,6 +430,11 @@ int main(int argc, char** argv) {
                          "the filler as fast as the server takes it)")
     ->capture_default_str()
     ->check(CLI::NonNegativeNumber);
+  corr_bench->add_option("--runs", corr_opts.runs,
+                         "Run it this many times; a last line gives the "
+                         "medians and how many runs met the targets")
+    ->capture_default_str()
+    ->check(CLI::Range(1, 100));
   corr_bench->add_flag("--json", corr_opts.json,
                        "One machine-readable JSON line");
 

@@ -21,6 +21,9 @@ struct correlate_options {
   /// on top), until the fleet is done. 0: the filler as fast as the server
   /// takes it.
   double rate = 250'000;
+  /// Runs of the whole benchmark; with more than one, a last line gives the
+  /// medians and how many runs met the targets.
+  std::size_t runs = 1;
   bool json = false;
 };
 
