@@ -11,6 +11,7 @@
 #include "parallax/schemas/reply.hpp"
 #include "parallax/schemas/wire.hpp"
 
+#include "field_of.hpp"
 #include "temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -100,14 +101,7 @@ void write_system(const fs::path& root, unsigned long user = 1000,
   write(root / "etc/group", "root:x:0:\nstaff:x:1000:alice\n");
 }
 
-template <class T>
-T get(const event& e, std::string_view name) {
-  auto v = e.find(name);
-  REQUIRE_MESSAGE(v, "field ", name, " is missing");
-  REQUIRE_MESSAGE(std::holds_alternative<T>(*v), "field ", name,
-                  " has type ", type_name(*v));
-  return std::get<T>(*v);
-}
+using test::get;
 
 const event* by_pid(const std::vector<event>& evs, std::int64_t pid) {
   for (const auto& e : evs)

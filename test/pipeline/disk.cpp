@@ -8,6 +8,7 @@
 #include "parallax/pipeline/vsphere.hpp"
 #include "parallax/schemas/wire.hpp"
 
+#include "field_of.hpp"
 #include "temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -78,14 +79,7 @@ void sys_block(const fs::path& root, std::string_view name, bool device,
   write(dir / "removable", removable ? "1\n" : "0\n");
 }
 
-template <class T>
-T get(const event& e, std::string_view name) {
-  auto v = e.find(name);
-  REQUIRE_MESSAGE(v, "field ", name, " is missing");
-  REQUIRE_MESSAGE(std::holds_alternative<T>(*v), "field ", name,
-                  " has type ", type_name(*v));
-  return std::get<T>(*v);
-}
+using test::get;
 
 const event* by_dev(const std::vector<event>& evs, std::string_view dev) {
   for (const auto& e : evs)
