@@ -2162,19 +2162,20 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
   };
   // Paced replay: each source's step leaves at its own (compressed) time.
   auto replay_step = [&](std::vector<sim_batch>& batches) -> error {
-    auto release = [&](const sim_batch& b) {
-      auto sim = static_cast<double>(b.at - fl->start()
-                                     + source_phase(b.source_id));
-      return t0 + std::chrono::duration_cast<clock::duration>(
-                    std::chrono::duration<double>(sim / 1e9 / opts.speed));
-    };
-    std::stable_sort(batches.begin(), batches.end(),
-                     [&](const auto& x, const auto& y) {
-                       return source_phase(x.source_id)
-                              < source_phase(y.source_id);
+    // Each batch's phase, once; the step goes out in phase order.
+    std::vector<std::pair<time_ns, sim_batch*>> order;
+    order.reserve(batches.size());
+    for (auto& b : batches)
+      order.emplace_back(source_phase(b.source_id), &b);
+    std::stable_sort(order.begin(), order.end(),
+                     [](const auto& x, const auto& y) {
+                       return x.first < y.first;
                      });
-    for (auto& b : batches) {
-      auto due = release(b);
+    for (auto [phase, batch] : order) {
+      auto& b = *batch;
+      auto sim = static_cast<double>(b.at - fl->start() + phase);
+      auto due = t0 + std::chrono::duration_cast<clock::duration>(
+                        std::chrono::duration<double>(sim / 1e9 / opts.speed));
       while (clock::now() < due && !stop.load())
         std::this_thread::sleep_for(std::min<clock::duration>(
           due - clock::now(), std::chrono::milliseconds{100}));
