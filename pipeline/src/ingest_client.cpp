@@ -41,6 +41,10 @@ error ingest_client::transmit(pending& p) {
     return {};
   }
   unreachable_since_.reset();
+  if (!p.sent) {
+    p.sent = true;
+    --unsent_;
+  }
   return {};
 }
 
@@ -64,7 +68,10 @@ error ingest_client::send(std::uint64_t sequence, std::string frame,
   if (!fresh)
     return error{ec::usage,
                  fmt::format("sequence {} is already in flight", sequence)};
-  if (auto err = transmit(it->second))
+  // Behind a batch not sent yet, this one waits its turn (pump).
+  if (unsent_++ > 0)
+    it->second.retry_at = now;
+  else if (auto err = transmit(it->second))
     return err;
   // Take whatever replies are already here without waiting.
   return pump(std::chrono::milliseconds{0});
@@ -104,6 +111,7 @@ error ingest_client::pump(std::chrono::milliseconds wait) {
           std::chrono::duration<double, std::micro>(clock::now()
                                                     - p.first_sent)
             .count());
+        unsent_ -= p.sent ? 0 : 1;
         pending_.erase(it);
         if (on_done)
           on_done(*r->sequence);
@@ -112,6 +120,7 @@ error ingest_client::pump(std::chrono::milliseconds wait) {
         ++stats_.rejected;
         if (on_rejected)
           on_rejected(*r);
+        unsent_ -= p.sent ? 0 : 1;
         pending_.erase(it);
         if (on_done)
           on_done(*r->sequence);
@@ -122,15 +131,21 @@ error ingest_client::pump(std::chrono::milliseconds wait) {
         break;
     }
   }
-  // Resend what timed out or failed.
+  // Resend what timed out or failed; send what waited, in order: nothing
+  // goes out for the first time while an earlier batch has not.
   auto now = clock::now();
+  bool blocked = false;
   for (auto& [seq, p] : pending_) {
+    if (!p.sent && blocked)
+      continue;
     if (now >= p.retry_at || now - p.last_sent >= opts_.resend_after) {
       p.retry_at = clock::time_point::max();
-      ++stats_.resent;
+      if (p.sent)
+        ++stats_.resent;
       if (auto err = transmit(p))
         return err;
     }
+    blocked = blocked || !p.sent;
   }
   return {};
 }

@@ -7,10 +7,12 @@
 #include "parallax/schemas/reply.hpp"
 #include "parallax/schemas/wire.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 #include <map>
 #include <set>
+#include <thread>
 
 #include <zmq.h>
 
@@ -297,4 +299,48 @@ TEST_CASE("ingest: a client without a server gives up instead of hanging") {
   // Four batches fill the window; the fifth waits one second, then fails.
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds{5});
   CHECK((*client)->drain(std::chrono::milliseconds{300}));
+}
+
+TEST_CASE("ingest: a client sends its batches in order also when its first "
+          "found no server") {
+  // An agent's first batch carries its identity; the server attributes the
+  // rest by it, so the first must not be overtaken by the second.
+  zmq::context zctx;
+  // A Unix socket: a TCP client retrying an ephemeral port nobody listens
+  // on can connect to itself and take the port.
+  test::temp_dir tmp;
+  auto endpoint = "ipc://" + (tmp.path / "ingest.sock").string();
+  ingest_client_options copts;
+  copts.endpoint = endpoint;
+  auto client = ingest_client::connect(zctx, copts);
+  REQUIRE(client);
+  // Nobody listens yet: the first batch waits to be tried again.
+  REQUIRE_FALSE((*client)->send(1, make_frame("agent-o", 1, 5, now_ns())));
+  zmq::socket server{zctx, ZMQ_ROUTER};
+  REQUIRE_FALSE(server.bind(endpoint));
+  std::this_thread::sleep_for(500ms); // the client's socket reconnects
+  for (std::uint64_t seq = 2; seq <= 5; ++seq)
+    REQUIRE_FALSE((*client)->send(seq, make_frame("agent-o", seq, 5, now_ns())));
+  std::vector<std::uint64_t> order;
+  zmq::socket* socks[] = {&server};
+  bool want[] = {true};
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (order.size() < 5 && std::chrono::steady_clock::now() < deadline) {
+    REQUIRE_FALSE((*client)->poll(10ms));
+    auto ready = zmq::poll_in(socks, want, 10ms);
+    REQUIRE(ready);
+    while ((*ready)[0]) {
+      auto parts = server.recv(true);
+      if (!parts)
+        break;
+      auto seq = wire::peek_envelope(parts->back().view()).sequence.value_or(0);
+      if (std::find(order.begin(), order.end(), seq) == order.end())
+        order.push_back(seq);
+    }
+  }
+  std::string seen;
+  for (auto seq : order)
+    seen += fmt::format(" {}", seq);
+  INFO("first arrivals:", seen);
+  CHECK(order == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
 }

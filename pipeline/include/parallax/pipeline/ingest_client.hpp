@@ -6,6 +6,12 @@
 // acknowledged (ack or duplicate) or rejected. Because the server
 // deduplicates by (source id, sequence), resending is always safe.
 //
+// Batches reach the server in sequence order the first time: a batch that
+// finds no connected server (a new socket connects asynchronously) waits to
+// be tried again, and every later one waits behind it. The server needs
+// this: an agent's first batch carries its identity, and the rest of its
+// batches are attributed by it.
+//
 // Caveats: one source id per client, sequences strictly increasing; the
 // client and its socket belong to one thread.
 
@@ -87,6 +93,7 @@ private:
     clock::time_point first_sent;
     clock::time_point last_sent;
     clock::time_point retry_at;
+    bool sent = false; ///< reached the socket at least once
   };
 
   ingest_client(zmq::socket s, ingest_client_options opts)
@@ -98,6 +105,7 @@ private:
   zmq::socket socket_;
   ingest_client_options opts_;
   std::map<std::uint64_t, pending> pending_;
+  std::size_t unsent_ = 0; ///< batches in pending_ not yet sent once
   /// Since when every send found no connected server (ZMQ_IMMEDIATE).
   std::optional<clock::time_point> unreachable_since_;
   ingest_client_stats stats_;
