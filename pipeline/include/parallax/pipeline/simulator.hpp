@@ -176,8 +176,10 @@ public:
     return {};
   }
   /// Historical mode, after each flush of every source's pending steps:
-  /// waits until what was written is taken (endpoint sinks: acknowledged),
-  /// so the sources reach the server in event-time order.
+  /// waits until what was written is taken (endpoint sinks: acknowledged,
+  /// the hypervisors' batches first: a server holds a new guest's first
+  /// batches until the hypervisor names its VM), so the sources reach the
+  /// server in event-time order.
   virtual error barrier() {
     return {};
   }
