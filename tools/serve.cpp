@@ -104,6 +104,8 @@ int serve(const config& loaded, const serve_hooks& hooks) {
     if (cfg->correlator.enabled) {
       correlator_config cc;
       cc.options = correlator_options_of(*cfg);
+      cc.hold.span = to_ns(cfg->correlator.hold_new_guests);
+      cc.hold.wall = cfg->correlator.hold_new_guests;
       cc.state_file = cfg->data_dir / "correlator.state";
       if ((*pub)->enabled()) {
         cc.publish = [p = pub->get()](const correlator_message& m, time_ns) {

@@ -14,66 +14,6 @@
 
 namespace parallax {
 
-std::size_t attribute_batch(ingest_item& item, correlator& c) {
-  auto source = item.batch.source_id();
-  auto in = item.events();
-  // Attribute first: the views stay valid while the overlay is rebuilt.
-  struct extra {
-    std::string_view vm, vm_uuid;
-    bool conflict = false;
-  };
-  std::vector<extra> extras(in.size());
-  std::size_t attributed = 0;
-  // The resolver's strings change as it learns: copy them into the batch,
-  // once per distinct value (a batch usually names few VMs).
-  std::vector<std::string_view> interned;
-  auto intern = [&](std::string_view s) -> std::string_view {
-    for (auto x : interned)
-      if (x == s)
-        return x;
-    item.arena.emplace_back(s);
-    interned.push_back(item.arena.back());
-    return interned.back();
-  };
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    auto a = c.observe(source, in[i]);
-    if (!a || a->vm.empty())
-      continue;
-    extras[i] = {intern(a->vm), intern(a->vm_uuid), a->conflict};
-    ++attributed;
-  }
-  if (attributed == 0)
-    return 0;
-  // Rebuild the overlay with the new fields after each event's own.
-  std::vector<event_view> events(in.begin(), in.end());
-  std::vector<field_view> fields;
-  std::vector<std::size_t> first(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    first[i] = fields.size();
-    if (extras[i].vm.empty()) {
-      fields.insert(fields.end(), in[i].fields.begin(), in[i].fields.end());
-      continue;
-    }
-    // A sender's own vm / vm_uuid (hypervisor samples carry vm_uuid) give
-    // way to the resolved, normalised ones: a field name appears once.
-    for (const auto& f : in[i].fields)
-      if (f.name != "vm" && f.name != "vm_uuid" && f.name != "vm_conflict")
-        fields.push_back(f);
-    fields.push_back({"vm", extras[i].vm});
-    fields.push_back({"vm_uuid", extras[i].vm_uuid});
-    if (extras[i].conflict)
-      fields.push_back({"vm_conflict", true});
-  }
-  item.fields = std::move(fields);
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    auto end = i + 1 < in.size() ? first[i + 1] : item.fields.size();
-    events[i].fields = std::span<const field_view>{
-      item.fields.data() + first[i], end - first[i]};
-  }
-  item.parsed = std::move(events);
-  return attributed;
-}
-
 ingest_ptr batch_of_messages(const std::vector<correlator_message>& msgs,
                              std::uint64_t sequence) {
   if (msgs.empty())
@@ -110,6 +50,10 @@ struct correlator_state {
   static inline const char* name = "correlator";
   std::unique_ptr<correlator> logic;
   correlator_config cfg;
+  batch_hold hold;
+  std::vector<ingest_ptr> ready; ///< scratch: batches to pass on
+  bool tick_scheduled = false;
+  std::uint64_t identity_changes = 0; ///< the resolver's, at the last batch
   std::vector<correlator_message> out;
   std::vector<correlator_message> unstored; ///< published, to store
   bool store_scheduled = false;
@@ -122,7 +66,27 @@ struct correlator_state {
   counter* identity = nullptr;
   counter* held_replayed = nullptr;
   counter* held_dropped = nullptr;
+  counter* batches_attributed = nullptr;
+  counter* batches_given_up = nullptr;
+  counter* batches_resent = nullptr;
   correlator_counters last; ///< of the logic, already added to the metrics
+  batch_hold::counters last_hold; ///< likewise, of the hold
+
+  // Passes `ready`'s batches on to the store and to event subscribers.
+  void pass_on() {
+    for (auto& item : ready) {
+      if (cfg.publish_events)
+        cfg.publish_events(item->events());
+      caf::anon_send(cfg.next, ingest_atom::value, std::move(item));
+    }
+    ready.clear();
+    const auto& now = hold.stats();
+    attributed->add(now.events_attributed - last_hold.events_attributed);
+    batches_attributed->add(now.attributed - last_hold.attributed);
+    batches_given_up->add(now.given_up - last_hold.given_up);
+    batches_resent->add(now.resends - last_hold.resends);
+    last_hold = now;
+  }
   std::chrono::steady_clock::time_point last_save;
 
   // The messages published since the last call go to the indexer as one
@@ -192,6 +156,7 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
                                                     correlator_config cfg) {
   auto& st = self->state;
   st.logic = load_state(cfg);
+  st.hold = batch_hold{cfg.hold};
   st.cfg = std::move(cfg);
   st.sequence = static_cast<std::uint64_t>(now_ns());
   st.last_save = std::chrono::steady_clock::now();
@@ -204,20 +169,39 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
   st.identity = &m.get("correlator", "identity_changes_total");
   st.held_replayed = &m.get("correlator", "held_events_total", "replayed");
   st.held_dropped = &m.get("correlator", "held_events_total", "dropped");
-  // Stopping: what was published is stored first.
+  st.batches_attributed
+    = &m.get("correlator", "held_batches_total", "attributed");
+  st.batches_given_up = &m.get("correlator", "held_batches_total", "given_up");
+  st.batches_resent = &m.get("correlator", "held_batches_total", "resent");
+  // Stopping: what was held and what was published are stored first.
   self->set_exit_handler([=](caf::exit_msg& msg) {
-    self->state.store();
+    auto& s = self->state;
+    s.hold.release_all(s.ready);
+    s.pass_on();
+    s.store();
     self->quit(msg.reason);
   });
   return {
     [=](ingest_atom, ingest_ptr& item) {
       auto& s = self->state;
+      if (s.hold.take_resend(item))
+        return;
       s.received->add(item->events().size());
-      s.attributed->add(attribute_batch(*item, *s.logic));
-      if (s.cfg.publish_events)
-        s.cfg.publish_events(item->events());
+      auto found = attribute_batch(*item, *s.logic);
+      s.attributed->add(found.attributed);
       auto arrival = item->received;
-      self->send(s.cfg.next, ingest_atom::value, std::move(item));
+      s.hold.admit(std::move(item), found, batch_hold::clock::now(), s.ready);
+      auto changes = s.logic->identity().counters().changes;
+      if (changes != s.identity_changes && !s.hold.empty())
+        s.hold.settle(s.logic->identity(), s.ready);
+      s.identity_changes = changes;
+      if (!s.hold.empty())
+        s.hold.expire(batch_hold::clock::now(), s.ready);
+      s.pass_on();
+      if (!s.hold.empty() && !s.tick_scheduled) {
+        s.tick_scheduled = true;
+        self->delayed_send(self, std::chrono::seconds{1}, tick_atom::value);
+      }
       s.out.clear();
       // Each message goes out as soon as it is final; all are stored after.
       s.logic->advance(s.out, [&](const correlator_message& msg) {
@@ -251,6 +235,16 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
         s.save();
     },
     [=](flush_atom) { self->state.store(); },
+    [=](tick_atom) {
+      auto& s = self->state;
+      s.tick_scheduled = false;
+      s.hold.expire(batch_hold::clock::now(), s.ready);
+      s.pass_on();
+      if (!s.hold.empty()) {
+        s.tick_scheduled = true;
+        self->delayed_send(self, std::chrono::seconds{1}, tick_atom::value);
+      }
+    },
   };
 }
 

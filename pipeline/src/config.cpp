@@ -75,6 +75,7 @@ config config::defaults() {
   c.http.web_root = std::string{defaults::http_web_root};
   c.correlator.window = defaults::correlator_window;
   c.correlator.allowed_lateness = defaults::correlator_allowed_lateness;
+  c.correlator.hold_new_guests = defaults::correlator_hold_new_guests;
   c.correlator.correction_horizon = defaults::correlator_correction_horizon;
   c.correlator.learning_period = defaults::correlator_learning_period;
   for (auto u : defaults::correlator_admin_users)
@@ -682,6 +683,18 @@ const option table[] = {
    },
    [](const config& c) {
      return quote(render_duration(c.correlator.correction_horizon));
+   }},
+  {{"parallax.correlator.hold-new-guests", "duration",
+    "A new guest's batches usually arrive before the hypervisor has named "
+    "its VM: they wait for it, unacknowledged, at most this long in wall "
+    "time and in event time, so that they are stored with vm and vm_uuid; "
+    "0 stores them at once, without."},
+   [](config& c, const toml::node& n) {
+     return want_duration(n, std::chrono::milliseconds{0},
+                          c.correlator.hold_new_guests);
+   },
+   [](const config& c) {
+     return quote(render_duration(c.correlator.hold_new_guests));
    }},
   {{"parallax.correlator.learning-period", "duration",
     "The processes a VM runs in its first period of guest data are its "

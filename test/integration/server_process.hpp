@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string_view>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -49,6 +50,16 @@ inline std::string read_file(const std::filesystem::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// A metric's value from the final counters `parallax serve` logs as it
+// stops (`line` is the metric with its labels); UINT64_MAX when absent.
+inline std::uint64_t final_counter(const std::string& log,
+                                   std::string_view line) {
+  auto at = log.rfind(std::string{line} + " ");
+  if (at == std::string::npos)
+    return UINT64_MAX;
+  return std::stoull(log.substr(at + line.size() + 1));
 }
 
 // Runs `args` (args[0] is the program) with stdin on /dev/null, stdout into

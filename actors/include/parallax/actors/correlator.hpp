@@ -3,7 +3,8 @@
 // The correlator stage, between the parser and the indexer. For every
 // batch it attributes each event to its VM and adds the fields `vm` and
 // `vm_uuid` (and `vm_conflict` when the identity evidence conflicted), so
-// that one search spans hypervisor and guest data; passes the batch on;
+// that one search spans hypervisor and guest data; passes the batch on (a
+// new guest's first batches once its VM is known: batch_hold.hpp);
 // then advances the correlation (pipeline/correlator.hpp) and hands every
 // resulting delta, alert and identity change to `publish` and, as events
 // of sourcetype parallax:delta / parallax:alert / parallax:identity, to the
@@ -17,6 +18,7 @@
 // The correlation state (identity, baselines, learned processes) is saved
 // to `state_file` every `save_interval` and at exit, and loaded at start.
 
+#include "parallax/actors/batch_hold.hpp"
 #include "parallax/pipeline/actors.hpp"
 #include "parallax/pipeline/correlator.hpp"
 #include "parallax/pipeline/metrics.hpp"
@@ -30,10 +32,6 @@
 #include <caf/fwd.hpp>
 
 namespace parallax {
-
-/// Attributes every event of `item` (adding `vm`, `vm_uuid` and, when the
-/// evidence conflicted, `vm_conflict`), returns how many were attributed.
-std::size_t attribute_batch(ingest_item& item, correlator& c);
 
 /// Turns correlator messages into one batch for the indexer (source id
 /// `parallax:correlator`, index `main`), or nullptr when there are none.
@@ -51,6 +49,8 @@ struct correlator_config {
   /// Called with every batch's events once they carry their VM, on the
   /// actor's thread; may be empty (serve: `event.<sourcetype>` topics).
   std::function<void(std::span<const event_view>)> publish_events;
+  /// A new guest's batches wait for its VM (batch_hold.hpp).
+  batch_hold::options hold;
   std::filesystem::path state_file;      ///< empty: nothing persisted
   std::chrono::milliseconds save_interval{60'000};
 };
@@ -59,7 +59,10 @@ using correlator_actor = caf::typed_actor<
   caf::reacts_to<ingest_atom, ingest_ptr>,
   // Stores the messages published since the last one; sent to itself, so
   // the batches already waiting go first.
-  caf::reacts_to<flush_atom>>;
+  caf::reacts_to<flush_atom>,
+  // Passes on the batches held too long (batch_hold); sent to itself every
+  // second while any are held.
+  caf::reacts_to<tick_atom>>;
 
 /// Spawns the correlator; loads its state first (a damaged state file is
 /// logged and set aside as <file>.bad, and the correlator starts fresh).

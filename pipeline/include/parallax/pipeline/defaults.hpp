@@ -171,6 +171,9 @@ inline constexpr std::chrono::milliseconds correlator_allowed_lateness
   = std::chrono::seconds{30};
 inline constexpr std::chrono::milliseconds correlator_correction_horizon
   = std::chrono::minutes{5};
+/// Two windows: the hypervisor names a new VM within one poll.
+inline constexpr std::chrono::milliseconds correlator_hold_new_guests
+  = std::chrono::seconds{40};
 inline constexpr std::chrono::milliseconds correlator_learning_period
   = std::chrono::minutes{10};
 inline constexpr std::string_view correlator_admin_users[] = {"root"};
