@@ -788,11 +788,12 @@ void correlator::advance(
       out.push_back(std::move(a));
     }
   }
-  // The deltas go out first; then what they tell the baselines (drift)
-  // and the unexplained-load check.
-  for (const auto& d : deltas_)
+  // The deltas go out first, each as soon as it is made; then what they
+  // tell the baselines (drift) and the unexplained-load check.
+  for (const auto& d : deltas_) {
     delta_message(d, out);
-  flush();
+    flush();
+  }
   for (const auto& d : deltas_) {
     on_delta(d, out);
     flush();
