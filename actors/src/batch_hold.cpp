@@ -117,7 +117,7 @@ std::size_t attribute_guest_events(ingest_item& item,
   return n;
 }
 
-bool batch_hold::take_resend(ingest_ptr& item) {
+bool batch_hold::take_resend(ingest_ptr& item, std::vector<ingest_ptr>& out) {
   auto it = held_.find(item->batch.source_id());
   if (it == held_.end())
     return false;
@@ -130,7 +130,19 @@ bool batch_hold::take_resend(ingest_ptr& item) {
   bytes_ += item->bytes;
   h.resends.push_back(std::move(item));
   ++counters_.resends;
+  bound_bytes(out);
   return true;
+}
+
+void batch_hold::bound_bytes(std::vector<ingest_ptr>& out) {
+  // The longest held sources go first.
+  while (bytes_ > opts_.max_bytes && !held_.empty()) {
+    auto oldest = std::min_element(
+      held_.begin(), held_.end(), [](const auto& a, const auto& b) {
+        return a.second.since < b.second.since;
+      });
+    release(oldest, nullptr, out);
+  }
 }
 
 void batch_hold::admit(ingest_ptr item, const batch_attribution& found,
@@ -139,16 +151,18 @@ void batch_hold::admit(ingest_ptr item, const batch_attribution& found,
   auto source = item->batch.source_id();
   auto it = held_.find(source);
   if (found.guest) {
-    // The guest is known: what waited goes first, with its VM, and so do
-    // this batch's events from before the resolver knew it.
-    bool first = it != held_.end() || !settled_.contains(source);
-    if (it != held_.end())
+    // A held guest is known: what waited goes first, with its VM, and so
+    // do this batch's events from before the resolver knew it (an agent's
+    // events are all its VM's). A source never held may be no agent (a
+    // syslog relay attributed line by line): its batch stays as it is.
+    if (it != held_.end()) {
       release(it, &*found.guest, out);
-    else if (first)
+      if (found.guest_unattributed > 0)
+        counters_.events_attributed
+          += attribute_guest_events(*item, *found.guest);
+    } else if (!settled_.contains(source)) {
       settled_.emplace(std::string{source}, true);
-    if (first && found.guest_unattributed > 0)
-      counters_.events_attributed
-        += attribute_guest_events(*item, *found.guest);
+    }
     out.push_back(std::move(item));
     return;
   }
@@ -161,29 +175,28 @@ void batch_hold::admit(ingest_ptr item, const batch_attribution& found,
     }
     it = held_.emplace(std::string{source}, source_hold{}).first;
     it->second.since = now;
+    it->second.hv_start = hv_newest_;
   }
   // Held, behind the source's earlier batches (their order is kept).
   auto& h = it->second;
-  for (const auto& e : item->events())
-    h.oldest = std::min(h.oldest, e.time);
   h.bytes += item->bytes;
   bytes_ += item->bytes;
   h.batches.push_back(std::move(item));
-  // Over the bytes bound: the longest held sources go first.
-  while (bytes_ > opts_.max_bytes && !held_.empty()) {
-    auto oldest = std::min_element(
-      held_.begin(), held_.end(), [](const auto& a, const auto& b) {
-        return a.second.since < b.second.since;
-      });
-    release(oldest, nullptr, out);
-  }
+  bound_bytes(out);
 }
 
 void batch_hold::expire(clock::time_point now, std::vector<ingest_ptr>& out) {
   for (auto it = held_.begin(); it != held_.end();) {
     auto next = std::next(it);
-    if (now - it->second.since >= opts_.wall
-        || (hv_newest_ != INT64_MIN && hv_newest_ - it->second.oldest > opts_.span))
+    auto& h = it->second;
+    // The hypervisors' time since the hold began (or since their first
+    // sample, when none had come yet): two polls have passed without one
+    // naming the VM. The guest's own times do not count: its first batch
+    // may carry old log lines, or its clock may be off.
+    if (h.hv_start == INT64_MIN)
+      h.hv_start = hv_newest_;
+    if (now - h.since >= opts_.wall
+        || (h.hv_start != INT64_MIN && hv_newest_ - h.hv_start > opts_.span))
       release(it, nullptr, out);
     it = next;
   }

@@ -23,7 +23,9 @@ compactor(compactor_actor::stateful_pointer<compactor_state> self,
   // Settled after 30 quiet periods: a live bucket's last growth is
   // compacted a minute after it ends (with the default 2 s).
   st.policy.emplace(cfg.quiet, cfg.quiet * 30);
-  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
+  // As the indexer: its final swap holds LMDB's write lock, which a lower
+  // priority would stretch while the indexer waits for it.
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 15);
   auto& m = *cfg.metrics;
   st.compactions = &m.get("compactor", "compactions_total");
   st.events = &m.get("compactor", "compacted_events_total");

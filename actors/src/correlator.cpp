@@ -173,7 +173,10 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
     = &m.get("correlator", "held_batches_total", "attributed");
   st.batches_given_up = &m.get("correlator", "held_batches_total", "given_up");
   st.batches_resent = &m.get("correlator", "held_batches_total", "resent");
-  // Stopping: what was held and what was published are stored first.
+  // Stopping: what was held and what was published go to the indexer,
+  // which may be stopping too; then they are lost, but held batches were
+  // never acknowledged (their clients resend them), and the published
+  // messages went out on the PUB socket.
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& s = self->state;
     s.hold.release_all(s.ready);
@@ -184,8 +187,10 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
   return {
     [=](ingest_atom, ingest_ptr& item) {
       auto& s = self->state;
-      if (s.hold.take_resend(item))
+      if (s.hold.take_resend(item, s.ready)) {
+        s.pass_on();
         return;
+      }
       s.received->add(item->events().size());
       auto found = attribute_batch(*item, *s.logic);
       s.attributed->add(found.attributed);

@@ -111,7 +111,8 @@ indexer(indexer_actor::stateful_pointer<indexer_state> self, indexer_config cfg)
   // the block-packing helper threads it starts inherit it. Nice 15 rather
   // than 5 took the delta p99 of `parallax bench correlate` from 4.7-5.5 ms
   // to 3.1-4.8 ms over three runs each (with the 500 us relaxed sleep of
-  // pipeline/src/system.cpp), the ingest rate unchanged.
+  // pipeline/src/system.cpp), the ingest rate unchanged. The compactor
+  // runs at the same nice (it takes the write lock too).
   (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 15);
   // Created here, on the detached actor's own thread, and used only here.
   st.replies.emplace(*cfg.zmq, ZMQ_PUSH);

@@ -28,8 +28,8 @@ ingest_pipeline::start(caf::actor_system& sys, ingest_pipeline_config cfg) {
   if (cfg.correlator) {
     cfg.correlator->next = p->indexer_;
     cfg.correlator->metrics = cfg.metrics;
-    // A new guest's held batches take at most a quarter of the
-    // collector's credit.
+    // A new guest's held batches (resends included) take at most a quarter
+    // of the collector's credit.
     cfg.correlator->hold.max_bytes = cfg.collector.max_inflight_bytes / 4;
     p->correlator_ = spawn_correlator(sys, std::move(*cfg.correlator));
     after_parser = p->correlator_;

@@ -158,7 +158,7 @@ std::vector<std::string> vms_of(const ingest_ptr& item) {
 void admit(batch_hold& hold, correlator& c, ingest_ptr item,
            std::vector<ingest_ptr>& out,
            batch_hold::clock::time_point now = {}, bool settle = false) {
-  if (hold.take_resend(item))
+  if (hold.take_resend(item, out))
     return;
   auto found = attribute_batch(*item, c);
   hold.admit(std::move(item), found, now, out);
@@ -248,7 +248,7 @@ TEST_CASE("correlator stage: held batches go on once the hypervisor's "
 }
 
 TEST_CASE("correlator stage: a guest no VM claims is held until the "
-          "hypervisors are two windows past it, then stored as it is") {
+          "hypervisors have moved two windows on, then stored as it is") {
   correlator c;
   batch_hold hold;
   std::vector<ingest_ptr> out;
@@ -259,11 +259,16 @@ TEST_CASE("correlator stage: a guest no VM claims is held until the "
   for (std::uint64_t i = 0; i < 6; ++i)
     admit(hold, c, db(i + 1, t0 + 10 * s * i), out, {}, true);
   CHECK(out.empty());
-  admit(hold, c, hv_batch(1, t0 + 40 * s), out, {}, true);
+  // The hypervisors' first sample comes 5 minutes after the guest's (say,
+  // it was stopped): their time counts from there.
+  admit(hold, c, hv_batch(1, t0 + 300 * s), out, {}, true);
   REQUIRE(out.size() == 1); // the hypervisor's own batch
   CHECK(out[0]->batch.source_id() == "hv");
   out.clear();
-  admit(hold, c, hv_batch(2, t0 + 41 * s), out, {}, true);
+  admit(hold, c, hv_batch(2, t0 + 340 * s), out, {}, true);
+  REQUIRE(out.size() == 1);
+  out.clear();
+  admit(hold, c, hv_batch(3, t0 + 341 * s), out, {}, true);
   REQUIRE(out.size() == 7);
   CHECK(out[0]->batch.source_id() == "hv");
   for (std::uint64_t i = 0; i < 6; ++i) {
@@ -276,6 +281,46 @@ TEST_CASE("correlator stage: a guest no VM claims is held until the "
   out.clear();
   admit(hold, c, db(7, t0 + 60 * s), out, {}, true);
   CHECK(out.size() == 1);
+}
+
+TEST_CASE("correlator stage: a held guest's old events do not end its "
+          "hold") {
+  // An agent's first batch may carry log lines hours old: the hypervisors
+  // being far past them says nothing about the VM.
+  correlator c;
+  batch_hold hold;
+  std::vector<ingest_ptr> out;
+  admit(hold, c, hv_batch(1, t0), out, {}, true);
+  out.clear();
+  admit(hold, c,
+        guest_batch("late", 1, t0 - 3600 * s, "db01", "52:54:00:00:09:09"),
+        out, {}, true);
+  admit(hold, c, hv_batch(2, t0 + 20 * s), out, {}, true);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0]->batch.source_id() == "hv");
+  CHECK_FALSE(hold.empty());
+}
+
+TEST_CASE("correlator stage: a source never held gets no VM added to its "
+          "other events") {
+  // A relay of several hosts' lines, attributed line by line (host
+  // fallback): one line's VM must not spread to the others.
+  correlator c;
+  batch_hold hold;
+  std::vector<ingest_ptr> out;
+  admit(hold, c, hv_batch(1, t0), out, {}, true);
+  out.clear();
+  auto line = [](std::string host) {
+    auto e = ev("os:syslog", std::move(host), {});
+    e.raw = "cron[1]: a line";
+    return e;
+  };
+  auto relay = std::make_shared<ingest_item>(
+    item_of("relay", {line("web-01"), line("elsewhere")}));
+  relay->bytes = 100;
+  admit(hold, c, relay, out, {}, true);
+  REQUIRE(out.size() == 1);
+  CHECK(vms_of(out[0]) == std::vector<std::string>{"web-01", "<none>"});
 }
 
 TEST_CASE("correlator stage: held batches are bounded in wall time and in "
@@ -299,10 +344,27 @@ TEST_CASE("correlator stage: held batches are bounded in wall time and in "
   CHECK(out[0]->batch.source_id() == "a");
   CHECK(hold.bytes() == 2000);
   out.clear();
-  // Held 40 s: passed on as it is.
-  hold.expire(start + std::chrono::seconds{41}, out);
-  REQUIRE(out.size() == 2);
+  // Resends count too: b's first batch again makes 3000 bytes.
+  admit(hold, c, guest_batch("c", 1, t0), out,
+        start + std::chrono::seconds{3});
+  REQUIRE(out.size() == 2); // b's two batches
   CHECK(out[0]->batch.source_id() == "b");
+  out.clear();
+  admit(hold, c, guest_batch("d", 1, t0), out,
+        start + std::chrono::seconds{4});
+  CHECK(out.empty());
+  admit(hold, c, guest_batch("c", 1, t0), out,
+        start + std::chrono::seconds{5});
+  REQUIRE(out.size() == 2); // c's batch and its resend
+  CHECK(out[0]->batch.source_id() == "c");
+  CHECK(out[1]->batch.source_id() == "c");
+  CHECK(hold.stats().resends == 1);
+  CHECK(hold.bytes() == 1000);
+  out.clear();
+  // Held 40 s: passed on as it is.
+  hold.expire(start + std::chrono::seconds{45}, out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0]->batch.source_id() == "d");
   CHECK(hold.empty());
-  CHECK(hold.stats().given_up == 3);
+  CHECK(hold.stats().given_up == 5);
 }

@@ -16,13 +16,15 @@
 // of another source's batch (settle()).
 //
 // A source is given up on (its batches pass on as they are) when
-// * the hypervisors' samples have reached `span` of event time beyond its
-//   oldest held event, and none named its VM,
+// * the hypervisors' samples have advanced `span` of event time since its
+//   hold began, and none named its VM (the guest's own event times do not
+//   count: a first batch may carry old log lines, a clock may be off),
 // * or its first batch has been held for `wall` (a guest no hypervisor
-//   reports: time alone tells),
-// * or when the batches held from all sources exceed `max_bytes`, the
-//   source held longest first: held batches keep the collector's credit, so
-//   the bound must stay well below parallax.collector.max-inflight-bytes.
+//   reports: time alone tells; checked every second),
+// * or when the batches held from all sources, resends included, exceed
+//   `max_bytes`, the source held longest first: held batches keep the
+//   collector's credit, so the bound must stay well below
+//   parallax.collector.max-inflight-bytes.
 //
 // The client resends a batch it has no reply for (ingest_client's
 // `resend_after`, 10 s). A resend of a held batch is kept behind it,
@@ -99,15 +101,16 @@ public:
   }
 
   /// True when `item` resends a held batch: it is kept (taken from
-  /// `item`), and the caller does nothing more with it.
-  bool take_resend(ingest_ptr& item);
+  /// `item`), and the caller does nothing more with it but pass on what
+  /// the bytes bound released into `out`.
+  bool take_resend(ingest_ptr& item, std::vector<ingest_ptr>& out);
 
   /// Takes an attributed batch (`found` from attribute_batch) and appends
   /// to `out`, in order, whatever may go on to the store now: the batch
   /// itself unless its source is held, a newly known source's held batches
-  /// (with the VM added) before it, batches given up on. The batch that
-  /// makes a source known also gets the VM added to its `os:*` events from
-  /// before that point.
+  /// (with the VM added) before it, batches given up on. When the source
+  /// was held, the batch that makes it known also gets the VM added to its
+  /// `os:*` events that have none.
   void admit(ingest_ptr item, const batch_attribution& found,
              clock::time_point now, std::vector<ingest_ptr>& out);
 
@@ -140,10 +143,13 @@ private:
     std::deque<ingest_ptr> batches;
     std::vector<ingest_ptr> resends;
     std::uint64_t bytes = 0;
-    time_ns oldest = INT64_MAX;
+    time_ns hv_start = INT64_MIN; ///< hypervisor time when the hold began
+
     clock::time_point since;
   };
 
+  /// Gives up on the longest held sources while over `max_bytes`.
+  void bound_bytes(std::vector<ingest_ptr>& out);
   /// Passes a source's batches on (with `a` added, when given) and forgets
   /// the hold; the source is settled.
   void release(string_map<source_hold>::iterator it,

@@ -6,8 +6,8 @@
 // write lock, so the indexer's commits wait only for the final swap.
 //
 // Caveats: spawn it with caf::detached (a compaction of a large bucket
-// takes seconds of CPU); it runs at nice 19, behind the live path and the
-// indexer (nice 15).
+// takes seconds of CPU); it runs at nice 15 like the indexer, behind the
+// live path.
 
 #include "parallax/pipeline/actors.hpp"
 #include "parallax/pipeline/metrics.hpp"

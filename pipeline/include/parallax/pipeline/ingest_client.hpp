@@ -6,11 +6,13 @@
 // acknowledged (ack or duplicate) or rejected. Because the server
 // deduplicates by (source id, sequence), resending is always safe.
 //
-// Batches reach the server in sequence order the first time: a batch that
-// finds no connected server (a new socket connects asynchronously) waits to
-// be tried again, and every later one waits behind it. The server needs
-// this: an agent's first batch carries its identity, and the rest of its
-// batches are attributed by it.
+// Batches are first sent in sequence order: a batch that finds no
+// connected server (a new socket connects asynchronously) waits to be tried
+// again, and every later one waits behind it. The server needs this: an
+// agent's first batch carries its identity, and the rest of its batches are
+// attributed by it. (A batch lost with a dropped connection is resent after
+// `resend_after`, behind later ones: order is kept on a new connection, not
+// across a reconnect.)
 //
 // Caveats: one source id per client, sequences strictly increasing; the
 // client and its socket belong to one thread.
@@ -45,7 +47,7 @@ struct ingest_client_stats {
   std::uint64_t rejected = 0;   ///< batches refused (not resent)
   std::uint64_t failed = 0;     ///< `failed` replies (resent later)
   std::uint64_t resent = 0;     ///< resends after a timeout or failure
-  /// Microseconds from the first send of a batch to its ack.
+  /// Microseconds from send() taking a batch to its ack.
   std::vector<double> latencies_us;
 };
 
@@ -64,7 +66,7 @@ public:
   /// Waits until nothing is outstanding, or fails after `timeout`.
   error drain(std::chrono::milliseconds timeout);
 
-  /// Batches sent and not yet answered for good.
+  /// Batches taken by send() and not yet answered for good.
   std::size_t outstanding() const noexcept {
     return pending_.size();
   }
@@ -80,8 +82,8 @@ public:
   /// duplicate or rejected), after `on_rejected`.
   std::function<void(std::uint64_t)> on_done;
 
-  /// Handles the replies that arrive within `wait` and resends what is
-  /// due, without sending anything new.
+  /// Handles the replies that arrive within `wait`, resends what is due
+  /// and sends what waited behind a batch not yet sent; takes no new batch.
   error poll(std::chrono::milliseconds wait) {
     return pump(wait);
   }
