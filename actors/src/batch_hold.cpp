@@ -161,7 +161,7 @@ void batch_hold::admit(ingest_ptr item, const batch_attribution& found,
         counters_.events_attributed
           += attribute_guest_events(*item, *found.guest);
     } else if (!settled_.contains(source)) {
-      settled_.emplace(std::string{source}, true);
+      settled_.emplace(source);
     }
     out.push_back(std::move(item));
     return;
@@ -237,7 +237,7 @@ void batch_hold::release(string_map<source_hold>::iterator it,
   for (auto& b : h.resends)
     out.push_back(std::move(b));
   bytes_ -= h.bytes;
-  settled_.emplace(it->first, true);
+  settled_.insert(it->first);
   held_.erase(it);
 }
 

@@ -53,7 +53,6 @@ struct correlator_state {
   batch_hold hold;
   std::vector<ingest_ptr> ready; ///< scratch: batches to pass on
   bool tick_scheduled = false;
-  std::uint64_t identity_changes = 0; ///< the resolver's, at the last batch
   std::vector<correlator_message> out;
   std::vector<correlator_message> unstored; ///< published, to store
   bool store_scheduled = false;
@@ -129,6 +128,22 @@ struct correlator_state {
 
 using self_ptr = correlator_actor::stateful_pointer<correlator_state>;
 
+// Passes on what the hold lets go now (sources the resolver has bound,
+// holds past their bounds) with what is ready, and checks again in a
+// second while anything is held.
+void release_held(self_ptr self) {
+  auto& s = self->state;
+  if (!s.hold.empty()) {
+    s.hold.settle(s.logic->identity(), s.ready);
+    s.hold.expire(batch_hold::clock::now(), s.ready);
+  }
+  s.pass_on();
+  if (!s.hold.empty() && !s.tick_scheduled) {
+    s.tick_scheduled = true;
+    self->delayed_send(self, std::chrono::seconds{1}, tick_atom::value);
+  }
+}
+
 // Messages waiting to be stored, at most: beyond, they are stored at once.
 constexpr std::size_t max_unstored = 8192;
 
@@ -196,17 +211,7 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
       s.attributed->add(found.attributed);
       auto arrival = item->received;
       s.hold.admit(std::move(item), found, batch_hold::clock::now(), s.ready);
-      auto changes = s.logic->identity().counters().changes;
-      if (changes != s.identity_changes && !s.hold.empty())
-        s.hold.settle(s.logic->identity(), s.ready);
-      s.identity_changes = changes;
-      if (!s.hold.empty())
-        s.hold.expire(batch_hold::clock::now(), s.ready);
-      s.pass_on();
-      if (!s.hold.empty() && !s.tick_scheduled) {
-        s.tick_scheduled = true;
-        self->delayed_send(self, std::chrono::seconds{1}, tick_atom::value);
-      }
+      release_held(self);
       s.out.clear();
       // Each message goes out as soon as it is final; all are stored after.
       s.logic->advance(s.out, [&](const correlator_message& msg) {
@@ -241,14 +246,8 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
     },
     [=](flush_atom) { self->state.store(); },
     [=](tick_atom) {
-      auto& s = self->state;
-      s.tick_scheduled = false;
-      s.hold.expire(batch_hold::clock::now(), s.ready);
-      s.pass_on();
-      if (!s.hold.empty()) {
-        s.tick_scheduled = true;
-        self->delayed_send(self, std::chrono::seconds{1}, tick_atom::value);
-      }
+      self->state.tick_scheduled = false;
+      release_held(self);
     },
   };
 }

@@ -159,7 +159,7 @@ private:
   string_map<source_hold> held_;
   /// Sources attributed or given up on: one entry per source id ever held
   /// or attributed (an agent's id changes when it restarts).
-  string_map<bool> settled_;
+  string_set settled_;
   std::uint64_t bytes_ = 0;
   time_ns hv_newest_ = INT64_MIN; ///< the newest hypervisor sample admitted
   counters counters_;

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace parallax {
 
@@ -21,6 +22,10 @@ struct string_hash {
 template <class T>
 using string_map
   = std::unordered_map<std::string, T, string_hash, std::equal_to<>>;
+
+/// A set of strings looked up by std::string_view.
+using string_set
+  = std::unordered_set<std::string, string_hash, std::equal_to<>>;
 
 /// The entry for `key`, default-constructed on first use: operator[] for a
 /// string_view key, allocating only when the key is new.
