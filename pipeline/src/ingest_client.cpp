@@ -101,7 +101,7 @@ error ingest_client::pump(std::chrono::milliseconds wait) {
     auto it = pending_.find(*r->sequence);
     if (it == pending_.end())
       continue; // a reply to a resend already answered
-    auto& p = it->second;
+    auto& p = it->second; // answered, so sent: unsent_ does not count it
     switch (r->status) {
       case wire::reply_status::ack:
       case wire::reply_status::duplicate:
@@ -111,7 +111,6 @@ error ingest_client::pump(std::chrono::milliseconds wait) {
           std::chrono::duration<double, std::micro>(clock::now()
                                                     - p.first_sent)
             .count());
-        unsent_ -= p.sent ? 0 : 1;
         pending_.erase(it);
         if (on_done)
           on_done(*r->sequence);
@@ -120,7 +119,6 @@ error ingest_client::pump(std::chrono::milliseconds wait) {
         ++stats_.rejected;
         if (on_rejected)
           on_rejected(*r);
-        unsent_ -= p.sent ? 0 : 1;
         pending_.erase(it);
         if (on_done)
           on_done(*r->sequence);
