@@ -145,7 +145,6 @@ namespace {
 constexpr std::size_t max_held_per_source = 20'000;
 constexpr std::size_t max_held = 200'000;
 
-
 } // namespace
 
 void correlator::hold(std::string_view source_id, const event_view& e) {

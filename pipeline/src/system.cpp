@@ -17,9 +17,10 @@ void configure_actor_system(caf::actor_system_config& sys_cfg,
   // the sender's own worker and wakes no idle one; an idle worker looks
   // for work to steal only when its relaxed sleep ends: CAF's default of
   // 10 ms put up to 10 ms, and under load up to 30 ms, between a batch's
-  // arrival and its deltas. 500 us keeps that wait under 2 ms at p99
-  // (`parallax bench correlate`); an idle server pays with about 6 % of a
-  // core (1.2 % with 10 ms), measured on this 2-core machine.
+  // arrival and its deltas. With 500 us that wait's p99 was 0.5-5 ms over
+  // eleven runs of `parallax bench correlate`, under 2 ms in eight; an idle
+  // server pays with about 6 % of a core (1.2 % with 10 ms), measured on
+  // this 2-core machine.
   sys_cfg.set("work-stealing.relaxed-sleep-duration",
               caf::timespan{std::chrono::microseconds{500}});
   // Parallax logs through its own logger; CAF's would write files into the
