@@ -189,9 +189,9 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
   st.batches_given_up = &m.get("correlator", "held_batches_total", "given_up");
   st.batches_resent = &m.get("correlator", "held_batches_total", "resent");
   // Stopping: what was held and what was published go to the indexer,
-  // which may be stopping too; then they are lost, but held batches were
-  // never acknowledged (their clients resend them), and the published
-  // messages went out on the PUB socket.
+  // which ingest_pipeline::stop ends only after this actor, so both are
+  // stored (held batches unacknowledged: the collector has stopped, their
+  // clients resend them and get `duplicate`).
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& s = self->state;
     s.hold.release_all(s.ready);

@@ -132,6 +132,16 @@ indexer(indexer_actor::stateful_pointer<indexer_state> self, indexer_config cfg)
   st.lost_replies = &m.get("indexer", "errors_total", "reply_undelivered");
   if (cfg.retention.count() > 0)
     self->send(self, expire_atom::value);
+  // Stopping: what arrived before the exit message is committed first.
+  // The exit message queues behind earlier batches (CAF sends it at normal
+  // priority), but the flush that would commit them queues behind it. No
+  // client hears of this commit (the collector has stopped); they resend
+  // and get `duplicate`. ingest_pipeline::stop sends it once the
+  // correlator is gone, so the correlator's last messages are stored too.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    flush(self);
+    self->quit(msg.reason);
+  });
   return {
     [=](ingest_atom, ingest_ptr& item) {
       auto& s = self->state;

@@ -2,6 +2,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 namespace parallax {
@@ -64,8 +65,13 @@ void ingest_pipeline::stop() {
     collector_->stop();
   if (parser_)
     caf::anon_send_exit(parser_, caf::exit_reason::user_shutdown);
-  if (correlator_)
+  if (correlator_) {
+    // The correlator's exit handler passes on what it holds and stores
+    // what it published; the indexer's exit message must come after.
     caf::anon_send_exit(correlator_, caf::exit_reason::user_shutdown);
+    caf::scoped_actor self{correlator_->home_system()};
+    self->wait_for(correlator_);
+  }
   if (indexer_)
     caf::anon_send_exit(indexer_, caf::exit_reason::user_shutdown);
   if (compactor_)

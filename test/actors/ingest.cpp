@@ -8,7 +8,9 @@
 #include "parallax/schemas/wire.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <future>
 #include <limits>
 #include <map>
 #include <set>
@@ -343,4 +345,64 @@ TEST_CASE("ingest: a client sends its batches in order also when its first "
     seen += fmt::format(" {}", seq);
   INFO("first arrivals:", seen);
   CHECK(order == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
+}
+
+TEST_CASE("ingest: at stop, the correlator's last published messages are "
+          "stored") {
+  test::temp_dir tmp;
+  zmq::context zctx;
+  // The first message (the identity change a hypervisor's first sample
+  // makes) stalls the correlator's handler, so that stop() begins while
+  // the message is published but not yet stored: the stop must wait for
+  // the correlator before it ends the indexer.
+  std::atomic<int> published{0};
+  std::promise<void> first;
+  correlator_config cc;
+  cc.publish = [&](const correlator_message&, time_ns) {
+    if (published++ == 0) {
+      first.set_value();
+      std::this_thread::sleep_for(300ms);
+    }
+  };
+  wire::batch b;
+  b.source_id = "hv-1";
+  b.sequence = 1;
+  event e;
+  e.time = now_ns() - 60'000'000'000;
+  e.index = "hv";
+  e.host = "kvm-01";
+  e.sourcetype = "hv:libvirt:vm";
+  e.fields = {{"vm_name", std::string{"web-01"}},
+              {"vm_uuid", std::string{"c13f6c49-ad85-4559-8912-74be4f9341bb"}},
+              {"macs", std::string{"52:54:00:00:01:01"}}};
+  b.events.push_back(e);
+  {
+    test::running_pipeline p{tmp.path, zctx, {}, {}, std::uint64_t{1} << 30,
+                             std::move(cc)};
+    zmq::socket s{zctx, ZMQ_DEALER};
+    REQUIRE_FALSE(s.connect(p.endpoint()));
+    auto frame = wire::encode(b);
+    std::string_view parts[] = {frame};
+    REQUIRE_FALSE(s.send(parts));
+    REQUIRE(first.get_future().wait_for(10s) == std::future_status::ready);
+    p.stop();
+  }
+  REQUIRE(published.load() >= 1);
+  test::running_pipeline again{tmp.path, zctx};
+  auto buckets = again.store().buckets();
+  REQUIRE(buckets);
+  int identity = 0;
+  int samples = 0;
+  for (const auto& bucket : *buckets)
+    REQUIRE_FALSE(again.store().scan(bucket.id,
+                                     [&](std::uint64_t, const event_view& v) {
+                                       if (v.sourcetype == "parallax:identity")
+                                         ++identity;
+                                       else if (v.sourcetype == "hv:libvirt:vm")
+                                         ++samples;
+                                     }));
+  // The hypervisor's batch was passed on before the stall, the message
+  // after it: both reached the indexer before its exit message.
+  CHECK(samples == 1);
+  CHECK(identity == published.load());
 }

@@ -33,7 +33,8 @@ public:
   running_pipeline(const std::filesystem::path& dir, zmq::context& zctx,
                    collector_config ccfg = {},
                    std::vector<sourcetype_rules> rules = {},
-                   std::uint64_t map_size = std::uint64_t{1} << 30) {
+                   std::uint64_t map_size = std::uint64_t{1} << 30,
+                   std::optional<correlator_config> correlator = {}) {
     storage::environment_options eo;
     eo.map_size = map_size;
     auto e = storage::environment::open(dir, eo);
@@ -55,6 +56,7 @@ public:
     pcfg.env = &*env_;
     pcfg.zmq = &zctx;
     pcfg.metrics = &metrics;
+    pcfg.correlator = std::move(correlator);
     auto p = ingest_pipeline::start(*sys_, std::move(pcfg));
     REQUIRE_MESSAGE(static_cast<bool>(p), (p ? "" : p.error().message));
     pipeline_ = std::move(*p);

@@ -51,8 +51,10 @@ public:
   ~ingest_pipeline();
 
   /// Stops taking batches (what was not committed is not acknowledged, and
-  /// clients resend it), then ends the parser and the indexer and drops
-  /// every handle. Idempotent.
+  /// clients resend it), then ends the parser, the correlator (waiting for
+  /// it: it passes on what it held and stores what it published) and the
+  /// indexer, which commits what reached it first; drops every handle.
+  /// Idempotent. Must not be called from an actor of the pipeline.
   void stop();
 
   /// The bound endpoint (with the real port if the configured one was 0).
