@@ -76,6 +76,7 @@ config config::defaults() {
   c.correlator.window = defaults::correlator_window;
   c.correlator.allowed_lateness = defaults::correlator_allowed_lateness;
   c.correlator.hold_new_guests = defaults::correlator_hold_new_guests;
+  c.correlator.nice = defaults::correlator_nice;
   c.correlator.correction_horizon = defaults::correlator_correction_horizon;
   c.correlator.learning_period = defaults::correlator_learning_period;
   for (auto u : defaults::correlator_admin_users)
@@ -238,6 +239,16 @@ std::string want_uint(const toml::node& n, std::uint64_t lo, std::uint64_t hi,
       || static_cast<std::uint64_t>(*v) > hi)
     return fmt::format("expected an integer from {} to {}, got {}", lo, hi, *v);
   out = static_cast<std::uint64_t>(*v);
+  return {};
+}
+
+std::string want_int(const toml::node& n, int lo, int hi, int& out) {
+  auto v = n.value_exact<std::int64_t>();
+  if (!v)
+    return fmt::format("expected an integer, got {}", show(n));
+  if (*v < lo || *v > hi)
+    return fmt::format("expected an integer from {} to {}, got {}", lo, hi, *v);
+  out = static_cast<int>(*v);
   return {};
 }
 
@@ -696,6 +707,15 @@ const option table[] = {
    [](const config& c) {
      return quote(render_duration(c.correlator.hold_new_guests));
    }},
+  {{"parallax.correlator.nice", "integer",
+    "Scheduling priority (nice value) of the correlator's own thread. Below "
+    "0 it runs ahead of the ingest path, so a delta does not wait behind "
+    "the batches of a busy server; that needs CAP_SYS_NICE (root has it), "
+    "and without it the correlator runs at 0 and says so once."},
+   [](config& c, const toml::node& n) {
+     return want_int(n, -20, 19, c.correlator.nice);
+   },
+   [](const config& c) { return fmt::format("{}", c.correlator.nice); }},
   {{"parallax.correlator.learning-period", "duration",
     "The processes a VM runs in its first period of guest data are its "
     "baseline; a process name never seen then is a rogue process."},

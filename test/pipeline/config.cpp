@@ -92,6 +92,16 @@ TEST_CASE("config: a bad value names the key, the expectation and the place") {
   CHECK(err.message.find("parallax.storage.map-size: expected a size") == 0);
   err = parse_error("parallax.data-dir = \"\"\n");
   CHECK(err.message.find("parallax.data-dir") == 0);
+  err = parse_error("parallax.correlator.nice = -21\n");
+  CHECK(err.message.find("parallax.correlator.nice: expected an integer from "
+                         "-20 to 19, got -21")
+        == 0);
+  auto c = parse_config("parallax.correlator.nice = 0\n", "t");
+  REQUIRE(c);
+  CHECK(c->correlator.nice == 0);
+  auto d = parse_config("", "t");
+  REQUIRE(d);
+  CHECK(d->correlator.nice == -10);
 }
 
 TEST_CASE("config: cross-option constraints name the offending key") {

@@ -15,12 +15,18 @@
 // the latency of one actor message, and what they describe is stored
 // moments later.
 //
+// The correlator has a thread of its own, at a higher priority than the
+// ingest path's (`nice`, default -10): it is the live path, and on a busy
+// server it would otherwise wait its turn behind the collector, the parser
+// and the indexer's helpers (measured in correlator.cpp).
+//
 // The correlation state (identity, baselines, learned processes) is saved
 // to `state_file` every `save_interval` and at exit, and loaded at start.
 
 #include "parallax/actors/batch_hold.hpp"
 #include "parallax/pipeline/actors.hpp"
 #include "parallax/pipeline/correlator.hpp"
+#include "parallax/pipeline/defaults.hpp"
 #include "parallax/pipeline/metrics.hpp"
 
 #include <chrono>
@@ -51,6 +57,8 @@ struct correlator_config {
   std::function<void(std::span<const event_view>)> publish_events;
   /// A new guest's batches wait for its VM (batch_hold.hpp).
   batch_hold::options hold;
+  /// The nice value of the correlator's thread (parallax.correlator.nice).
+  int nice = defaults::correlator_nice;
   std::filesystem::path state_file;      ///< empty: nothing persisted
   std::chrono::milliseconds save_interval{60'000};
 };

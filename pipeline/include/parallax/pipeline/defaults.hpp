@@ -174,6 +174,9 @@ inline constexpr std::chrono::milliseconds correlator_correction_horizon
 /// Two windows: the hypervisor names a new VM within one poll.
 inline constexpr std::chrono::milliseconds correlator_hold_new_guests
   = std::chrono::seconds{40};
+/// The correlator's thread runs ahead of the ingest path's (nice 0) and
+/// the indexer's (nice 15); below 0 needs CAP_SYS_NICE (root has it).
+inline constexpr int correlator_nice = -10;
 inline constexpr std::chrono::milliseconds correlator_learning_period
   = std::chrono::minutes{10};
 inline constexpr std::string_view correlator_admin_users[] = {"root"};
