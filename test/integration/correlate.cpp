@@ -16,9 +16,15 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
+
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -273,4 +279,68 @@ TEST_CASE("correlate: a guest that speaks before its hypervisor is stored "
   auto n = count_stored(server);
   CHECK(n.stored["os"] > 1000);
   CHECK(n.with_vm["os"] == n.stored["os"]);
+}
+
+namespace {
+
+// The nice value of each thread of process `pid`, by thread name.
+std::multimap<std::string, int> thread_nices(pid_t pid) {
+  std::multimap<std::string, int> out;
+  auto dir = std::filesystem::path{"/proc"} / std::to_string(pid) / "task";
+  for (const auto& t : std::filesystem::directory_iterator{dir}) {
+    std::ifstream f{t.path() / "stat"};
+    std::string stat{std::istreambuf_iterator<char>{f}, {}};
+    auto open = stat.find('(');
+    auto close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos)
+      continue;
+    // After the name: state, then 15 more fields; the 17th is the nice.
+    std::istringstream rest{stat.substr(close + 2)};
+    std::string field;
+    for (int i = 0; i < 17 && rest >> field; ++i) {
+    }
+    out.emplace(stat.substr(open + 1, close - open - 1), std::stoi(field));
+  }
+  return out;
+}
+
+int count_at(const std::multimap<std::string, int>& nices, int nice) {
+  int n = 0;
+  for (const auto& [name, v] : nices)
+    n += v == nice;
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("correlate: the correlator's thread runs at "
+          "parallax.correlator.nice") {
+  temp_dir tmp{"parallax-nice-"};
+  {
+    server_process server{tmp.path, free_port()};
+    server.start();
+    auto nices = thread_nices(server.pid());
+    if (::geteuid() == 0) {
+      // The default, -10: exactly one thread (the correlator's) runs there.
+      CHECK(count_at(nices, -10) == 1);
+    } else {
+      // Without CAP_SYS_NICE it says so, and runs at 0.
+      CHECK(count_at(nices, -10) == 0);
+      CHECK(read_file(server.log_path()).find("cannot run at nice -10")
+            != std::string::npos);
+    }
+    server.terminate();
+  }
+  // Another directory: the first server's log would already say
+  // "listening on".
+  temp_dir tmp7{"parallax-nice-"};
+  server_process server{tmp7.path, free_port(),
+                        {"--set", "parallax.correlator.nice=7"}};
+  server.start();
+  auto nices = thread_nices(server.pid());
+  CHECK(count_at(nices, 7) == 1);
+  CHECK(count_at(nices, -10) == 0);
+  CHECK(read_file(server.log_path()).find("cannot run at nice")
+        == std::string::npos);
+  server.terminate();
 }

@@ -235,6 +235,11 @@ public:
     return log.substr(at + 10, end - at - 10);
   }
 
+  /// The running server's pid (-1 when none runs).
+  pid_t pid() const {
+    return pid_;
+  }
+
   const std::vector<double>& startup_times_ms() const {
     return startup_times_;
   }
