@@ -96,6 +96,17 @@ batch_attribution attribute_batch(ingest_item& item, correlator& c) {
   return found;
 }
 
+std::optional<owned_attribution> bound_vm(const identity_resolver& r,
+                                          std::string_view source_id) {
+  const auto* g = r.find_source(source_id);
+  if (!g || g->state != binding_state::bound)
+    return std::nullopt;
+  const auto* vm = r.find_vm(g->vm_uuid);
+  if (!vm)
+    return std::nullopt;
+  return owned_attribution{vm->name, vm->uuid, g->conflict};
+}
+
 std::size_t attribute_guest_events(ingest_item& item,
                                    const owned_attribution& a) {
   auto in = item.events();
@@ -206,12 +217,8 @@ void batch_hold::settle(const identity_resolver& r,
                         std::vector<ingest_ptr>& out) {
   for (auto it = held_.begin(); it != held_.end();) {
     auto next = std::next(it);
-    const auto* g = r.find_source(it->first);
-    if (g && g->state == binding_state::bound)
-      if (const auto* vm = r.find_vm(g->vm_uuid)) {
-        owned_attribution a{vm->name, vm->uuid, g->conflict};
-        release(it, &a, out);
-      }
+    if (auto a = bound_vm(r, it->first))
+      release(it, &*a, out);
     it = next;
   }
 }

@@ -2,6 +2,7 @@
 
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/schemas/wire.hpp"
+#include "parallax/storage/store.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -74,6 +75,28 @@ struct correlator_state {
   counter* batches_attributed = nullptr;
   counter* batches_given_up = nullptr;
   counter* batches_resent = nullptr;
+  counter* duplicates = nullptr;
+  /// Per source, the sequences learned from (or committed before the
+  /// first batch this correlator saw of it).
+  string_map<storage::source_sequences> learned;
+
+  // Whether `item` is new: not learned from before, nor committed.
+  bool first_sight(const ingest_item& item) {
+    auto source = item.batch.source_id();
+    auto it = learned.find(source);
+    if (it == learned.end()) {
+      storage::source_sequences committed;
+      if (cfg.store) {
+        if (auto c = cfg.store->committed(source))
+          committed = std::move(*c);
+        else
+          log::warning("correlator", "cannot read {}'s committed batches: "
+                       "{}", source, c.error().message);
+      }
+      it = learned.emplace(std::string{source}, std::move(committed)).first;
+    }
+    return it->second.admit(item.batch.sequence());
+  }
   correlator_counters last; ///< of the logic, already added to the metrics
   batch_hold::counters last_hold; ///< likewise, of the hold
 
@@ -213,6 +236,7 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
     = &m.get("correlator", "held_batches_total", "attributed");
   st.batches_given_up = &m.get("correlator", "held_batches_total", "given_up");
   st.batches_resent = &m.get("correlator", "held_batches_total", "resent");
+  st.duplicates = &m.get("correlator", "skipped_batches_total", "duplicate");
   // Stopping: what was held and what was published go to the indexer,
   // which ingest_pipeline::stop ends only after this actor, so both are
   // stored (held batches unacknowledged: the collector has stopped, their
@@ -229,6 +253,16 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
       auto& s = self->state;
       if (s.hold.take_resend(item, s.ready)) {
         s.pass_on();
+        return;
+      }
+      if (!s.first_sight(*item)) {
+        // A resend of what was learned from (and is committed, or on its
+        // way to the indexer ahead of this). Should its first try's commit
+        // have failed, this one is stored: with the VM of its source.
+        s.duplicates->add();
+        if (auto a = bound_vm(s.logic->identity(), item->batch.source_id()))
+          attribute_guest_events(*item, *a);
+        caf::anon_send(s.cfg.next, ingest_atom::value, std::move(item));
         return;
       }
       s.received->add(item->events().size());

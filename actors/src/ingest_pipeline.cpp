@@ -29,6 +29,7 @@ ingest_pipeline::start(caf::actor_system& sys, ingest_pipeline_config cfg) {
   if (cfg.correlator) {
     cfg.correlator->next = p->indexer_;
     cfg.correlator->metrics = cfg.metrics;
+    cfg.correlator->store = cfg.store;
     // A new guest's held batches (resends included) take at most a quarter
     // of the collector's credit.
     cfg.correlator->hold.max_bytes = cfg.collector.max_inflight_bytes / 4;

@@ -282,47 +282,8 @@ int delete_prefix(MDB_txn* t, unsigned dbi, std::string_view prefix) {
 
 // -- deduplication -------------------------------------------------------------
 
-// Which sequences of a source are committed: every one below `floor`, plus
-// the sorted `above` it. Batches can arrive out of order (a client resends
-// old batches after a reconnect while new ones go straight out), so "highest
-// so far" is not enough. When a gap below `above` stays open for more than
-// max_above sequences, the floor moves past it: such a sequence is taken as
-// abandoned.
-constexpr std::size_t max_above = 1024;
-
-struct source_state {
-  std::uint64_t floor = 0; // all sequences < floor are committed
-  std::vector<std::uint64_t> above;
-
-  // Records `seq` as committed; false if it already was.
-  bool admit(std::uint64_t seq) {
-    if (seq < floor)
-      return false;
-    auto pos = std::lower_bound(above.begin(), above.end(), seq);
-    if (pos != above.end() && *pos == seq)
-      return false;
-    above.insert(pos, seq);
-    if (above.size() > max_above) {
-      floor = above.front() + 1; // the gaps below it are abandoned
-      above.erase(above.begin());
-    }
-    auto n = std::size_t{0};
-    while (n < above.size() && above[n] == floor
-           && floor != std::numeric_limits<std::uint64_t>::max()) {
-      ++floor;
-      ++n;
-    }
-    above.erase(above.begin(), above.begin() + static_cast<std::ptrdiff_t>(n));
-    return true;
-  }
-
-  std::uint64_t highest() const {
-    return above.empty() ? floor - 1 : above.back();
-  }
-};
-
-source_state decode_source_state(const MDB_val& v) {
-  source_state s;
+source_sequences decode_source_state(const MDB_val& v) {
+  source_sequences s;
   auto p = static_cast<const char*>(v.mv_data);
   if (v.mv_size < 8 || v.mv_size % 8 != 0)
     return s;
@@ -332,7 +293,7 @@ source_state decode_source_state(const MDB_val& v) {
   return s;
 }
 
-std::string encode_source_state(const source_state& s) {
+std::string encode_source_state(const source_sequences& s) {
   std::string out;
   out.reserve(8 * (1 + s.above.size()));
   put_be64(out, s.floor);
@@ -872,7 +833,7 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
   write_result res;
   res.outcomes.reserve(group.size());
   // Deduplicate by (source id, sequence) against the store and the group.
-  std::unordered_map<std::string_view, source_state> last;
+  std::unordered_map<std::string_view, source_sequences> last;
   std::vector<std::pair<std::int64_t, const event_view*>> accepted;
   for (const auto& b : group) {
     auto i = last.find(b.source_id);
@@ -883,7 +844,7 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
       if (rc != 0 && rc != MDB_NOTFOUND)
         return mdb_error("store: cannot read source state", rc);
       i = last.emplace(b.source_id, rc == 0 ? decode_source_state(val)
-                                            : source_state{})
+                                            : source_sequences{})
             .first;
     }
     if (!i->second.admit(b.sequence)) {
@@ -1163,6 +1124,11 @@ store::last_sequence(std::string_view source_id) const {
     *this, [&](const snapshot& s) { return s.last_sequence(source_id); });
 }
 
+result<source_sequences> store::committed(std::string_view source_id) const {
+  return through_snapshot(
+    *this, [&](const snapshot& s) { return s.committed(source_id); });
+}
+
 result<std::vector<bucket_info>> snapshot::buckets() const {
   MDB_cursor* cur = nullptr;
   if (auto rc = mdb_cursor_open(t_, st_->catalog_, &cur); rc != 0)
@@ -1422,6 +1388,18 @@ snapshot::last_sequence(std::string_view source_id) const {
   if (rc != 0)
     return mdb_error("store: cannot read source state", rc);
   return std::optional<std::uint64_t>{decode_source_state(val).highest()};
+}
+
+result<source_sequences>
+snapshot::committed(std::string_view source_id) const {
+  auto key = as_val(source_id);
+  MDB_val val;
+  auto rc = mdb_get(t_, st_->sources_, &key, &val);
+  if (rc == MDB_NOTFOUND)
+    return source_sequences{};
+  if (rc != 0)
+    return mdb_error("store: cannot read source state", rc);
+  return decode_source_state(val);
 }
 
 result<std::size_t> store::drop_before(time_ns cutoff) {

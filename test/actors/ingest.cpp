@@ -406,3 +406,48 @@ TEST_CASE("ingest: at stop, the correlator's last published messages are "
   CHECK(samples == 1);
   CHECK(identity == published.load());
 }
+
+TEST_CASE("ingest: the correlator learns from a resent batch once, also "
+          "after a restart") {
+  test::temp_dir tmp;
+  zmq::context zctx;
+  wire::batch b;
+  b.source_id = "hv-2";
+  b.sequence = 1;
+  event e;
+  e.time = now_ns() - 60'000'000'000;
+  e.index = "hv";
+  e.host = "kvm-02";
+  e.sourcetype = "hv:libvirt:vm";
+  e.fields = {{"vm_name", std::string{"db-01"}},
+              {"vm_uuid", std::string{"0c6e3d2a-8f61-4f0e-9d7c-2b1f4e5a6c70"}},
+              {"macs", std::string{"52:54:00:00:02:01"}},
+              {"cpu_pct", 12.5}};
+  b.events = {e, e};
+  auto frame = wire::encode(b);
+  {
+    test::running_pipeline p{tmp.path, zctx, {}, {}, std::uint64_t{1} << 30,
+                             correlator_config{}};
+    CHECK(send_raw(zctx, p.endpoint(), frame).status
+          == wire::reply_status::ack);
+    // The ack came after the commit; the resend is taken for what it is.
+    CHECK(send_raw(zctx, p.endpoint(), frame).status
+          == wire::reply_status::duplicate);
+    CHECK(p.counter_value("correlator", "received_events_total") == 2);
+    CHECK(p.counter_value("correlator", "skipped_batches_total", "duplicate")
+          == 1);
+    // A new sequence of the same source is learned from.
+    b.sequence = 2;
+    CHECK(send_raw(zctx, p.endpoint(), wire::encode(b)).status
+          == wire::reply_status::ack);
+    CHECK(p.counter_value("correlator", "received_events_total") == 4);
+  }
+  // A new correlator knows the committed sequences from the store.
+  test::running_pipeline p{tmp.path, zctx, {}, {}, std::uint64_t{1} << 30,
+                           correlator_config{}};
+  CHECK(send_raw(zctx, p.endpoint(), frame).status
+        == wire::reply_status::duplicate);
+  CHECK(p.counter_value("correlator", "received_events_total") == 0);
+  CHECK(p.counter_value("correlator", "skipped_batches_total", "duplicate")
+        == 1);
+}

@@ -72,6 +72,10 @@ struct batch_attribution {
 /// evidence conflicted, `vm_conflict`).
 batch_attribution attribute_batch(ingest_item& item, correlator& c);
 
+/// The VM that `r` has bound guest source `source_id` to, if it has.
+std::optional<owned_attribution> bound_vm(const identity_resolver& r,
+                                          std::string_view source_id);
+
 /// Adds `a` to every `os:*` event of `item` that has no `vm` yet; returns
 /// how many events got it.
 std::size_t attribute_guest_events(ingest_item& item,

@@ -15,6 +15,11 @@
 // the latency of one actor message, and what they describe is stored
 // moments later.
 //
+// A batch the correlator has learned from before (the same source id and
+// sequence: a client's resend) is passed on to the indexer as it is, to be
+// answered `duplicate`, and not learned from again: the join would count
+// its samples twice.
+//
 // The correlator has a thread of its own, at a higher priority than the
 // ingest path's (`nice`, default -10): it is the live path, and on a busy
 // server it would otherwise wait its turn behind the collector, the parser
@@ -36,6 +41,10 @@
 #include <memory>
 
 #include <caf/fwd.hpp>
+
+namespace parallax::storage {
+class store;
+} // namespace parallax::storage
 
 namespace parallax {
 
@@ -59,6 +68,11 @@ struct correlator_config {
   batch_hold::options hold;
   /// The nice value of the correlator's thread (parallax.correlator.nice).
   int nice = defaults::correlator_nice;
+  /// The store the indexer writes: a source's committed sequences, read
+  /// once per source, so that a batch resent after its first try was
+  /// committed (its ack lost, or slow) is not learned from twice. Null:
+  /// only what this correlator saw itself counts.
+  const storage::store* store = nullptr;
   std::filesystem::path state_file;      ///< empty: nothing persisted
   std::chrono::milliseconds save_interval{60'000};
 };

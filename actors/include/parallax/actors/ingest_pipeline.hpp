@@ -37,8 +37,8 @@ struct ingest_pipeline_config {
   const storage::environment* env = nullptr; ///< the store's
   zmq::context* zmq = nullptr;               ///< must outlive the pipeline
   metrics_registry* metrics = nullptr;       ///< must outlive the pipeline
-  /// The correlator between parser and indexer; absent: none (its `next`
-  /// and `metrics` are filled in by start()).
+  /// The correlator between parser and indexer; absent: none (its `next`,
+  /// `metrics` and `store` are filled in by start()).
   std::optional<correlator_config> correlator;
 };
 

@@ -52,6 +52,7 @@
 #include "parallax/schemas/error.hpp"
 #include "parallax/schemas/event.hpp"
 #include "parallax/storage/environment.hpp"
+#include "parallax/storage/source_sequences.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -215,6 +216,10 @@ public:
   result<std::optional<std::uint64_t>>
   last_sequence(std::string_view source_id) const;
 
+  /// Which sequences of `source_id` are committed (none for an unknown
+  /// source), as write() deduplicates by.
+  result<source_sequences> committed(std::string_view source_id) const;
+
   // -- maintenance ------------------------------------------------------------
 
   /// Drops every bucket that ends at or before `cutoff`, whole: blocks,
@@ -288,6 +293,7 @@ public:
     const;
   result<std::optional<std::uint64_t>>
   last_sequence(std::string_view source_id) const;
+  result<source_sequences> committed(std::string_view source_id) const;
 
 private:
   friend class store;
