@@ -223,9 +223,13 @@ void batch_hold::settle(const identity_resolver& r,
   }
 }
 
-void batch_hold::release_all(std::vector<ingest_ptr>& out) {
-  while (!held_.empty())
-    release(held_.begin(), nullptr, out);
+std::size_t batch_hold::drop_all() {
+  std::size_t n = 0;
+  for (const auto& [source, h] : held_)
+    n += h.batches.size();
+  held_.clear();
+  bytes_ = 0;
+  return n;
 }
 
 void batch_hold::release(string_map<source_hold>::iterator it,

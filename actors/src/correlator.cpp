@@ -76,6 +76,7 @@ struct correlator_state {
   counter* batches_given_up = nullptr;
   counter* batches_resent = nullptr;
   counter* duplicates = nullptr;
+  counter* batches_dropped = nullptr;
   /// Per source, the sequences learned from (or committed before the
   /// first batch this correlator saw of it).
   string_map<storage::source_sequences> learned;
@@ -205,9 +206,11 @@ void set_nice(int nice) {
     return;
   auto err = errno;
   if (nice < 0 && (err == EACCES || err == EPERM))
-    log::warning("correlator", "cannot run at nice {} (needs CAP_SYS_NICE): "
-                 "deltas and alerts may wait behind ingest on a busy server; "
-                 "set parallax.correlator.nice = 0 to silence this",
+    log::warning("correlator", "cannot run at nice {} (needs CAP_SYS_NICE "
+                 "or an RLIMIT_NICE that allows it), so it keeps the "
+                 "process's: deltas and alerts may wait behind ingest on a "
+                 "busy server; set parallax.correlator.nice = 0 to silence "
+                 "this",
                  nice);
   else
     log::warning("correlator", "cannot run at nice {}: {}", nice,
@@ -237,14 +240,15 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
   st.batches_given_up = &m.get("correlator", "held_batches_total", "given_up");
   st.batches_resent = &m.get("correlator", "held_batches_total", "resent");
   st.duplicates = &m.get("correlator", "skipped_batches_total", "duplicate");
-  // Stopping: what was held and what was published go to the indexer,
-  // which ingest_pipeline::stop ends only after this actor, so both are
-  // stored (held batches unacknowledged: the collector has stopped, their
-  // clients resend them and get `duplicate`).
+  st.batches_dropped
+    = &m.get("correlator", "held_batches_total", "dropped_at_stop");
+  // Stopping: what was published goes to the indexer, which
+  // ingest_pipeline::stop ends only after this actor, so it is stored.
+  // What is held is not: nothing could name its VM yet, and its clients,
+  // never acknowledged, send it again to the next server.
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& s = self->state;
-    s.hold.release_all(s.ready);
-    s.pass_on();
+    s.batches_dropped->add(s.hold.drop_all());
     s.store();
     self->quit(msg.reason);
   });
@@ -316,14 +320,14 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
 correlator_actor spawn_correlator(caf::actor_system& sys,
                                   correlator_config cfg) {
   // A thread of its own, so that its priority is its own. With `parallax
-  // bench correlate` (250,000 events/s offered on this 2-core machine),
-  // four runs each, alternating on the same afternoon: delta p99 62 / 100 /
-  // 119 / 8.6 ms on the shared scheduler at nice 0 against 4.6 / 5.0 / 60
-  // / 7.0 ms here at nice -10. A detached correlator at nice 0 was no
-  // better than the shared scheduler (session 6). Traces of the slow runs
-  // showed the correlator runnable but preempted by the collector, the
-  // parser's worker and ZeroMQ's I/O threads, and a backlog of a few
-  // hundred batches forming behind it.
+  // bench correlate` at 250,000 events/s offered on this 2-core machine,
+  // four runs each, alternating: delta p99 62 / 100 / 119 / 8.6 ms on the
+  // shared scheduler at nice 0 against 4.6 / 5.0 / 60 / 7.0 ms here at
+  // nice -10 (a detached correlator at nice 0 had been measured no better
+  // than the shared scheduler). Scheduler traces of the slow runs showed
+  // the correlator runnable but preempted by the collector, the parser's
+  // worker and ZeroMQ's I/O threads, with a backlog of a few hundred
+  // batches forming behind it.
   return sys.spawn<caf::detached>(correlator_behavior, std::move(cfg));
 }
 

@@ -710,8 +710,9 @@ const option table[] = {
   {{"parallax.correlator.nice", "integer",
     "Scheduling priority (nice value) of the correlator's own thread. Below "
     "0 it runs ahead of the ingest path, so a delta does not wait behind "
-    "the batches of a busy server; that needs CAP_SYS_NICE (root has it), "
-    "and without it the correlator runs at 0 and says so once."},
+    "the batches of a busy server; that needs CAP_SYS_NICE (or an "
+    "RLIMIT_NICE that allows it), and without it the correlator keeps the "
+    "process's nice and says so once."},
    [](config& c, const toml::node& n) {
      return want_int(n, -20, 19, c.correlator.nice);
    },

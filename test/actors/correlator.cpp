@@ -368,3 +368,20 @@ TEST_CASE("correlator stage: held batches are bounded in wall time and in "
   CHECK(hold.empty());
   CHECK(hold.stats().given_up == 5);
 }
+
+TEST_CASE("correlator stage: at stop, held batches are dropped, not stored "
+          "without their VM") {
+  correlator c;
+  batch_hold hold;
+  std::vector<ingest_ptr> out;
+  admit(hold, c, guest_batch("agent-1", 1, t0), out);
+  admit(hold, c, guest_batch("agent-1", 2, t0 + s), out);
+  admit(hold, c, guest_batch("agent-9", 1, t0, "db01", "52:54:00:00:09:09"),
+        out);
+  CHECK(out.empty());
+  CHECK(hold.bytes() > 0);
+  CHECK(hold.drop_all() == 3);
+  CHECK(hold.empty());
+  CHECK(hold.bytes() == 0);
+  CHECK(hold.stats().given_up == 0);
+}

@@ -358,10 +358,12 @@ TEST_CASE("ingest: at stop, the correlator's last published messages are "
   std::atomic<int> published{0};
   std::promise<void> first;
   correlator_config cc;
+  cc.nice = 0;
+  // Long enough for stop() to send its exit messages meanwhile.
   cc.publish = [&](const correlator_message&, time_ns) {
     if (published++ == 0) {
       first.set_value();
-      std::this_thread::sleep_for(300ms);
+      std::this_thread::sleep_for(1s);
     }
   };
   wire::batch b;
@@ -426,8 +428,10 @@ TEST_CASE("ingest: the correlator learns from a resent batch once, also "
   b.events = {e, e};
   auto frame = wire::encode(b);
   {
+    correlator_config cc;
+    cc.nice = 0;
     test::running_pipeline p{tmp.path, zctx, {}, {}, std::uint64_t{1} << 30,
-                             correlator_config{}};
+                             cc};
     CHECK(send_raw(zctx, p.endpoint(), frame).status
           == wire::reply_status::ack);
     // The ack came after the commit; the resend is taken for what it is.
@@ -443,8 +447,10 @@ TEST_CASE("ingest: the correlator learns from a resent batch once, also "
     CHECK(p.counter_value("correlator", "received_events_total") == 4);
   }
   // A new correlator knows the committed sequences from the store.
+  correlator_config cc;
+  cc.nice = 0;
   test::running_pipeline p{tmp.path, zctx, {}, {}, std::uint64_t{1} << 30,
-                           correlator_config{}};
+                           cc};
   CHECK(send_raw(zctx, p.endpoint(), frame).status
         == wire::reply_status::duplicate);
   CHECK(p.counter_value("correlator", "received_events_total") == 0);

@@ -15,6 +15,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -23,8 +24,6 @@
 #include <set>
 #include <sstream>
 #include <thread>
-
-#include <unistd.h>
 
 #include <zmq.h>
 
@@ -315,21 +314,28 @@ int count_at(const std::multimap<std::string, int>& nices, int nice) {
 
 TEST_CASE("correlate: the correlator's thread runs at "
           "parallax.correlator.nice") {
+  // The correlator sets its nice on its own thread, which starts beside
+  // the one that logs "listening on": poll until it shows.
+  auto settled = [](server_process& server, auto&& done) {
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!done(thread_nices(server.pid()), read_file(server.log_path()))
+           && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(20ms);
+    return done(thread_nices(server.pid()), read_file(server.log_path()));
+  };
   temp_dir tmp{"parallax-nice-"};
   {
     server_process server{tmp.path, free_port()};
     server.start();
-    auto nices = thread_nices(server.pid());
-    if (::geteuid() == 0) {
-      // The default, -10: exactly one thread (the correlator's) runs there.
-      CHECK(count_at(nices, -10) == 1);
-    } else {
-      // Without CAP_SYS_NICE it says so, and runs at 0.
-      CHECK(count_at(nices, -10) == 0);
-      CHECK(read_file(server.log_path()).find("cannot run at nice -10")
-            != std::string::npos);
-    }
-    server.terminate();
+    // The default, -10, needs CAP_SYS_NICE (or a high enough RLIMIT_NICE):
+    // with it exactly one thread (the correlator's) runs there; without,
+    // none does and the log says why.
+    CHECK(settled(server, [](const auto& nices, const std::string& log) {
+      bool warned = log.find("cannot run at nice -10") != std::string::npos;
+      return (count_at(nices, -10) == 1 && !warned)
+             || (count_at(nices, -10) == 0 && warned);
+    }));
+    CHECK(server.terminate() == 0);
   }
   // Another directory: the first server's log would already say
   // "listening on".
@@ -337,10 +343,10 @@ TEST_CASE("correlate: the correlator's thread runs at "
   server_process server{tmp7.path, free_port(),
                         {"--set", "parallax.correlator.nice=7"}};
   server.start();
-  auto nices = thread_nices(server.pid());
-  CHECK(count_at(nices, 7) == 1);
-  CHECK(count_at(nices, -10) == 0);
-  CHECK(read_file(server.log_path()).find("cannot run at nice")
-        == std::string::npos);
-  server.terminate();
+  // A higher nice is always allowed.
+  CHECK(settled(server, [](const auto& nices, const std::string& log) {
+    return count_at(nices, 7) == 1 && count_at(nices, -10) == 0
+           && log.find("cannot run at nice") == std::string::npos;
+  }));
+  CHECK(server.terminate() == 0);
 }

@@ -96,6 +96,9 @@ TEST_CASE("config: a bad value names the key, the expectation and the place") {
   CHECK(err.message.find("parallax.correlator.nice: expected an integer from "
                          "-20 to 19, got -21")
         == 0);
+}
+
+TEST_CASE("config: the correlator's nice defaults to -10 and may be 0") {
   auto c = parse_config("parallax.correlator.nice = 0\n", "t");
   REQUIRE(c);
   CHECK(c->correlator.nice == 0);

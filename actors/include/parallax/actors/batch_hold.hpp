@@ -129,8 +129,11 @@ public:
   /// settle(): a hypervisor batch may name a VM and move the time on.
   void expire(clock::time_point now, std::vector<ingest_ptr>& out);
 
-  /// Everything held, as it came (stopping).
-  void release_all(std::vector<ingest_ptr>& out);
+  /// Forgets everything held (stopping); returns how many batches, resends
+  /// not counted. They were never acknowledged: their clients send them
+  /// again to the next server, which can still wait for their VM. Stored
+  /// now, they would stay without `vm` for good.
+  std::size_t drop_all();
 
   bool empty() const noexcept {
     return held_.empty();

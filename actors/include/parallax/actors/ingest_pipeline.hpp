@@ -5,9 +5,9 @@
 // together and stopped in the order that loses nothing acknowledged.
 //
 // Caveats: the actor system must outlive the pipeline, and its destructor
-// waits for the detached indexer, whose thread ends only once every handle
-// to it is gone: stop() (or the destructor) drops them, so destroy or stop
-// the pipeline before the actor system.
+// waits for the detached indexer and correlator, whose threads end only
+// once every handle to them is gone: stop() (or the destructor) drops
+// them, so destroy or stop the pipeline before the actor system.
 
 #include "parallax/actors/collector.hpp"
 #include "parallax/actors/compactor.hpp"
@@ -52,9 +52,11 @@ public:
 
   /// Stops taking batches (what was not committed is not acknowledged, and
   /// clients resend it), then ends the parser, the correlator (waiting for
-  /// it: it passes on what it held and stores what it published) and the
+  /// it: it stores what it published) and the
   /// indexer, which commits what reached it first; drops every handle.
-  /// Idempotent. Must not be called from an actor of the pipeline.
+  /// Held batches of new guests are dropped (never acknowledged: their
+  /// clients resend them). Idempotent. Must not be called from an actor of
+  /// the pipeline.
   void stop();
 
   /// The bound endpoint (with the real port if the configured one was 0).
