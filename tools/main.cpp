@@ -430,6 +430,12 @@ int main(int argc, char** argv) {
                          "the filler as fast as the server takes it)")
     ->capture_default_str()
     ->check(CLI::NonNegativeNumber);
+  corr_bench->add_option("--correlator-nice", corr_opts.correlator_nice,
+                         "The correlator thread's nice value, as "
+                         "parallax.correlator.nice (0: the same priority "
+                         "as the ingest path)")
+    ->capture_default_str()
+    ->check(CLI::Range(-20, 19));
   corr_bench->add_option("--runs", corr_opts.runs,
                          "Run it this many times; a last line gives the "
                          "medians and how many runs met the targets")

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "parallax/pipeline/defaults.hpp"
+
 #include <cstddef>
 #include <cstdint>
 
@@ -23,6 +25,8 @@ struct correlate_options {
   /// achieved, over the whole run with its start and its drain, comes out
   /// about 1 % below the rate offered.
   double rate = 255'000;
+  /// The correlator thread's nice value (parallax.correlator.nice).
+  int correlator_nice = defaults::correlator_nice;
   /// Runs of the whole benchmark; with more than one, a last line gives the
   /// medians and how many runs met the targets.
   std::size_t runs = 1;
