@@ -21,25 +21,15 @@
 
 namespace parallax {
 
-ingest_ptr batch_of_messages(const std::vector<correlator_message>& msgs,
+ingest_ptr batch_of_messages(std::vector<correlator_message> msgs,
                              std::uint64_t sequence) {
   if (msgs.empty())
     return nullptr;
-  wire::batch b;
-  b.source_id = "parallax:correlator";
-  b.sequence = sequence;
-  b.events.reserve(msgs.size());
-  for (const auto& m : msgs) {
-    event e;
-    e.time = m.time;
-    e.index = "main";
-    e.host = m.host;
-    e.source = m.topic;
-    e.sourcetype = m.sourcetype;
-    e.fields = m.fields;
-    b.events.push_back(std::move(e));
-  }
-  auto decoded = wire::decode(wire::encode(b));
+  // The batch's source id and sequence, from a frame without events.
+  wire::batch header;
+  header.source_id = "parallax:correlator";
+  header.sequence = sequence;
+  auto decoded = wire::decode(wire::encode(header));
   if (!decoded) {
     log::error("correlator", "cannot store {} messages: {}", msgs.size(),
                decoded.error().message);
@@ -47,6 +37,29 @@ ingest_ptr batch_of_messages(const std::vector<correlator_message>& msgs,
   }
   auto item = std::make_shared<ingest_item>();
   item->batch = std::move(*decoded);
+  auto owned = std::make_shared<const std::vector<correlator_message>>(
+    std::move(msgs));
+  std::size_t fields = 0;
+  for (const auto& m : *owned)
+    fields += m.fields.size();
+  // Reserved: the events' spans point into it.
+  item->fields.reserve(fields);
+  item->parsed.reserve(owned->size());
+  for (const auto& m : *owned) {
+    auto first = item->fields.size();
+    for (const auto& f : m.fields)
+      item->fields.push_back({f.name, view(f.value)});
+    event_view e;
+    e.time = m.time;
+    e.index = "main";
+    e.host = m.host;
+    e.source = m.topic;
+    e.sourcetype = m.sourcetype;
+    e.fields = std::span<const field_view>{item->fields.data() + first,
+                                           m.fields.size()};
+    item->parsed.push_back(e);
+  }
+  item->owner = std::move(owned);
   item->received = now_ns();
   return item;
 }
@@ -124,9 +137,9 @@ struct correlator_state {
     store_scheduled = false;
     if (unstored.empty())
       return;
-    if (auto stored = batch_of_messages(unstored, sequence++))
+    if (auto stored = batch_of_messages(std::move(unstored), sequence++))
       caf::anon_send(cfg.next, ingest_atom::value, std::move(stored));
-    unstored.clear();
+    unstored.clear(); // moved from: valid, made empty
   }
 
   void save() {
@@ -289,8 +302,8 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
       });
       if (!s.out.empty()) {
         s.published->add(s.out.size());
-        // Stored later, behind the batches already waiting: encoding them
-        // for the store would delay the next batch's deltas.
+        // Stored as one batch, behind the batches already waiting: the
+        // next batch's deltas go first.
         std::move(s.out.begin(), s.out.end(), std::back_inserter(s.unstored));
         if (s.unstored.size() >= max_unstored)
           s.store();

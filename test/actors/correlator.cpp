@@ -108,7 +108,15 @@ TEST_CASE("correlator stage: messages become one storable batch") {
   CHECK(events[0].source == "delta.web-01");
   CHECK(events[0].host == "kvm-01");
   CHECK(str(events[0], "vm") == "web-01");
+  auto hv = events[0].find("hv_value");
+  REQUIRE(hv);
+  CHECK(std::get<double>(*hv) == 1.5);
   CHECK(events[1].time == t0 + s);
+  CHECK(events[1].index == "main");
+  CHECK(str(events[1], "state") == "open");
+  // The views point into the batch's own copy of the messages.
+  msgs.clear();
+  CHECK(str(item->events()[0], "vm") == "web-01");
   CHECK_FALSE(batch_of_messages({}, 8));
 }
 

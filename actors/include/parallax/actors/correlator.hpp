@@ -50,7 +50,9 @@ namespace parallax {
 
 /// Turns correlator messages into one batch for the indexer (source id
 /// `parallax:correlator`, index `main`), or nullptr when there are none.
-ingest_ptr batch_of_messages(const std::vector<correlator_message>& msgs,
+/// The batch owns the messages and its events are views of them: nothing
+/// is encoded on the correlator's thread.
+ingest_ptr batch_of_messages(std::vector<correlator_message> msgs,
                              std::uint64_t sequence);
 
 struct correlator_config {

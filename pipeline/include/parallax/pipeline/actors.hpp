@@ -45,6 +45,9 @@ struct ingest_item {
   std::vector<event_view> parsed;
   std::vector<field_view> fields;
   std::deque<std::string> arena; ///< strings the parser made (stable)
+  /// What `parsed` points into when it is not the frame (the correlator's
+  /// own messages, stored without an encoding round trip).
+  std::shared_ptr<const void> owner;
 
   /// The events to store.
   std::span<const event_view> events() const noexcept {
