@@ -347,6 +347,30 @@ TEST_CASE("ingest: a client sends its batches in order also when its first "
   CHECK(order == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
 }
 
+namespace {
+
+// Batch 1 of hypervisor source `source`: `n` samples of one VM, a minute
+// old.
+wire::batch hv_batch(std::string source, std::string vm, std::string uuid,
+                     std::string mac, std::size_t n) {
+  wire::batch b;
+  b.source_id = std::move(source);
+  b.sequence = 1;
+  event e;
+  e.time = now_ns() - 60'000'000'000;
+  e.index = "hv";
+  e.host = "kvm-01";
+  e.sourcetype = "hv:libvirt:vm";
+  e.fields = {{"vm_name", std::move(vm)},
+              {"vm_uuid", std::move(uuid)},
+              {"macs", std::move(mac)},
+              {"cpu_pct", 12.5}};
+  b.events.assign(n, e);
+  return b;
+}
+
+} // namespace
+
 TEST_CASE("ingest: at stop, the correlator's last published messages are "
           "stored") {
   test::temp_dir tmp;
@@ -366,18 +390,8 @@ TEST_CASE("ingest: at stop, the correlator's last published messages are "
       std::this_thread::sleep_for(1s);
     }
   };
-  wire::batch b;
-  b.source_id = "hv-1";
-  b.sequence = 1;
-  event e;
-  e.time = now_ns() - 60'000'000'000;
-  e.index = "hv";
-  e.host = "kvm-01";
-  e.sourcetype = "hv:libvirt:vm";
-  e.fields = {{"vm_name", std::string{"web-01"}},
-              {"vm_uuid", std::string{"c13f6c49-ad85-4559-8912-74be4f9341bb"}},
-              {"macs", std::string{"52:54:00:00:01:01"}}};
-  b.events.push_back(e);
+  auto b = hv_batch("hv-1", "web-01", "c13f6c49-ad85-4559-8912-74be4f9341bb",
+                    "52:54:00:00:01:01", 1);
   {
     test::running_pipeline p{tmp.path, zctx, {}, {}, std::uint64_t{1} << 30,
                              std::move(cc)};
@@ -413,19 +427,8 @@ TEST_CASE("ingest: the correlator learns from a resent batch once, also "
           "after a restart") {
   test::temp_dir tmp;
   zmq::context zctx;
-  wire::batch b;
-  b.source_id = "hv-2";
-  b.sequence = 1;
-  event e;
-  e.time = now_ns() - 60'000'000'000;
-  e.index = "hv";
-  e.host = "kvm-02";
-  e.sourcetype = "hv:libvirt:vm";
-  e.fields = {{"vm_name", std::string{"db-01"}},
-              {"vm_uuid", std::string{"0c6e3d2a-8f61-4f0e-9d7c-2b1f4e5a6c70"}},
-              {"macs", std::string{"52:54:00:00:02:01"}},
-              {"cpu_pct", 12.5}};
-  b.events = {e, e};
+  auto b = hv_batch("hv-2", "db-01", "0c6e3d2a-8f61-4f0e-9d7c-2b1f4e5a6c70",
+                    "52:54:00:00:02:01", 2);
   auto frame = wire::encode(b);
   {
     correlator_config cc;
