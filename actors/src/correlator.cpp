@@ -1,9 +1,11 @@
 #include "parallax/actors/correlator.hpp"
 
 #include "parallax/pipeline/logging.hpp"
+#include "parallax/schemas/utf8.hpp"
 #include "parallax/schemas/wire.hpp"
 #include "parallax/storage/store.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -21,8 +23,40 @@
 
 namespace parallax {
 
+namespace {
+
+bool storable_name(std::string_view s) {
+  return s.size() <= wire::limits{}.max_name_bytes && is_valid_utf8(s);
+}
+
+} // namespace
+
+bool storable(const correlator_message& m) {
+  if (!storable_name(m.topic) || !storable_name(m.host)
+      || !storable_name(m.sourcetype)
+      || m.fields.size() > wire::limits{}.max_fields)
+    return false;
+  for (std::size_t i = 0; i < m.fields.size(); ++i) {
+    const auto& name = m.fields[i].name;
+    if (name.empty() || !storable_name(name))
+      return false;
+    for (std::size_t j = 0; j < i; ++j)
+      if (m.fields[j].name == name)
+        return false;
+  }
+  return true;
+}
+
 ingest_ptr batch_of_messages(std::vector<correlator_message> msgs,
-                             std::uint64_t sequence) {
+                             std::uint64_t sequence, std::size_t* skipped) {
+  // What the wire decoder would reject would make the stored block that
+  // holds it unreadable (the store decodes blocks as frames): the topic
+  // carries a VM name, which comes from a hypervisor's field value.
+  auto bad = std::remove_if(msgs.begin(), msgs.end(),
+                            [](const auto& m) { return !storable(m); });
+  if (skipped)
+    *skipped = static_cast<std::size_t>(msgs.end() - bad);
+  msgs.erase(bad, msgs.end());
   if (msgs.empty())
     return nullptr;
   // The batch's source id and sequence, from a frame without events.
@@ -90,26 +124,48 @@ struct correlator_state {
   counter* batches_resent = nullptr;
   counter* duplicates = nullptr;
   counter* batches_dropped = nullptr;
+  counter* unstorable = nullptr;
   /// Per source, the sequences learned from (or committed before the
-  /// first batch this correlator saw of it).
-  string_map<storage::source_sequences> learned;
+  /// first batch this correlator saw of it), and when it last sent.
+  struct learned_source {
+    storage::source_sequences sequences;
+    std::chrono::steady_clock::time_point last;
+  };
+  string_map<learned_source> learned;
+  std::uint64_t batches_since_sweep = 0;
 
   // Whether `item` is new: not learned from before, nor committed.
   bool first_sight(const ingest_item& item) {
     auto source = item.batch.source_id();
+    auto now = std::chrono::steady_clock::now();
     auto it = learned.find(source);
     if (it == learned.end()) {
-      storage::source_sequences committed;
+      // One read of the store per source (and per return after a sweep).
+      learned_source fresh;
       if (cfg.store) {
-        if (auto c = cfg.store->committed(source))
-          committed = std::move(*c);
-        else
+        auto c = cfg.store->committed(source);
+        if (!c) {
+          // Not remembered: the next batch of the source tries again.
           log::warning("correlator", "cannot read {}'s committed batches: "
                        "{}", source, c.error().message);
+          return true;
+        }
+        fresh.sequences = std::move(*c);
       }
-      it = learned.emplace(std::string{source}, std::move(committed)).first;
+      it = learned.emplace(std::string{source}, std::move(fresh)).first;
     }
-    return it->second.admit(item.batch.sequence());
+    it->second.last = now;
+    auto fresh = it->second.sequences.admit(item.batch.sequence());
+    // Sources come and go (an agent's id is new after a reinstall, each
+    // `parallax ingest` run has its own): forget those quiet for ten
+    // minutes. Nothing of theirs is still on its way to the store.
+    if (++batches_since_sweep >= 4096) {
+      batches_since_sweep = 0;
+      std::erase_if(learned, [&](const auto& kv) {
+        return now - kv.second.last > std::chrono::minutes{10};
+      });
+    }
+    return fresh;
   }
   correlator_counters last; ///< of the logic, already added to the metrics
   batch_hold::counters last_hold; ///< likewise, of the hold
@@ -137,9 +193,17 @@ struct correlator_state {
     store_scheduled = false;
     if (unstored.empty())
       return;
-    if (auto stored = batch_of_messages(std::move(unstored), sequence++))
+    std::size_t skipped = 0;
+    if (auto stored
+        = batch_of_messages(std::move(unstored), sequence++, &skipped))
       caf::anon_send(cfg.next, ingest_atom::value, std::move(stored));
     unstored.clear(); // moved from: valid, made empty
+    if (skipped > 0) {
+      unstorable->add(skipped);
+      log::warning("correlator", "{} messages not stored: a name (topic, "
+                   "host, sourcetype or field) is not valid UTF-8, empty, "
+                   "repeated or too long", skipped);
+    }
   }
 
   void save() {
@@ -255,6 +319,7 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
   st.duplicates = &m.get("correlator", "skipped_batches_total", "duplicate");
   st.batches_dropped
     = &m.get("correlator", "held_batches_total", "dropped_at_stop");
+  st.unstorable = &m.get("correlator", "errors_total", "unstorable_message");
   // Stopping: what was published goes to the indexer, which
   // ingest_pipeline::stop ends only after this actor, so it is stored.
   // What is held is not: nothing could name its VM yet, and its clients,

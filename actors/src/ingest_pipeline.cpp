@@ -67,8 +67,8 @@ void ingest_pipeline::stop() {
   if (parser_)
     caf::anon_send_exit(parser_, caf::exit_reason::user_shutdown);
   if (correlator_) {
-    // The correlator's exit handler passes on what it holds and stores
-    // what it published; the indexer's exit message must come after.
+    // The correlator's exit handler stores what it published (and drops
+    // what it holds); the indexer's exit message must come after.
     caf::anon_send_exit(correlator_, caf::exit_reason::user_shutdown);
     caf::scoped_actor self{correlator_->home_system()};
     self->wait_for(correlator_);

@@ -334,7 +334,7 @@ void correlator::check_clock(const attribution& a, const event_view& e) {
 }
 
 std::size_t
-correlator::process_hash::operator()(const process_key_view& k) const noexcept {
+correlator::process_hash::operator()(const process_key_view& k) const {
   auto h = std::hash<std::string_view>{}(k.vm_uuid);
   for (auto x : {k.pid, k.start})
     h ^= std::hash<std::int64_t>{}(x) + 0x9e3779b97f4a7c15ULL + (h << 6)

@@ -318,8 +318,8 @@ struct rollup_entry {
   bool loaded = false; // merged with the stored cell already
 };
 
-struct series_hash {
-  std::size_t operator()(const series_key& k) const noexcept {
+struct series_hash { // not noexcept: see string_hash below
+  std::size_t operator()(const series_key& k) const {
     auto mix = [](std::size_t h, std::size_t x) {
       return h ^ (x + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
     };

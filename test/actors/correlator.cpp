@@ -393,3 +393,29 @@ TEST_CASE("correlator stage: at stop, held batches are dropped, not stored "
   CHECK(hold.bytes() == 0);
   CHECK(hold.stats().given_up == 0);
 }
+
+TEST_CASE("correlator stage: messages the store could not read back are "
+          "left out and counted") {
+  std::vector<correlator_message> msgs(4);
+  for (auto& m : msgs) {
+    m.topic = "delta.web-01";
+    m.time = t0;
+    m.sourcetype = "parallax:delta";
+    m.fields = {{"vm", std::string{"web-01"}}};
+  }
+  msgs[1].topic = "delta.web-\xff"; // a VM name that is not UTF-8
+  msgs[2].fields.push_back({"vm", std::string{"again"}});
+  msgs[3].fields.push_back({"", 1.0});
+  CHECK(storable(msgs[0]));
+  CHECK_FALSE(storable(msgs[1]));
+  CHECK_FALSE(storable(msgs[2]));
+  CHECK_FALSE(storable(msgs[3]));
+  std::size_t skipped = 0;
+  auto item = batch_of_messages(msgs, 9, &skipped);
+  REQUIRE(item);
+  CHECK(skipped == 3);
+  REQUIRE(item->events().size() == 1);
+  CHECK(item->events()[0].source == "delta.web-01");
+  CHECK_FALSE(batch_of_messages({msgs[1]}, 10, &skipped));
+  CHECK(skipped == 1);
+}

@@ -16,9 +16,10 @@
 // moments later.
 //
 // A batch the correlator has learned from before (the same source id and
-// sequence: a client's resend) is passed on to the indexer as it is, to be
-// answered `duplicate`, and not learned from again: the join would count
-// its samples twice.
+// sequence: a client's resend) is passed on to the indexer, to be answered
+// `duplicate`, and not learned from again: the join would count its samples
+// twice. It gets no attribution but its source's VM (for a guest bound to
+// one): should its first try's commit have failed, it is stored so.
 //
 // The correlator has a thread of its own, at a higher priority than the
 // ingest path's (`nice`, default -10): it is the live path, and on a busy
@@ -51,9 +52,16 @@ namespace parallax {
 /// Turns correlator messages into one batch for the indexer (source id
 /// `parallax:correlator`, index `main`), or nullptr when there are none.
 /// The batch owns the messages and its events are views of them: nothing
-/// is encoded on the correlator's thread.
+/// is encoded on the correlator's thread. Messages that are not
+/// storable() are left out, and counted in `skipped`.
 ingest_ptr batch_of_messages(std::vector<correlator_message> msgs,
-                             std::uint64_t sequence);
+                             std::uint64_t sequence,
+                             std::size_t* skipped = nullptr);
+
+/// Whether the wire decoder would take `m` as an event (names valid UTF-8,
+/// within the name limit; field names non-empty and distinct): the store
+/// reads its blocks back with it.
+bool storable(const correlator_message& m);
 
 struct correlator_config {
   correlator_options options;

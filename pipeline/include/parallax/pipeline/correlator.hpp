@@ -242,10 +242,10 @@ private:
     std::int64_t pid = 0;
     std::int64_t start = 0;
   };
-  struct process_hash {
+  struct process_hash { // not noexcept: see string_hash
     using is_transparent = void;
-    std::size_t operator()(const process_key_view& k) const noexcept;
-    std::size_t operator()(const process_key& k) const noexcept {
+    std::size_t operator()(const process_key_view& k) const;
+    std::size_t operator()(const process_key& k) const {
       return (*this)(process_key_view{k.vm_uuid, k.pid, k.start});
     }
   };

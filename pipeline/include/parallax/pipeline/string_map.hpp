@@ -12,9 +12,12 @@
 
 namespace parallax {
 
+// Not noexcept on purpose: libstdc++ then keeps each key's hash in its
+// node (as it does for std::hash<std::string>), instead of hashing the keys
+// of the nodes it walks past on every lookup.
 struct string_hash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
+  std::size_t operator()(std::string_view s) const {
     return std::hash<std::string_view>{}(s);
   }
 };
