@@ -293,6 +293,20 @@ source_sequences decode_source_state(const MDB_val& v) {
   return s;
 }
 
+// The committed sequences of `source_id` in `dbi` (the sources table);
+// std::nullopt for a source never committed.
+result<std::optional<source_sequences>>
+read_source_state(MDB_txn* t, unsigned dbi, std::string_view source_id) {
+  auto key = as_val(source_id);
+  MDB_val val;
+  auto rc = mdb_get(t, dbi, &key, &val);
+  if (rc == MDB_NOTFOUND)
+    return std::optional<source_sequences>{};
+  if (rc != 0)
+    return mdb_error("store: cannot read source state", rc);
+  return std::optional<source_sequences>{decode_source_state(val)};
+}
+
 std::string encode_source_state(const source_sequences& s) {
   std::string out;
   out.reserve(8 * (1 + s.above.size()));
@@ -838,13 +852,10 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
   for (const auto& b : group) {
     auto i = last.find(b.source_id);
     if (i == last.end()) {
-      auto key = as_val(b.source_id);
-      MDB_val val;
-      auto rc = mdb_get(w, sources_, &key, &val);
-      if (rc != 0 && rc != MDB_NOTFOUND)
-        return mdb_error("store: cannot read source state", rc);
-      i = last.emplace(b.source_id, rc == 0 ? decode_source_state(val)
-                                            : source_sequences{})
+      auto known = read_source_state(w, sources_, b.source_id);
+      if (!known)
+        return known.error();
+      i = last.emplace(b.source_id, known->value_or(source_sequences{}))
             .first;
     }
     if (!i->second.admit(b.sequence)) {
@@ -1380,26 +1391,20 @@ error snapshot::events(
 
 result<std::optional<std::uint64_t>>
 snapshot::last_sequence(std::string_view source_id) const {
-  auto key = as_val(source_id);
-  MDB_val val;
-  auto rc = mdb_get(t_, st_->sources_, &key, &val);
-  if (rc == MDB_NOTFOUND)
+  auto known = read_source_state(t_, st_->sources_, source_id);
+  if (!known)
+    return known.error();
+  if (!*known)
     return std::optional<std::uint64_t>{};
-  if (rc != 0)
-    return mdb_error("store: cannot read source state", rc);
-  return std::optional<std::uint64_t>{decode_source_state(val).highest()};
+  return std::optional<std::uint64_t>{(*known)->highest()};
 }
 
 result<source_sequences>
 snapshot::committed(std::string_view source_id) const {
-  auto key = as_val(source_id);
-  MDB_val val;
-  auto rc = mdb_get(t_, st_->sources_, &key, &val);
-  if (rc == MDB_NOTFOUND)
-    return source_sequences{};
-  if (rc != 0)
-    return mdb_error("store: cannot read source state", rc);
-  return decode_source_state(val);
+  auto known = read_source_state(t_, st_->sources_, source_id);
+  if (!known)
+    return known.error();
+  return known->value_or(source_sequences{});
 }
 
 result<std::size_t> store::drop_before(time_ns cutoff) {
