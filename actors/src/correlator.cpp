@@ -32,19 +32,10 @@ bool storable_name(std::string_view s) {
 } // namespace
 
 bool storable(const correlator_message& m) {
-  if (!storable_name(m.topic) || !storable_name(m.host)
-      || !storable_name(m.sourcetype)
-      || m.fields.size() > wire::limits{}.max_fields)
-    return false;
-  for (std::size_t i = 0; i < m.fields.size(); ++i) {
-    const auto& name = m.fields[i].name;
-    if (name.empty() || !storable_name(name))
-      return false;
-    for (std::size_t j = 0; j < i; ++j)
-      if (m.fields[j].name == name)
-        return false;
-  }
-  return true;
+  wire::limits lim;
+  return storable_name(m.topic) && storable_name(m.host)
+         && storable_name(m.sourcetype) && m.fields.size() <= lim.max_fields
+         && valid_field_names(m.fields, lim.max_name_bytes);
 }
 
 ingest_ptr batch_of_messages(std::vector<correlator_message> msgs,
@@ -141,7 +132,7 @@ struct correlator_state {
     auto it = learned.find(source);
     if (it == learned.end()) {
       // One read of the store per source (and per return after a sweep).
-      learned_source fresh;
+      learned_source known;
       if (cfg.store) {
         auto c = cfg.store->committed(source);
         if (!c) {
@@ -150,9 +141,9 @@ struct correlator_state {
                        "{}", source, c.error().message);
           return true;
         }
-        fresh.sequences = std::move(*c);
+        known.sequences = std::move(*c);
       }
-      it = learned.emplace(std::string{source}, std::move(fresh)).first;
+      it = learned.emplace(std::string{source}, std::move(known)).first;
     }
     it->second.last = now;
     auto fresh = it->second.sequences.admit(item.batch.sequence());

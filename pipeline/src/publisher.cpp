@@ -21,18 +21,13 @@ bool valid_name(std::string_view s) {
 
 bool valid(std::string_view topic, std::span<const field> fields) {
   publish::limits lim;
-  if (!valid_name(topic) || fields.size() > lim.max_fields)
+  if (!valid_name(topic) || fields.size() > lim.max_fields
+      || !valid_field_names(fields, lim.max_name_bytes))
     return false;
-  for (std::size_t i = 0; i < fields.size(); ++i) {
-    if (!valid_name(fields[i].name))
-      return false;
-    if (auto s = std::get_if<std::string>(&fields[i].value);
+  for (const auto& f : fields)
+    if (auto s = std::get_if<std::string>(&f.value);
         s && s->size() > lim.max_string_bytes)
       return false;
-    for (std::size_t j = 0; j < i; ++j)
-      if (fields[j].name == fields[i].name)
-        return false;
-  }
   return true;
 }
 

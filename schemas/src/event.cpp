@@ -1,4 +1,5 @@
 #include "parallax/schemas/event.hpp"
+#include "parallax/schemas/utf8.hpp"
 
 namespace parallax {
 
@@ -83,6 +84,19 @@ event event_view::materialize() const {
   for (const auto& f : fields)
     e.fields.push_back(field{std::string{f.name}, parallax::materialize(f.value)});
   return e;
+}
+
+bool valid_field_names(std::span<const field> fields,
+                       std::size_t max_name_bytes) {
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const auto& name = fields[i].name;
+    if (name.empty() || name.size() > max_name_bytes || !is_valid_utf8(name))
+      return false;
+    for (std::size_t j = 0; j < i; ++j)
+      if (fields[j].name == name)
+        return false;
+  }
+  return true;
 }
 
 } // namespace parallax

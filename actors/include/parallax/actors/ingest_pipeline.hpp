@@ -52,11 +52,10 @@ public:
 
   /// Stops taking batches (what was not committed is not acknowledged, and
   /// clients resend it), then ends the parser, the correlator (waiting for
-  /// it: it stores what it published) and the
-  /// indexer, which commits what reached it first; drops every handle.
-  /// Held batches of new guests are dropped (never acknowledged: their
-  /// clients resend them). Idempotent. Must not be called from an actor of
-  /// the pipeline.
+  /// it: it stores what it published) and the indexer, which commits what
+  /// reached it first; drops every handle. Held batches of new guests are
+  /// dropped (never acknowledged: their clients resend them). Idempotent.
+  /// Must not be called from an actor of the pipeline.
   void stop();
 
   /// The bound endpoint (with the real port if the configured one was 0).

@@ -175,7 +175,8 @@ inline constexpr std::chrono::milliseconds correlator_correction_horizon
 inline constexpr std::chrono::milliseconds correlator_hold_new_guests
   = std::chrono::seconds{40};
 /// The correlator's thread runs ahead of the ingest path's (nice 0) and
-/// the indexer's (nice 15); below 0 needs CAP_SYS_NICE (root has it).
+/// the indexer's (nice 15); below 0 needs CAP_SYS_NICE or an RLIMIT_NICE
+/// that allows it.
 inline constexpr int correlator_nice = -10;
 inline constexpr std::chrono::milliseconds correlator_learning_period
   = std::chrono::minutes{10};

@@ -105,4 +105,10 @@ struct event_view {
 /// made by the caller (see view()). Both must outlive the view.
 event_view view_of(const event& e, std::span<const field_view> fields);
 
+/// Whether every name in `fields` is non-empty, valid UTF-8, at most
+/// `max_name_bytes` long and not repeated: what the wire and publish
+/// decoders take.
+bool valid_field_names(std::span<const field> fields,
+                       std::size_t max_name_bytes);
+
 } // namespace parallax
