@@ -619,27 +619,30 @@ void correlator::drift(const delta& d, std::string_view series, double value,
 
 void correlator::delta_message(const delta& d,
                                std::vector<correlator_message>& out) {
-  correlator_message m;
+  // Built in place: an initializer list would copy every field once more
+  // (this runs for each delta before it is published).
+  auto& m = out.emplace_back();
   m.topic = publish::delta_topic(d.vm);
   m.time = d.window_end;
   m.sourcetype = "parallax:delta";
   m.host = d.host;
-  m.fields = {{"vm", d.vm},
-              {"vm_uuid", d.vm_uuid},
-              {"metric", d.metric},
-              {"hv_value", d.hv_value},
-              {"guest_value", d.guest_value},
-              {"unit", d.unit},
-              {"abs_diff", d.abs_diff},
-              {"rel_diff", d.rel_diff},
-              {"explained_share", d.explained_share},
-              {"window_start", d.window_start},
-              {"window_end", d.window_end},
-              {"host", d.host},
-              {"correction", d.correction}};
+  auto& f = m.fields;
+  f.reserve(14);
+  f.emplace_back("vm", d.vm);
+  f.emplace_back("vm_uuid", d.vm_uuid);
+  f.emplace_back("metric", d.metric);
+  f.emplace_back("hv_value", d.hv_value);
+  f.emplace_back("guest_value", d.guest_value);
+  f.emplace_back("unit", d.unit);
+  f.emplace_back("abs_diff", d.abs_diff);
+  f.emplace_back("rel_diff", d.rel_diff);
+  f.emplace_back("explained_share", d.explained_share);
+  f.emplace_back("window_start", d.window_start);
+  f.emplace_back("window_end", d.window_end);
+  f.emplace_back("host", d.host);
+  f.emplace_back("correction", d.correction);
   if (!d.mac.empty())
-    m.fields.push_back({"mac", d.mac});
-  out.push_back(std::move(m));
+    f.emplace_back("mac", d.mac);
 }
 
 void correlator::on_delta(const delta& d,

@@ -9,16 +9,20 @@
 #include "parallax/schemas/utf8.hpp"
 #include "parallax/schemas/wire.hpp"
 
+#include "msgpack_out.hpp"
+
 #include <cstring>
 #include <limits>
 
 #include <fmt/format.h>
-#include <msgpack.hpp>
 
 namespace parallax::publish {
 
 std::string delta_topic(std::string_view vm) {
-  return fmt::format("{}{}", delta_prefix, vm);
+  std::string t;
+  t.reserve(delta_prefix.size() + vm.size());
+  t.append(delta_prefix).append(vm);
+  return t;
 }
 
 std::string event_topic(std::string_view sourcetype) {
@@ -52,18 +56,6 @@ const value* published_message::find(std::string_view name) const noexcept {
 }
 
 namespace {
-
-struct string_sink {
-  std::string* out;
-  void write(const char* data, std::size_t size) {
-    out->append(data, size);
-  }
-};
-
-void pack_str(msgpack::packer<string_sink>& pk, std::string_view s) {
-  pk.pack_str(static_cast<std::uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-}
 
 std::string_view type_of(std::uint8_t b) noexcept {
   if (b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xd3))
@@ -536,17 +528,16 @@ private:
 void encode(std::string_view publisher, std::string_view topic,
             std::uint64_t sequence, time_ns time,
             std::span<const field> fields, std::string& out) {
-  string_sink sink{&out};
-  msgpack::packer<string_sink> pk{sink};
-  pk.pack_array(message_elements);
-  pk.pack_uint64(major_version);
-  pack_str(pk, publisher);
-  pack_str(pk, topic);
-  pk.pack_uint64(sequence);
-  pk.pack_int64(time);
-  pk.pack_map(static_cast<std::uint32_t>(fields.size()));
+  detail::msgpack_out pk{out};
+  pk.array(message_elements);
+  pk.uint(major_version);
+  pk.str(publisher);
+  pk.str(topic);
+  pk.uint(sequence);
+  pk.integer(time);
+  pk.map(fields.size());
   for (const auto& f : fields) {
-    pack_str(pk, f.name);
+    pk.str(f.name);
     wire::append_value(out, view(f.value));
   }
 }

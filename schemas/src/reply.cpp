@@ -2,6 +2,8 @@
 
 #include "parallax/schemas/wire.hpp"
 
+#include "msgpack_out.hpp"
+
 #include <msgpack.hpp>
 
 namespace parallax::wire {
@@ -11,13 +13,6 @@ namespace {
 constexpr std::string_view status_names[] = {"ack", "duplicate", "rejected",
                                              "failed"};
 
-struct string_sink {
-  std::string* out;
-  void write(const char* d, std::size_t n) {
-    out->append(d, n);
-  }
-};
-
 } // namespace
 
 std::string_view to_string(reply_status s) noexcept {
@@ -25,31 +20,26 @@ std::string_view to_string(reply_status s) noexcept {
 }
 
 void encode_reply(const reply& r, std::string& out) {
-  string_sink sink{&out};
-  msgpack::packer<string_sink> pk{sink};
-  auto str = [&](std::string_view s) {
-    pk.pack_str(static_cast<std::uint32_t>(s.size()));
-    pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-  };
-  pk.pack_array(6);
-  str(to_string(r.status));
-  str(r.source_id);
+  detail::msgpack_out pk{out};
+  pk.array(6);
+  pk.str(to_string(r.status));
+  pk.str(r.source_id);
   if (r.sequence)
-    pk.pack_uint64(*r.sequence);
+    pk.uint(*r.sequence);
   else
-    pk.pack_nil();
+    pk.nil();
   if (r.code != ec::none)
-    str(to_string(r.code));
+    pk.str(to_string(r.code));
   else
-    pk.pack_nil();
+    pk.nil();
   if (r.code != ec::none || !r.message.empty())
-    str(r.message);
+    pk.str(r.message);
   else
-    pk.pack_nil();
+    pk.nil();
   if (r.offset)
-    pk.pack_uint64(*r.offset);
+    pk.uint(*r.offset);
   else
-    pk.pack_nil();
+    pk.nil();
 }
 
 result<reply> decode_reply(std::string_view frame) {
