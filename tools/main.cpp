@@ -436,6 +436,13 @@ int main(int argc, char** argv) {
                          "as the ingest path)")
     ->capture_default_str()
     ->check(CLI::Range(-20, 19));
+  corr_bench->add_option("--correlator-rt-priority",
+                         corr_opts.correlator_rt_priority,
+                         "The correlator thread's real-time priority, as "
+                         "parallax.correlator.rt-priority (0: none, the "
+                         "nice only)")
+    ->capture_default_str()
+    ->check(CLI::Range(0, 99));
   corr_bench->add_option("--runs", corr_opts.runs,
                          "Run it this many times; a last line gives the "
                          "medians and how many runs met the targets")

@@ -107,6 +107,7 @@ int serve(const config& loaded, const serve_hooks& hooks) {
       cc.hold.span = to_ns(cfg->correlator.hold_new_guests);
       cc.hold.wall = cfg->correlator.hold_new_guests;
       cc.nice = cfg->correlator.nice;
+      cc.rt_priority = cfg->correlator.rt_priority;
       cc.state_file = cfg->data_dir / "correlator.state";
       if ((*pub)->enabled()) {
         cc.publish = [p = pub->get()](const correlator_message& m, time_ns) {

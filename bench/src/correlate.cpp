@@ -359,6 +359,7 @@ int run_once(const correlate_options& o, run_figures& figures) {
       pcfg.metrics = &metrics;
       correlator_config cc;
       cc.nice = o.correlator_nice;
+      cc.rt_priority = o.correlator_rt_priority;
       cc.options.admin_users = {"root", "deploy"};
       cc.options.service_owners = {{"app-*", {"appuser"}}};
       auto* p = pub->get();
@@ -441,7 +442,7 @@ int run_once(const correlate_options& o, run_figures& figures) {
                "\"security_alerts\":{},\"security_p99_ms\":{:.3f},"
                "\"published\":{},\"dropped\":{},\"received\":{},"
                "\"mode\":\"{}\",\"speed\":{},\"offered_per_s\":{:.0f},"
-               "\"correlator_nice\":{}}}\n",
+               "\"correlator_nice\":{},\"correlator_rt_priority\":{}}}\n",
                o.vms, events, fleet_res.events, wall, rate,
                lat.delta_ms.size(), percentile(lat.delta_ms, 0.5),
                percentile(lat.delta_ms, 0.99), percentile(lat.delta_ms, 1.0),
@@ -449,7 +450,8 @@ int run_once(const correlate_options& o, run_figures& figures) {
                percentile(lat.drift_ms, 0.99), lat.security_ms.size(),
                percentile(lat.security_ms, 0.99), published, dropped, received,
                o.burst ? "burst" : "paced", o.burst ? 0.0 : o.speed,
-               fleet_rate + filler_rate, o.correlator_nice);
+               fleet_rate + filler_rate, o.correlator_nice,
+               o.correlator_rt_priority);
     return 0;
   }
   fmt::print("parallax bench correlate: {} VMs for {} simulated minutes "
@@ -467,9 +469,15 @@ int run_once(const correlate_options& o, run_figures& figures) {
                o.speed,
                static_cast<double>(fleet_res.events) / fleet_res.seconds,
                static_cast<double>(o.vms) * o.speed);
-  fmt::print("  correlator thread at nice {} (--correlator-nice; a "
-             "warning above says when it could not be set)\n",
-             o.correlator_nice);
+  if (o.correlator_rt_priority > 0)
+    fmt::print("  correlator thread at real-time priority {}, else nice {} "
+               "(--correlator-rt-priority, --correlator-nice; a warning "
+               "above says when it could not be set)\n",
+               o.correlator_rt_priority, o.correlator_nice);
+  else
+    fmt::print("  correlator thread at nice {} (--correlator-nice; a "
+               "warning above says when it could not be set)\n",
+               o.correlator_nice);
   fmt::print("  filler: {:.0f} events/s (asked: {})\n",
              static_cast<double>(filler_res.events) / filler_res.seconds,
              filler_rate > 0 ? fmt::format("{:.0f}", filler_rate)

@@ -77,6 +77,7 @@ config config::defaults() {
   c.correlator.allowed_lateness = defaults::correlator_allowed_lateness;
   c.correlator.hold_new_guests = defaults::correlator_hold_new_guests;
   c.correlator.nice = defaults::correlator_nice;
+  c.correlator.rt_priority = defaults::correlator_rt_priority;
   c.correlator.correction_horizon = defaults::correlator_correction_horizon;
   c.correlator.learning_period = defaults::correlator_learning_period;
   for (auto u : defaults::correlator_admin_users)
@@ -717,6 +718,20 @@ const option table[] = {
      return want_int(n, -20, 19, c.correlator.nice);
    },
    [](const config& c) { return fmt::format("{}", c.correlator.nice); }},
+  {{"parallax.correlator.rt-priority", "integer",
+    "Real-time priority (SCHED_RR, 1-99) of the correlator's own thread; 0 "
+    "keeps it in the normal class at parallax.correlator.nice. In the "
+    "real-time class no normal thread (ingest, the indexer, other programs) "
+    "preempts it, so a delta does not wait while the correlator is "
+    "descheduled. It needs CAP_SYS_NICE (or an RLIMIT_RTPRIO that allows "
+    "it) and a cgroup that allows real-time threads; without them the "
+    "correlator runs at parallax.correlator.nice and says so once."},
+   [](config& c, const toml::node& n) {
+     return want_int(n, 0, 99, c.correlator.rt_priority);
+   },
+   [](const config& c) {
+     return fmt::format("{}", c.correlator.rt_priority);
+   }},
   {{"parallax.correlator.learning-period", "duration",
     "The processes a VM runs in its first period of guest data are its "
     "baseline; a process name never seen then is a rogue process."},

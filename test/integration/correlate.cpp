@@ -25,6 +25,7 @@
 #include <sstream>
 #include <thread>
 
+#include <sched.h>
 #include <zmq.h>
 
 using namespace parallax;
@@ -282,9 +283,16 @@ TEST_CASE("correlate: a guest that speaks before its hypervisor is stored "
 
 namespace {
 
-// The nice value of each thread of process `pid`, by thread name.
-std::multimap<std::string, int> thread_nices(pid_t pid) {
-  std::multimap<std::string, int> out;
+// How each thread of process `pid` is scheduled.
+struct thread_sched {
+  std::string name;
+  int nice = 0;
+  int rt_priority = 0;
+  int policy = 0; // SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2
+};
+
+std::vector<thread_sched> threads_of(pid_t pid) {
+  std::vector<thread_sched> out;
   auto dir = std::filesystem::path{"/proc"} / std::to_string(pid) / "task";
   for (const auto& t : std::filesystem::directory_iterator{dir}) {
     std::ifstream f{t.path() / "stat"};
@@ -293,47 +301,65 @@ std::multimap<std::string, int> thread_nices(pid_t pid) {
     auto close = stat.rfind(')');
     if (open == std::string::npos || close == std::string::npos)
       continue;
-    // After the name: state, then 15 more fields; the 17th is the nice.
+    // After the name, from the state (field 3) on: the nice is field 19,
+    // rt_priority 40, policy 41 (proc(5)).
     std::istringstream rest{stat.substr(close + 2)};
-    std::string field;
-    for (int i = 0; i < 17 && rest >> field; ++i) {
-    }
-    out.emplace(stat.substr(open + 1, close - open - 1), std::stoi(field));
+    std::vector<std::string> fields{std::istream_iterator<std::string>{rest},
+                                    {}};
+    if (fields.size() < 39)
+      continue; // the thread ended while it was read
+    out.push_back({stat.substr(open + 1, close - open - 1),
+                   std::stoi(fields[16]), std::stoi(fields[37]),
+                   std::stoi(fields[38])});
   }
   return out;
 }
 
-int count_at(const std::multimap<std::string, int>& nices, int nice) {
+int count_at(const std::vector<thread_sched>& threads, int nice) {
   int n = 0;
-  for (const auto& [name, v] : nices)
-    n += v == nice;
+  for (const auto& t : threads)
+    n += t.policy == 0 && t.nice == nice;
+  return n;
+}
+
+int count_real_time(const std::vector<thread_sched>& threads, int prio) {
+  int n = 0;
+  for (const auto& t : threads)
+    n += t.policy == SCHED_RR && t.rt_priority == prio;
   return n;
 }
 
 } // namespace
 
 TEST_CASE("correlate: the correlator's thread runs at "
-          "parallax.correlator.nice") {
-  // The correlator sets its nice on its own thread, which starts beside
-  // the one that logs "listening on": poll until it shows.
+          "parallax.correlator.rt-priority, else parallax.correlator.nice") {
+  // The correlator sets its priority on its own thread, which starts
+  // beside the one that logs "listening on": poll until it shows.
   auto settled = [](server_process& server, auto&& done) {
     auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (!done(thread_nices(server.pid()), read_file(server.log_path()))
+    while (!done(threads_of(server.pid()), read_file(server.log_path()))
            && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(20ms);
-    return done(thread_nices(server.pid()), read_file(server.log_path()));
+    return done(threads_of(server.pid()), read_file(server.log_path()));
   };
   temp_dir tmp{"parallax-nice-"};
   {
     server_process server{tmp.path, free_port()};
     server.start();
-    // The default, -10, needs CAP_SYS_NICE (or a high enough RLIMIT_NICE):
-    // with it exactly one thread (the correlator's) runs there; without,
-    // none does and the log says why.
-    CHECK(settled(server, [](const auto& nices, const std::string& log) {
-      bool warned = log.find("cannot run at nice -10") != std::string::npos;
-      return (count_at(nices, -10) == 1 && !warned)
-             || (count_at(nices, -10) == 0 && warned);
+    // The default, real-time priority 1, needs CAP_SYS_NICE (or a high
+    // enough RLIMIT_RTPRIO) and a cgroup that allows it: with them exactly
+    // one thread (the correlator's) is in the real-time class; without,
+    // none is, the log says why, and the correlator runs at nice -10 if
+    // it may (else the log says that too).
+    CHECK(settled(server, [](const auto& threads, const std::string& log) {
+      bool rt_warned = log.find("cannot run at real-time priority 1")
+                       != std::string::npos;
+      bool nice_warned = log.find("nice -10 needs") != std::string::npos;
+      if (count_real_time(threads, 1) == 1 && !rt_warned)
+        return true;
+      return count_real_time(threads, 1) == 0 && rt_warned
+             && ((count_at(threads, -10) == 1 && !nice_warned)
+                 || (count_at(threads, -10) == 0 && nice_warned));
     }));
     CHECK(server.terminate() == 0);
   }
@@ -341,12 +367,17 @@ TEST_CASE("correlate: the correlator's thread runs at "
   // "listening on".
   temp_dir tmp7{"parallax-nice-"};
   server_process server{tmp7.path, free_port(),
-                        {"--set", "parallax.correlator.nice=7"}};
+                        {"--set", "parallax.correlator.rt-priority=0",
+                         "--set", "parallax.correlator.nice=7"}};
   server.start();
-  // A higher nice is always allowed.
-  CHECK(settled(server, [](const auto& nices, const std::string& log) {
-    return count_at(nices, 7) == 1 && count_at(nices, -10) == 0
-           && log.find("cannot run at nice") == std::string::npos;
+  // Without the real-time class, the nice; a higher nice is always
+  // allowed.
+  CHECK(settled(server, [](const auto& threads, const std::string& log) {
+    int real_time = 0;
+    for (const auto& t : threads)
+      real_time += t.policy != 0;
+    return count_at(threads, 7) == 1 && count_at(threads, -10) == 0
+           && real_time == 0 && log.find("cannot run") == std::string::npos;
   }));
   CHECK(server.terminate() == 0);
 }

@@ -96,6 +96,10 @@ TEST_CASE("config: a bad value names the key, the expectation and the place") {
   CHECK(err.message.find("parallax.correlator.nice: expected an integer from "
                          "-20 to 19, got -21")
         == 0);
+  err = parse_error("parallax.correlator.rt-priority = 100\n");
+  CHECK(err.message.find("parallax.correlator.rt-priority: expected an "
+                         "integer from 0 to 99, got 100")
+        == 0);
 }
 
 TEST_CASE("config: the correlator's nice defaults to -10 and may be 0") {
@@ -105,6 +109,10 @@ TEST_CASE("config: the correlator's nice defaults to -10 and may be 0") {
   auto d = parse_config("", "t");
   REQUIRE(d);
   CHECK(d->correlator.nice == -10);
+  CHECK(d->correlator.rt_priority == 1);
+  auto off = parse_config("parallax.correlator.rt-priority = 0\n", "t");
+  REQUIRE(off);
+  CHECK(off->correlator.rt_priority == 0);
 }
 
 TEST_CASE("config: cross-option constraints name the offending key") {

@@ -78,6 +78,9 @@ struct correlator_config {
   batch_hold::options hold;
   /// The nice value of the correlator's thread (parallax.correlator.nice).
   int nice = defaults::correlator_nice;
+  /// Its real-time priority (SCHED_RR) when it can have one; 0: none, the
+  /// nice only (parallax.correlator.rt-priority).
+  int rt_priority = defaults::correlator_rt_priority;
   /// The store the indexer writes: a source's committed sequences, read
   /// once per source, so that a batch resent after its first try was
   /// committed (its ack lost, or slow) is not learned from twice. Null:

@@ -27,6 +27,8 @@ struct correlate_options {
   double rate = 255'000;
   /// The correlator thread's nice value (parallax.correlator.nice).
   int correlator_nice = defaults::correlator_nice;
+  /// Its real-time priority (parallax.correlator.rt-priority); 0: none.
+  int correlator_rt_priority = defaults::correlator_rt_priority;
   /// Runs of the whole benchmark; with more than one, a last line gives the
   /// medians and how many runs met the targets.
   std::size_t runs = 1;

@@ -78,6 +78,7 @@ struct correlation_config {
   std::chrono::milliseconds learning_period{};    ///< .learning-period
   std::chrono::milliseconds hold_new_guests{};    ///< .hold-new-guests
   int nice = 0; ///< .nice (default: defaults::correlator_nice)
+  int rt_priority = 0; ///< .rt-priority (default: defaults::correlator_rt_priority)
   std::vector<std::string> admin_users;           ///< .admin-users
   std::vector<std::string> allowed_users;         ///< .allowed-users
   std::vector<std::string> allowed_processes;     ///< .allowed-processes

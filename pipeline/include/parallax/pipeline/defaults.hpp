@@ -178,6 +178,11 @@ inline constexpr std::chrono::milliseconds correlator_hold_new_guests
 /// the indexer's (nice 15); below 0 needs CAP_SYS_NICE or an RLIMIT_NICE
 /// that allows it.
 inline constexpr int correlator_nice = -10;
+/// Better still, in the real-time class (SCHED_RR) at its lowest priority:
+/// no thread of the normal class preempts it, every other real-time thread
+/// (the kernel's) still does. Needs CAP_SYS_NICE or an RLIMIT_RTPRIO that
+/// allows it, and a cgroup that allows real-time threads; else the nice.
+inline constexpr int correlator_rt_priority = 1;
 inline constexpr std::chrono::milliseconds correlator_learning_period
   = std::chrono::minutes{10};
 inline constexpr std::string_view correlator_admin_users[] = {"root"};
