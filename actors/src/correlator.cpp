@@ -1,23 +1,17 @@
 #include "parallax/actors/correlator.hpp"
 
+#include "thread_priority.hpp"
+
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/schemas/utf8.hpp"
 #include "parallax/schemas/wire.hpp"
 #include "parallax/storage/store.hpp"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 
-#include <pthread.h>
-#include <sched.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/send.hpp>
@@ -269,59 +263,11 @@ std::unique_ptr<correlator> load_state(const correlator_config& cfg) {
   return std::make_unique<correlator>(cfg.options);
 }
 
-// Puts the calling thread (the correlator's own) in the real-time class at
-// `rt_priority` (SCHED_RR; 0: not), and sets its nice, which counts
-// whenever it is not there. Says once what it could not do.
-void set_priority(int rt_priority, int nice) {
-  std::string rt_error;
-  if (rt_priority > 0) {
-    sched_param sp{};
-    sp.sched_priority = rt_priority;
-    auto rc = ::pthread_setschedparam(::pthread_self(), SCHED_RR, &sp);
-    if (rc == EPERM)
-      rt_error = "needs CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it, "
-                 "and a cgroup that allows real-time threads";
-    else if (rc != 0)
-      rt_error = std::strerror(rc);
-  }
-  std::string nice_error;
-  if (nice != 0) {
-    errno = 0;
-    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice)
-        != 0) {
-      auto err = errno;
-      nice_error = nice < 0 && (err == EACCES || err == EPERM)
-                     ? "needs CAP_SYS_NICE or an RLIMIT_NICE that allows it"
-                     : std::strerror(err);
-    }
-  }
-  bool real_time = rt_priority > 0 && rt_error.empty();
-  if (real_time || (rt_error.empty() && nice_error.empty()))
-    return;
-  auto fallback = nice_error.empty() ? fmt::format("nice {}", nice)
-                                     : std::string{"the process's nice"};
-  if (!rt_error.empty())
-    log::warning("correlator", "cannot run at real-time priority {} ({}), "
-                 "so it runs at {}{}: deltas and alerts may wait while it "
-                 "is descheduled on a busy server; set "
-                 "parallax.correlator.rt-priority = 0{} to silence this",
-                 rt_priority, rt_error, fallback,
-                 nice_error.empty()
-                   ? std::string{}
-                   : fmt::format(" (nice {} {})", nice, nice_error),
-                 nice_error.empty() ? ""
-                                    : " and parallax.correlator.nice = 0");
-  else
-    log::warning("correlator", "cannot run at nice {} ({}), so it keeps "
-                 "the process's: deltas and alerts may wait behind ingest on "
-                 "a busy server; set parallax.correlator.nice = 0 to "
-                 "silence this",
-                 nice, nice_error);
-}
-
 correlator_actor::behavior_type correlator_behavior(self_ptr self,
                                                     correlator_config cfg) {
-  set_priority(cfg.rt_priority, cfg.nice);
+  if (auto why = detail::set_thread_priority(cfg.rt_priority, cfg.nice);
+      !why.empty())
+    log::warning("correlator", "{}", why);
   auto& st = self->state;
   st.logic = load_state(cfg);
   st.hold = batch_hold{cfg.hold};

@@ -26,7 +26,11 @@ ingest_pipeline::start(caf::actor_system& sys, ingest_pipeline_config cfg) {
   kcfg.quiet = cfg.compact_after;
   p->compactor_ = spawn_compactor(sys, kcfg);
   ingest_sink after_parser = p->indexer_;
+  parser_config pcfg;
   if (cfg.correlator) {
+    // The parser feeds the correlator: it runs at the same priority.
+    pcfg.rt_priority = cfg.correlator->rt_priority;
+    pcfg.nice = cfg.correlator->nice;
     cfg.correlator->next = p->indexer_;
     cfg.correlator->metrics = cfg.metrics;
     cfg.correlator->store = cfg.store;
@@ -36,7 +40,6 @@ ingest_pipeline::start(caf::actor_system& sys, ingest_pipeline_config cfg) {
     p->correlator_ = spawn_correlator(sys, std::move(*cfg.correlator));
     after_parser = p->correlator_;
   }
-  parser_config pcfg;
   pcfg.rules = std::move(cfg.rules);
   pcfg.next = after_parser;
   pcfg.metrics = cfg.metrics;

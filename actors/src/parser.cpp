@@ -1,10 +1,13 @@
 #include "parallax/actors/parser.hpp"
 
+#include "thread_priority.hpp"
+
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/pipeline/vsphere.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/sec.hpp>
+#include <caf/spawn_options.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -151,6 +154,10 @@ parser(parser_actor::stateful_pointer<parser_state> self, parser_config cfg) {
                                     : book.error().message));
     return parser_actor::behavior_type::make_empty_behavior();
   }
+  // The correlator says it when it cannot have the same.
+  if (auto why = detail::set_thread_priority(cfg.rt_priority, cfg.nice);
+      !why.empty())
+    log::debug("parser", "{}", why);
   auto& st = self->state;
   st.book = std::make_shared<const rulebook>(std::move(*book));
   st.cfg = std::move(cfg);
@@ -182,7 +189,12 @@ parser(parser_actor::stateful_pointer<parser_state> self, parser_config cfg) {
 }
 
 parser_actor spawn_parser(caf::actor_system& sys, parser_config cfg) {
-  return sys.spawn(parser, std::move(cfg));
+  // A thread of its own, at the correlator's priority: on the shared
+  // scheduler at nice 0, batches waited for it behind the work of other
+  // threads. `parallax bench correlate --burst` (every agent sending at
+  // once) traced 7.3 ms (median) between the collector and the parser for
+  // the batches whose deltas came late, against 0.01 ms in the correlator.
+  return sys.spawn<caf::detached>(parser, std::move(cfg));
 }
 
 } // namespace parallax

@@ -709,23 +709,26 @@ const option table[] = {
      return quote(render_duration(c.correlator.hold_new_guests));
    }},
   {{"parallax.correlator.nice", "integer",
-    "Scheduling priority (nice value) of the correlator's own thread. Below "
-    "0 it runs ahead of the ingest path, so a delta does not wait behind "
-    "the batches of a busy server; that needs CAP_SYS_NICE (or an "
-    "RLIMIT_NICE that allows it), and without it the correlator keeps the "
-    "process's nice and says so once."},
+    "Scheduling priority (nice value) of the correlator's own thread and "
+    "of the parser's before it, when they are not in the real-time class "
+    "(parallax.correlator.rt-priority). Below 0 they run ahead of the rest "
+    "of ingest, so a delta does not wait behind the batches of a busy "
+    "server; that needs CAP_SYS_NICE (or an RLIMIT_NICE that allows it), "
+    "and without it they keep the process's nice and the correlator says "
+    "so once."},
    [](config& c, const toml::node& n) {
      return want_int(n, -20, 19, c.correlator.nice);
    },
    [](const config& c) { return fmt::format("{}", c.correlator.nice); }},
   {{"parallax.correlator.rt-priority", "integer",
-    "Real-time priority (SCHED_RR, 1-99) of the correlator's own thread; 0 "
-    "keeps it in the normal class at parallax.correlator.nice. In the "
-    "real-time class no normal thread (ingest, the indexer, other programs) "
-    "preempts it, so a delta does not wait while the correlator is "
-    "descheduled. It needs CAP_SYS_NICE (or an RLIMIT_RTPRIO that allows "
-    "it) and a cgroup that allows real-time threads; without them the "
-    "correlator runs at parallax.correlator.nice and says so once."},
+    "Real-time priority (SCHED_RR, 1-99) of the correlator's own thread and "
+    "of the parser's that feeds it; 0 keeps them in the normal class at "
+    "parallax.correlator.nice. In the real-time class no normal thread "
+    "(the collector, the indexer, searches, other programs) preempts them, "
+    "so a delta does not wait while they are descheduled. It needs "
+    "CAP_SYS_NICE (or an RLIMIT_RTPRIO that allows it) and a cgroup that "
+    "allows real-time threads; without them they run at "
+    "parallax.correlator.nice and the correlator says so once."},
    [](config& c, const toml::node& n) {
      return want_int(n, 0, 99, c.correlator.rt_priority);
    },

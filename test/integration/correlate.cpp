@@ -331,7 +331,7 @@ int count_real_time(const std::vector<thread_sched>& threads, int prio) {
 
 } // namespace
 
-TEST_CASE("correlate: the correlator's thread runs at "
+TEST_CASE("correlate: the correlator's and the parser's threads run at "
           "parallax.correlator.rt-priority, else parallax.correlator.nice") {
   // The correlator sets its priority on its own thread, which starts
   // beside the one that logs "listening on": poll until it shows.
@@ -348,17 +348,17 @@ TEST_CASE("correlate: the correlator's thread runs at "
     server.start();
     // The default, real-time priority 1, needs CAP_SYS_NICE (or a high
     // enough RLIMIT_RTPRIO) and a cgroup that allows it: with them exactly
-    // one thread (the correlator's) is in the real-time class; without,
-    // none is, the log says why, and the correlator runs at nice -10 if
-    // it may (else the log says that too).
+    // two threads (the correlator's and the parser's before it) are in the
+    // real-time class; without, none is, the log says why, and both run
+    // at nice -10 if they may (else the log says that too).
     CHECK(settled(server, [](const auto& threads, const std::string& log) {
       bool rt_warned = log.find("cannot run at real-time priority 1")
                        != std::string::npos;
       bool nice_warned = log.find("nice -10 needs") != std::string::npos;
-      if (count_real_time(threads, 1) == 1 && !rt_warned)
+      if (count_real_time(threads, 1) == 2 && !rt_warned)
         return true;
       return count_real_time(threads, 1) == 0 && rt_warned
-             && ((count_at(threads, -10) == 1 && !nice_warned)
+             && ((count_at(threads, -10) == 2 && !nice_warned)
                  || (count_at(threads, -10) == 0 && nice_warned));
     }));
     CHECK(server.terminate() == 0);
@@ -376,7 +376,7 @@ TEST_CASE("correlate: the correlator's thread runs at "
     int real_time = 0;
     for (const auto& t : threads)
       real_time += t.policy != 0;
-    return count_at(threads, 7) == 1 && count_at(threads, -10) == 0
+    return count_at(threads, 7) == 2 && count_at(threads, -10) == 0
            && real_time == 0 && log.find("cannot run") == std::string::npos;
   }));
   CHECK(server.terminate() == 0);

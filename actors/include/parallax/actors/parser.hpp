@@ -50,6 +50,11 @@ struct parser_config {
   metrics_registry* metrics = nullptr; ///< must outlive the parser
   std::chrono::milliseconds max_future{std::chrono::hours{24}};
   std::size_t max_fields = 256; ///< parallax.wire.max-fields
+  /// Its thread's real-time priority and nice: those of the correlator it
+  /// feeds (ingest_pipeline), so that a batch that closes a window does
+  /// not wait for the parser either; 0 and 0 leave them alone.
+  int rt_priority = 0;
+  int nice = 0;
 };
 
 struct parser_state {

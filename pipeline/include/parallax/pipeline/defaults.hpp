@@ -174,9 +174,9 @@ inline constexpr std::chrono::milliseconds correlator_correction_horizon
 /// Two windows: the hypervisor names a new VM within one poll.
 inline constexpr std::chrono::milliseconds correlator_hold_new_guests
   = std::chrono::seconds{40};
-/// The correlator's thread runs ahead of the ingest path's (nice 0) and
-/// the indexer's (nice 15); below 0 needs CAP_SYS_NICE or an RLIMIT_NICE
-/// that allows it.
+/// The correlator's thread (and the parser's that feeds it) runs ahead of
+/// the rest of ingest (the collector at nice 0, the indexer at 15); below 0
+/// needs CAP_SYS_NICE or an RLIMIT_NICE that allows it.
 inline constexpr int correlator_nice = -10;
 /// Better still, in the real-time class (SCHED_RR) at its lowest priority:
 /// no thread of the normal class preempts it, every other real-time thread

@@ -1,0 +1,59 @@
+#include "thread_priority.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+namespace parallax::detail {
+
+std::string set_thread_priority(int rt_priority, int nice) {
+  std::string rt_error;
+  if (rt_priority > 0) {
+    sched_param sp{};
+    sp.sched_priority = rt_priority;
+    auto rc = ::pthread_setschedparam(::pthread_self(), SCHED_RR, &sp);
+    if (rc == EPERM)
+      rt_error = "needs CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it, "
+                 "and a cgroup that allows real-time threads";
+    else if (rc != 0)
+      rt_error = std::strerror(rc);
+  }
+  std::string nice_error;
+  if (nice != 0) {
+    errno = 0;
+    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice)
+        != 0) {
+      auto err = errno;
+      nice_error = nice < 0 && (err == EACCES || err == EPERM)
+                     ? "needs CAP_SYS_NICE or an RLIMIT_NICE that allows it"
+                     : std::strerror(err);
+    }
+  }
+  bool real_time = rt_priority > 0 && rt_error.empty();
+  if (real_time || (rt_error.empty() && nice_error.empty()))
+    return {};
+  if (!rt_error.empty())
+    return fmt::format(
+      "cannot run at real-time priority {} ({}), so it runs at {}{}: deltas "
+      "and alerts may wait while it is descheduled on a busy server; set "
+      "parallax.correlator.rt-priority = 0{} to silence this",
+      rt_priority, rt_error,
+      nice_error.empty() ? fmt::format("nice {}", nice)
+                         : std::string{"the process's nice"},
+      nice_error.empty() ? std::string{}
+                         : fmt::format(" (nice {} {})", nice, nice_error),
+      nice_error.empty() ? "" : " and parallax.correlator.nice = 0");
+  return fmt::format("cannot run at nice {} ({}), so it keeps the "
+                     "process's: deltas and alerts may wait behind ingest on "
+                     "a busy server; set parallax.correlator.nice = 0 to "
+                     "silence this",
+                     nice, nice_error);
+}
+
+} // namespace parallax::detail
