@@ -431,14 +431,15 @@ int main(int argc, char** argv) {
     ->capture_default_str()
     ->check(CLI::NonNegativeNumber);
   corr_bench->add_option("--correlator-nice", corr_opts.correlator_nice,
-                         "The correlator thread's nice value, as "
-                         "parallax.correlator.nice (0: the same priority "
-                         "as the ingest path)")
+                         "The nice value of the correlator's thread and the "
+                         "parser's, as parallax.correlator.nice (0: the same "
+                         "priority as the rest of ingest)")
     ->capture_default_str()
     ->check(CLI::Range(-20, 19));
   corr_bench->add_option("--correlator-rt-priority",
                          corr_opts.correlator_rt_priority,
-                         "The correlator thread's real-time priority, as "
+                         "The real-time priority of the correlator's thread "
+                         "and the parser's, as "
                          "parallax.correlator.rt-priority (0: none, the "
                          "nice only)")
     ->capture_default_str()

@@ -25,7 +25,9 @@ compactor(compactor_actor::stateful_pointer<compactor_state> self,
   st.policy.emplace(cfg.quiet, cfg.quiet * 30);
   // As the indexer: its final swap holds LMDB's write lock, which a lower
   // priority would stretch while the indexer waits for it.
-  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 15);
+  if (cfg.nice != 0)
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()),
+                        cfg.nice);
   auto& m = *cfg.metrics;
   st.compactions = &m.get("compactor", "compactions_total");
   st.events = &m.get("compactor", "compacted_events_total");

@@ -378,7 +378,7 @@ correlator_actor spawn_correlator(caf::actor_system& sys,
   // worker and ZeroMQ's I/O threads, with a backlog of a few hundred
   // batches forming behind it. At nice -10 it was still preempted: a
   // median of 3-4 times in each window-closing batch (0.4-0.5 ms off the
-  // CPU); in the real-time class, none (README, "Performance").
+  // CPU); in the real-time class, none (issue 5's notes have the runs).
   return sys.spawn<caf::detached>(correlator_behavior, std::move(cfg));
 }
 

@@ -108,12 +108,19 @@ indexer(indexer_actor::stateful_pointer<indexer_state> self, indexer_config cfg)
   // while a commit can take a few more milliseconds (the collector's
   // credit bounds how far the indexer may fall behind). On Linux a
   // thread's nice value is its own; this one is the detached actor's, and
-  // the block-packing helper threads it starts inherit it. Nice 15 rather
-  // than 5 took the delta p99 of `parallax bench correlate` from 4.7-5.5 ms
-  // to 3.1-4.8 ms over three runs each (with the 500 us relaxed sleep of
-  // pipeline/src/system.cpp), the ingest rate unchanged. The compactor
-  // runs at the same nice (it takes the write lock too).
-  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 15);
+  // the block-packing helper threads it starts inherit it. With the live
+  // path in the normal class, nice 15 rather than 5 took the delta p99 of
+  // `parallax bench correlate` from 4.7-5.5 ms to 3.1-4.8 ms over three
+  // runs each, the ingest rate unchanged. With the live path real-time it
+  // goes first anyway, and nice 15 only made its threads wait on locks a
+  // starved indexer held (malloc's arenas, CAF's mailbox mutex): with a
+  // busy loop at nice 0 beside the benchmark, delta p99 168 ms at nice 15,
+  // 19 ms at 5 and 12 ms at 0; without one, nice 0 cost about 2 ms of p99
+  // (3.7 / 5.1 / 4.4 ms against 1.5 / 9.3 / 2.2 ms). Hence 5 then.
+  // The compactor runs at the same nice (it takes the write lock too).
+  if (cfg.nice != 0)
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()),
+                        cfg.nice);
   // Created here, on the detached actor's own thread, and used only here.
   st.replies.emplace(*cfg.zmq, ZMQ_PUSH);
   // Replies are bounded by the collector's in-flight credit; no second

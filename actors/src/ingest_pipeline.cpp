@@ -1,5 +1,7 @@
 #include "parallax/actors/ingest_pipeline.hpp"
 
+#include "thread_priority.hpp"
+
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/scoped_actor.hpp>
@@ -19,16 +21,24 @@ ingest_pipeline::start(caf::actor_system& sys, ingest_pipeline_config cfg) {
   icfg.metrics = cfg.metrics;
   icfg.retention = cfg.retention;
   icfg.reply_endpoint = zmq::unique_inproc_endpoint("replies");
+  // Behind the live path when that is in the normal class; beside the
+  // rest of ingest when it is real-time (indexer_config::nice).
+  if (cfg.correlator && detail::real_time_allowed(cfg.correlator->rt_priority))
+    icfg.nice = 5;
   p->indexer_ = spawn_indexer(sys, icfg);
   compactor_config kcfg;
   kcfg.store = cfg.store;
   kcfg.metrics = cfg.metrics;
   kcfg.quiet = cfg.compact_after;
+  kcfg.nice = icfg.nice;
   p->compactor_ = spawn_compactor(sys, kcfg);
   ingest_sink after_parser = p->indexer_;
   parser_config pcfg;
   if (cfg.correlator) {
-    // The parser feeds the correlator: it runs at the same priority.
+    // The parser feeds the correlator: it runs at the same priority. In
+    // the real-time class it cannot crowd out the rest of the server: it
+    // parses only what the collector (normal class) takes, within the
+    // credit that the indexer's commits give back.
     pcfg.rt_priority = cfg.correlator->rt_priority;
     pcfg.nice = cfg.correlator->nice;
     cfg.correlator->next = p->indexer_;

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include <pthread.h>
 #include <sched.h>
@@ -54,6 +55,19 @@ std::string set_thread_priority(int rt_priority, int nice) {
                      "a busy server; set parallax.correlator.nice = 0 to "
                      "silence this",
                      nice, nice_error);
+}
+
+bool real_time_allowed(int rt_priority) {
+  if (rt_priority <= 0)
+    return false;
+  bool allowed = false;
+  std::thread probe{[&] {
+    sched_param sp{};
+    sp.sched_priority = rt_priority;
+    allowed = ::pthread_setschedparam(::pthread_self(), SCHED_RR, &sp) == 0;
+  }};
+  probe.join();
+  return allowed;
 }
 
 } // namespace parallax::detail

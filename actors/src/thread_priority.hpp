@@ -13,4 +13,8 @@ namespace parallax::detail {
 /// thread's name before it; empty when it got what it asked for.
 std::string set_thread_priority(int rt_priority, int nice);
 
+/// Whether a thread of this process may enter the real-time class at
+/// `rt_priority` (tried on a thread started for it, which then ends).
+bool real_time_allowed(int rt_priority);
+
 } // namespace parallax::detail

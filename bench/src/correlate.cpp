@@ -470,12 +470,13 @@ int run_once(const correlate_options& o, run_figures& figures) {
                static_cast<double>(fleet_res.events) / fleet_res.seconds,
                static_cast<double>(o.vms) * o.speed);
   if (o.correlator_rt_priority > 0)
-    fmt::print("  correlator thread at real-time priority {}, else nice {} "
+    fmt::print("  correlator and parser threads at real-time priority {}, "
+               "else nice {} "
                "(--correlator-rt-priority, --correlator-nice; a warning "
                "above says when it could not be set)\n",
                o.correlator_rt_priority, o.correlator_nice);
   else
-    fmt::print("  correlator thread at nice {} (--correlator-nice; a "
+    fmt::print("  correlator and parser threads at nice {} (--correlator-nice; a "
                "warning above says when it could not be set)\n",
                o.correlator_nice);
   fmt::print("  filler: {:.0f} events/s (asked: {})\n",

@@ -383,6 +383,7 @@ TEST_CASE("ingest: at stop, the correlator's last published messages are "
   std::promise<void> first;
   correlator_config cc;
   cc.nice = 0;
+  cc.rt_priority = 0;
   // Long enough for stop() to send its exit messages meanwhile.
   cc.publish = [&](const correlator_message&, time_ns) {
     if (published++ == 0) {
@@ -433,6 +434,7 @@ TEST_CASE("ingest: the correlator learns from a resent batch once, also "
   {
     correlator_config cc;
     cc.nice = 0;
+    cc.rt_priority = 0;
     test::running_pipeline p{tmp.path, zctx, {}, {}, std::uint64_t{1} << 30,
                              cc};
     CHECK(send_raw(zctx, p.endpoint(), frame).status
@@ -452,6 +454,7 @@ TEST_CASE("ingest: the correlator learns from a resent batch once, also "
   // A new correlator knows the committed sequences from the store.
   correlator_config cc;
   cc.nice = 0;
+  cc.rt_priority = 0;
   test::running_pipeline p{tmp.path, zctx, {}, {}, std::uint64_t{1} << 30,
                            cc};
   CHECK(send_raw(zctx, p.endpoint(), frame).status

@@ -171,3 +171,49 @@ TEST_CASE("msgpack writer: replies and published messages keep their form") {
                .done();
   CHECK(body == msg);
 }
+
+TEST_CASE("msgpack writer: map headers around 16 and 65,536 fields, nils "
+          "and the largest unsigned") {
+  for (std::size_t n : {15u, 16u, 65535u}) {
+    CAPTURE(n);
+    std::vector<field> fields;
+    frame_builder ref;
+    ref.array(publish::message_elements)
+      .uint(publish::major_version)
+      .str("p")
+      .str("t")
+      .uint(1)
+      .int_(0)
+      .map(static_cast<std::uint32_t>(n));
+    for (std::size_t i = 0; i < n; ++i) {
+      fields.push_back({"f" + std::to_string(i), false});
+      ref.str("f" + std::to_string(i)).boolean(false);
+    }
+    std::string body;
+    publish::encode("p", "t", 1, 0, fields, body);
+    CHECK(body == ref.done());
+  }
+  // A reply with nothing but its status and source, and one whose sequence
+  // needs all 64 bits.
+  wire::reply r;
+  r.status = wire::reply_status::ack;
+  r.source_id = "a";
+  std::string got;
+  wire::encode_reply(r, got);
+  CHECK(got
+        == frame_builder{}.array(6).str("ack").str("a").nil().nil().nil()
+             .nil().done());
+  r.sequence = std::numeric_limits<std::uint64_t>::max();
+  got.clear();
+  wire::encode_reply(r, got);
+  CHECK(got
+        == frame_builder{}
+             .array(6)
+             .str("ack")
+             .str("a")
+             .uint(std::numeric_limits<std::uint64_t>::max())
+             .nil()
+             .nil()
+             .nil()
+             .done());
+}

@@ -28,6 +28,7 @@ struct compactor_config {
   /// parallax.storage.compact-after: quiet time before a bucket is
   /// compacted; zero turns compaction off.
   std::chrono::milliseconds quiet{2000};
+  int nice = 15; ///< the indexer's (indexer_config::nice)
 };
 
 /// Polls the catalog on each tick, sent to itself.

@@ -28,6 +28,12 @@ struct indexer_config {
   metrics_registry* metrics = nullptr;    ///< must outlive the indexer
   std::chrono::milliseconds retention{0}; ///< 0 keeps everything
   std::chrono::milliseconds retention_check{60'000};
+  /// Its thread's nice (and its block-packing helpers'): 15 puts commits
+  /// behind the live path when that runs in the normal class; 5 when the
+  /// live path is real-time and goes first anyway (ingest_pipeline), so
+  /// that a lock the indexer holds (malloc's arenas, a CAF mailbox's) is
+  /// not held for long by a thread the scheduler neglects.
+  int nice = 15;
 
   caf::error validate() const;
 };

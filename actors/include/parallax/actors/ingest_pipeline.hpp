@@ -5,8 +5,8 @@
 // together and stopped in the order that loses nothing acknowledged.
 //
 // Caveats: the actor system must outlive the pipeline, and its destructor
-// waits for the detached indexer and correlator, whose threads end only
-// once every handle to them is gone: stop() (or the destructor) drops
+// waits for the detached parser, correlator and indexer, whose threads end
+// only once every handle to them is gone: stop() (or the destructor) drops
 // them, so destroy or stop the pipeline before the actor system.
 
 #include "parallax/actors/collector.hpp"
