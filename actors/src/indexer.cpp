@@ -116,7 +116,7 @@ indexer(indexer_actor::stateful_pointer<indexer_state> self, indexer_config cfg)
   // starved indexer held (malloc's arenas, CAF's mailbox mutex): with a
   // busy loop at nice 0 beside the benchmark, delta p99 168 ms at nice 15,
   // 19 ms at 5 and 12 ms at 0; without one, nice 0 cost about 2 ms of p99
-  // (3.7 / 5.1 / 4.4 ms against 1.5 / 9.3 / 2.2 ms). Hence 5 then.
+  // (3.7 / 5.1 / 4.4 ms against 1.5 / 9.3 / 2.2 ms): 5 in that case.
   // The compactor runs at the same nice (it takes the write lock too).
   if (cfg.nice != 0)
     (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()),

@@ -21,8 +21,8 @@ ingest_pipeline::start(caf::actor_system& sys, ingest_pipeline_config cfg) {
   icfg.metrics = cfg.metrics;
   icfg.retention = cfg.retention;
   icfg.reply_endpoint = zmq::unique_inproc_endpoint("replies");
-  // Behind the live path when that is in the normal class; beside the
-  // rest of ingest when it is real-time (indexer_config::nice).
+  // Far behind the live path when that is in the normal class; a little
+  // behind the collector when it is real-time (indexer_config::nice).
   if (cfg.correlator && detail::real_time_allowed(cfg.correlator->rt_priority))
     icfg.nice = 5;
   p->indexer_ = spawn_indexer(sys, icfg);

@@ -6,8 +6,8 @@
 // write lock, so the indexer's commits wait only for the final swap.
 //
 // Caveats: spawn it with caf::detached (a compaction of a large bucket
-// takes seconds of CPU); it runs at nice 15 like the indexer, behind the
-// live path.
+// takes seconds of CPU); it runs at the indexer's nice (15, or 5 when the
+// live path is real-time: indexer_config::nice), behind the live path.
 
 #include "parallax/pipeline/actors.hpp"
 #include "parallax/pipeline/metrics.hpp"
