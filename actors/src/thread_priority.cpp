@@ -13,12 +13,21 @@
 
 namespace parallax::detail {
 
+namespace {
+
+// Moves the calling thread into SCHED_RR at `rt_priority`; 0 or an errno.
+int enter_real_time(int rt_priority) {
+  sched_param sp{};
+  sp.sched_priority = rt_priority;
+  return ::pthread_setschedparam(::pthread_self(), SCHED_RR, &sp);
+}
+
+} // namespace
+
 std::string set_thread_priority(int rt_priority, int nice) {
   std::string rt_error;
   if (rt_priority > 0) {
-    sched_param sp{};
-    sp.sched_priority = rt_priority;
-    auto rc = ::pthread_setschedparam(::pthread_self(), SCHED_RR, &sp);
+    auto rc = enter_real_time(rt_priority);
     if (rc == EPERM)
       rt_error = "needs CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it, "
                  "and a cgroup that allows real-time threads";
@@ -61,11 +70,7 @@ bool real_time_allowed(int rt_priority) {
   if (rt_priority <= 0)
     return false;
   bool allowed = false;
-  std::thread probe{[&] {
-    sched_param sp{};
-    sp.sched_priority = rt_priority;
-    allowed = ::pthread_setschedparam(::pthread_self(), SCHED_RR, &sp) == 0;
-  }};
+  std::thread probe{[&] { allowed = enter_real_time(rt_priority) == 0; }};
   probe.join();
   return allowed;
 }

@@ -369,6 +369,15 @@ wire::batch hv_batch(std::string source, std::string vm, std::string uuid,
   return b;
 }
 
+// A correlator that leaves its thread's priority as it is (neither the
+// real-time class nor a nice): these tests are about what it stores.
+correlator_config default_priority_correlator() {
+  correlator_config cc;
+  cc.nice = 0;
+  cc.rt_priority = 0;
+  return cc;
+}
+
 } // namespace
 
 TEST_CASE("ingest: at stop, the correlator's last published messages are "
@@ -381,9 +390,7 @@ TEST_CASE("ingest: at stop, the correlator's last published messages are "
   // the correlator before it ends the indexer.
   std::atomic<int> published{0};
   std::promise<void> first;
-  correlator_config cc;
-  cc.nice = 0;
-  cc.rt_priority = 0;
+  auto cc = default_priority_correlator();
   // Long enough for stop() to send its exit messages meanwhile.
   cc.publish = [&](const correlator_message&, time_ns) {
     if (published++ == 0) {
@@ -432,9 +439,7 @@ TEST_CASE("ingest: the correlator learns from a resent batch once, also "
                     "52:54:00:00:02:01", 2);
   auto frame = wire::encode(b);
   {
-    correlator_config cc;
-    cc.nice = 0;
-    cc.rt_priority = 0;
+    auto cc = default_priority_correlator();
     test::running_pipeline p{tmp.path, zctx, {}, {}, std::uint64_t{1} << 30,
                              cc};
     CHECK(send_raw(zctx, p.endpoint(), frame).status
@@ -452,9 +457,7 @@ TEST_CASE("ingest: the correlator learns from a resent batch once, also "
     CHECK(p.counter_value("correlator", "received_events_total") == 4);
   }
   // A new correlator knows the committed sequences from the store.
-  correlator_config cc;
-  cc.nice = 0;
-  cc.rt_priority = 0;
+  auto cc = default_priority_correlator();
   test::running_pipeline p{tmp.path, zctx, {}, {}, std::uint64_t{1} << 30,
                            cc};
   CHECK(send_raw(zctx, p.endpoint(), frame).status
