@@ -444,6 +444,13 @@ int main(int argc, char** argv) {
                          "nice only)")
     ->capture_default_str()
     ->check(CLI::Range(0, 99));
+  corr_bench->add_option("--drift-defer-ms", corr_opts.drift_defer_ms,
+                         "While more batches wait, the correlator publishes "
+                         "a batch's deltas and leaves their drift work "
+                         "(baselines, drift alerts) behind the waiting "
+                         "batches for up to this long (0: never)")
+    ->capture_default_str()
+    ->check(CLI::Range(0.0, 1000.0));
   corr_bench->add_option("--runs", corr_opts.runs,
                          "Run it this many times; a last line gives the "
                          "medians and how many runs met the targets")

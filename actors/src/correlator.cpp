@@ -8,6 +8,7 @@
 #include "parallax/storage/store.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -98,6 +99,10 @@ struct correlator_state {
   bool tick_scheduled = false;
   std::vector<correlator_message> out;
   std::vector<correlator_message> unstored; ///< published, to store
+  /// Per drift round queued in the logic, the arrival of its batch; and
+  /// when the oldest was queued.
+  std::deque<time_ns> drift_arrivals;
+  std::chrono::steady_clock::time_point drift_since;
   bool store_scheduled = false;
   std::uint64_t sequence = 0;
   counter* received = nullptr;
@@ -195,6 +200,18 @@ struct correlator_state {
     }
   }
 
+  // Publishes one message of the logic's, and counts it.
+  void emit(const correlator_message& msg, time_ns arrival) {
+    if (cfg.publish)
+      cfg.publish(msg, arrival);
+    if (msg.sourcetype == "parallax:delta")
+      deltas->add();
+    else if (msg.sourcetype == "parallax:alert")
+      alerts->add();
+    else
+      identity->add();
+  }
+
   void save() {
     if (cfg.state_file.empty() || !logic)
       return;
@@ -243,6 +260,48 @@ void release_held(self_ptr self) {
 // Messages waiting to be stored, at most: beyond, they are stored at once.
 constexpr std::size_t max_unstored = 8192;
 
+// What was published goes to the store after the batches already waiting
+// (one batch of messages per flush): the next batch's deltas go first.
+void keep(self_ptr self) {
+  auto& s = self->state;
+  if (s.out.empty())
+    return;
+  s.published->add(s.out.size());
+  std::move(s.out.begin(), s.out.end(), std::back_inserter(s.unstored));
+  s.out.clear();
+  if (s.unstored.size() >= max_unstored)
+    s.store();
+  else if (!s.store_scheduled) {
+    s.store_scheduled = true;
+    self->send(self, flush_atom::value);
+  }
+}
+
+// Runs the queued drift rounds, each published with its batch's arrival.
+void drain_drift(self_ptr self) {
+  auto& s = self->state;
+  s.out.clear();
+  while (!s.drift_arrivals.empty()) {
+    auto arrival = s.drift_arrivals.front();
+    s.drift_arrivals.pop_front();
+    s.logic->advance_drift(s.out, [&](const correlator_message& msg) {
+      s.emit(msg, arrival);
+    });
+  }
+  keep(self);
+}
+
+// After every message: the drift work left behind runs once nothing else
+// waits, or once the oldest of it has waited drift_defer.
+void drain_drift_when_due(self_ptr self) {
+  auto& s = self->state;
+  if (s.drift_arrivals.empty())
+    return;
+  if (self->mailbox().empty()
+      || std::chrono::steady_clock::now() - s.drift_since >= s.cfg.drift_defer)
+    drain_drift(self);
+}
+
 std::unique_ptr<correlator> load_state(const correlator_config& cfg) {
   if (cfg.state_file.empty() || !std::filesystem::exists(cfg.state_file))
     return std::make_unique<correlator>(cfg.options);
@@ -261,6 +320,46 @@ std::unique_ptr<correlator> load_state(const correlator_config& cfg) {
   log::warning("correlator", "{}: {}; set aside as {}, starting fresh",
                cfg.state_file.string(), loaded.error().message, bad.string());
   return std::make_unique<correlator>(cfg.options);
+}
+
+// Learns from a batch, passes it on, publishes the deltas it completes
+// and queues their drift work.
+void learn_batch(self_ptr self, ingest_ptr& item) {
+  auto& s = self->state;
+  if (s.hold.take_resend(item, s.ready)) {
+    s.pass_on();
+    return;
+  }
+  if (!s.first_sight(*item)) {
+    // A resend of what was learned from (and is committed, or on its
+    // way to the indexer ahead of this). Should its first try's commit
+    // have failed, this one is stored: with the VM of its source.
+    s.duplicates->add();
+    if (auto a = bound_vm(s.logic->identity(), item->batch.source_id()))
+      attribute_guest_events(*item, *a);
+    caf::anon_send(s.cfg.next, ingest_atom::value, std::move(item));
+    return;
+  }
+  s.received->add(item->events().size());
+  auto found = attribute_batch(*item, *s.logic);
+  s.attributed->add(found.attributed);
+  auto arrival = item->received;
+  s.hold.admit(std::move(item), found, batch_hold::clock::now(), s.ready);
+  release_held(self);
+  s.out.clear();
+  // Each message goes out as soon as it is final; all are stored after.
+  auto queued = s.logic->advance_windows(
+    s.out, [&](const correlator_message& msg) { s.emit(msg, arrival); });
+  keep(self);
+  if (queued) {
+    if (s.drift_arrivals.empty())
+      s.drift_since = std::chrono::steady_clock::now();
+    s.drift_arrivals.push_back(arrival);
+  }
+  const auto& now = s.logic->counters();
+  s.held_replayed->add(now.held_replayed - s.last.held_replayed);
+  s.held_dropped->add(now.held_dropped - s.last.held_dropped);
+  s.last = now;
 }
 
 correlator_actor::behavior_type correlator_behavior(self_ptr self,
@@ -298,68 +397,29 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& s = self->state;
     s.batches_dropped->add(s.hold.drop_all());
+    drain_drift(self);
     s.store();
     self->quit(msg.reason);
   });
   return {
     [=](ingest_atom, ingest_ptr& item) {
+      learn_batch(self, item);
+      drain_drift_when_due(self);
       auto& s = self->state;
-      if (s.hold.take_resend(item, s.ready)) {
-        s.pass_on();
-        return;
-      }
-      if (!s.first_sight(*item)) {
-        // A resend of what was learned from (and is committed, or on its
-        // way to the indexer ahead of this). Should its first try's commit
-        // have failed, this one is stored: with the VM of its source.
-        s.duplicates->add();
-        if (auto a = bound_vm(s.logic->identity(), item->batch.source_id()))
-          attribute_guest_events(*item, *a);
-        caf::anon_send(s.cfg.next, ingest_atom::value, std::move(item));
-        return;
-      }
-      s.received->add(item->events().size());
-      auto found = attribute_batch(*item, *s.logic);
-      s.attributed->add(found.attributed);
-      auto arrival = item->received;
-      s.hold.admit(std::move(item), found, batch_hold::clock::now(), s.ready);
-      release_held(self);
-      s.out.clear();
-      // Each message goes out as soon as it is final; all are stored after.
-      s.logic->advance(s.out, [&](const correlator_message& msg) {
-        if (s.cfg.publish)
-          s.cfg.publish(msg, arrival);
-        if (msg.sourcetype == "parallax:delta")
-          s.deltas->add();
-        else if (msg.sourcetype == "parallax:alert")
-          s.alerts->add();
-        else
-          s.identity->add();
-      });
-      if (!s.out.empty()) {
-        s.published->add(s.out.size());
-        // Stored as one batch, behind the batches already waiting: the
-        // next batch's deltas go first.
-        std::move(s.out.begin(), s.out.end(), std::back_inserter(s.unstored));
-        if (s.unstored.size() >= max_unstored)
-          s.store();
-        else if (!s.store_scheduled) {
-          s.store_scheduled = true;
-          self->send(self, flush_atom::value);
-        }
-      }
-      const auto& now = s.logic->counters();
-      s.held_replayed->add(now.held_replayed - s.last.held_replayed);
-      s.held_dropped->add(now.held_dropped - s.last.held_dropped);
-      s.last = now;
       if (std::chrono::steady_clock::now() - s.last_save
-          >= s.cfg.save_interval)
+          >= s.cfg.save_interval) {
+        drain_drift(self); // the baselines saved are up to date
         s.save();
+      }
     },
-    [=](flush_atom) { self->state.store(); },
+    [=](flush_atom) {
+      self->state.store();
+      drain_drift_when_due(self);
+    },
     [=](tick_atom) {
       self->state.tick_scheduled = false;
       release_held(self);
+      drain_drift_when_due(self);
     },
   };
 }

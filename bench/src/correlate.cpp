@@ -360,6 +360,8 @@ int run_once(const correlate_options& o, run_figures& figures) {
       correlator_config cc;
       cc.nice = o.correlator_nice;
       cc.rt_priority = o.correlator_rt_priority;
+      cc.drift_defer = std::chrono::microseconds{
+        static_cast<std::int64_t>(o.drift_defer_ms * 1000)};
       cc.options.admin_users = {"root", "deploy"};
       cc.options.service_owners = {{"app-*", {"appuser"}}};
       auto* p = pub->get();
@@ -442,7 +444,8 @@ int run_once(const correlate_options& o, run_figures& figures) {
                "\"security_alerts\":{},\"security_p99_ms\":{:.3f},"
                "\"published\":{},\"dropped\":{},\"received\":{},"
                "\"mode\":\"{}\",\"speed\":{},\"offered_per_s\":{:.0f},"
-               "\"correlator_nice\":{},\"correlator_rt_priority\":{}}}\n",
+               "\"correlator_nice\":{},\"correlator_rt_priority\":{},"
+               "\"drift_defer_ms\":{}}}\n",
                o.vms, events, fleet_res.events, wall, rate,
                lat.delta_ms.size(), percentile(lat.delta_ms, 0.5),
                percentile(lat.delta_ms, 0.99), percentile(lat.delta_ms, 1.0),
@@ -451,7 +454,7 @@ int run_once(const correlate_options& o, run_figures& figures) {
                percentile(lat.security_ms, 0.99), published, dropped, received,
                o.burst ? "burst" : "paced", o.burst ? 0.0 : o.speed,
                fleet_rate + filler_rate, o.correlator_nice,
-               o.correlator_rt_priority);
+               o.correlator_rt_priority, o.drift_defer_ms);
     return 0;
   }
   fmt::print("parallax bench correlate: {} VMs for {} simulated minutes "
@@ -479,6 +482,9 @@ int run_once(const correlate_options& o, run_figures& figures) {
     fmt::print("  correlator and parser threads at nice {} (--correlator-nice; a "
                "warning above says when it could not be set)\n",
                o.correlator_nice);
+  fmt::print("  drift work left behind waiting batches for up to {} ms "
+             "(--drift-defer-ms; the deltas go first)\n",
+             o.drift_defer_ms);
   fmt::print("  filler: {:.0f} events/s (asked: {})\n",
              static_cast<double>(filler_res.events) / filler_res.seconds,
              filler_rate > 0 ? fmt::format("{:.0f}", filler_rate)

@@ -14,11 +14,15 @@ namespace parallax {
 
 namespace {
 
-std::string str(const event_view& e, std::string_view name) {
+std::string_view text(const event_view& e, std::string_view name) {
   if (auto v = e.find(name))
     if (auto s = std::get_if<std::string_view>(v))
-      return std::string{*s};
+      return *s;
   return {};
+}
+
+std::string str(const event_view& e, std::string_view name) {
+  return std::string{text(e, name)};
 }
 
 std::optional<std::int64_t> integer(const event_view& e,
@@ -189,32 +193,28 @@ void correlator::release(std::string_view source_id, const attribution& a) {
 }
 
 void correlator::learn(const attribution& a, const event_view& e) {
-  if (e.sourcetype.starts_with("os:")) {
+  // One lookup of the VM's state per event (most of the fleet's events are
+  // os:process samples, and each used to look it up three times).
+  auto& sec = entry(security_, a.vm_uuid);
+  if (e.sourcetype.starts_with("os:") && sec.skew_open) {
     // A guest whose clock is known to be off joins on the hypervisor's.
-    auto it = security_.find(a.vm_uuid);
-    if (it != security_.end() && it->second.skew_open) {
-      auto shifted = e;
-      shifted.time -= it->second.skew;
-      join_.add(a.vm, a.vm_uuid, shifted);
-    } else {
-      join_.add(a.vm, a.vm_uuid, e);
-    }
+    auto shifted = e;
+    shifted.time -= sec.skew;
+    join_.add(a.vm, a.vm_uuid, shifted);
   } else {
     join_.add(a.vm, a.vm_uuid, e);
   }
   if (e.sourcetype.starts_with("hv:")) {
-    auto& sec = entry(security_, a.vm_uuid);
     sec.last_hv = std::max(sec.last_hv, e.time);
   } else if (e.sourcetype == "os:system") {
-    check_clock(a, e);
+    check_clock(sec, a, e);
   }
   if (e.sourcetype.starts_with("os:")) {
-    auto& sec = entry(security_, a.vm_uuid);
     if (sec.first_guest == INT64_MIN)
       sec.first_guest = e.time;
     if (e.sourcetype == "os:process") {
       check_leak(a, e);
-      check_process(a, e);
+      check_process(sec, a, e);
     }
     else if ((e.sourcetype == "os:auth" || e.sourcetype == "os:cron")
              && e.raw) {
@@ -279,8 +279,8 @@ bool correlator::service_owner(std::string_view vm,
   return false;
 }
 
-void correlator::check_clock(const attribution& a, const event_view& e) {
-  auto& sec = entry(security_, a.vm_uuid);
+void correlator::check_clock(vm_security& sec, const attribution& a,
+                             const event_view& e) {
   if (sec.last_hv == INT64_MIN)
     return;
   auto offset = e.time - sec.last_hv;
@@ -438,18 +438,20 @@ void correlator::check_leak(const attribution& a, const event_view& e) {
   pending_.push_back(std::move(m));
 }
 
-void correlator::check_process(const attribution& a, const event_view& e) {
-  auto user = str(e, "user");
-  auto command = str(e, "command");
-  auto uid = integer(e, "uid");
+void correlator::check_process(vm_security& sec, const attribution& a,
+                               const event_view& e) {
+  // Views into the event: nothing is copied unless an alert is raised.
+  auto user = text(e, "user");
+  auto command = text(e, "command");
   if (command.empty())
     return;
-  auto& sec = entry(security_, a.vm_uuid);
   bool learning = e.time < sec.first_guest + opts_.learning_period;
   if (learning) {
-    sec.learned.insert(command);
+    if (!sec.learned.contains(command))
+      sec.learned.emplace(command);
     return;
   }
+  auto uid = integer(e, "uid");
   auto raise = [&](std::string kind, std::string detail) {
     auto key = fmt::format("{}|{}|{}|{}", a.vm_uuid, kind, command, user);
     auto [it, fresh] = process_alerts_.try_emplace(key);
@@ -457,13 +459,14 @@ void correlator::check_process(const attribution& a, const event_view& e) {
     pa.last_seen = e.time;
     if (!fresh)
       return;
-    pa.id = alert_id(a.vm_uuid, kind, command + "|" + user, e.time);
+    pa.id = alert_id(a.vm_uuid, kind, fmt::format("{}|{}", command, user),
+                     e.time);
     pa.vm = std::string{a.vm};
     pa.vm_uuid = std::string{a.vm_uuid};
     pa.host = resolver_.host_at(a.vm_uuid, e.time);
     pa.kind = kind;
-    pa.process = command;
-    pa.user = user;
+    pa.process = std::string{command};
+    pa.user = std::string{user};
     pa.pid = integer(e, "pid").value_or(0);
     pa.first_seen = e.time;
     ++counters_.security_opened;
@@ -496,7 +499,7 @@ void correlator::check_process(const attribution& a, const event_view& e) {
           fmt::format("{} runs {} (pid {}) on {}: neither an administrator "
                       "nor an allowed user",
                       user, command, integer(e, "pid").value_or(0), a.vm));
-  if (!sec.learned.count(command)
+  if (!sec.learned.contains(command)
       && !contains(opts_.allowed_processes, command))
     raise("rogue_process",
           fmt::format("{} (pid {}, user {}) on {} was not seen while the VM's "
@@ -755,6 +758,14 @@ void correlator::on_silence(const silence& s,
 void correlator::advance(
   std::vector<correlator_message>& out,
   const std::function<void(const correlator_message&)>& emit) {
+  advance_windows(out, emit);
+  while (!drift_rounds_.empty())
+    advance_drift(out, emit);
+}
+
+bool correlator::advance_windows(
+  std::vector<correlator_message>& out,
+  const std::function<void(const correlator_message&)>& emit) {
   auto emitted = out.size();
   auto flush = [&] {
     if (emit)
@@ -790,14 +801,9 @@ void correlator::advance(
       out.push_back(std::move(a));
     }
   }
-  // The deltas go out first, each as soon as it is made; then what they
-  // tell the baselines (drift) and the unexplained-load check.
+  // The deltas go out first, each as soon as it is made.
   for (const auto& d : deltas_) {
     delta_message(d, out);
-    flush();
-  }
-  for (const auto& d : deltas_) {
-    on_delta(d, out);
     flush();
   }
   for (const auto& s : silences_)
@@ -822,6 +828,29 @@ void correlator::advance(
     out.push_back(std::move(m));
   }
   flush();
+  // Corrections are not drift work: baselines see each window once.
+  std::erase_if(deltas_, [](const delta& d) { return d.correction; });
+  if (deltas_.empty())
+    return false;
+  drift_rounds_.push_back(std::move(deltas_));
+  deltas_ = {};
+  return true;
+}
+
+void correlator::advance_drift(
+  std::vector<correlator_message>& out,
+  const std::function<void(const correlator_message&)>& emit) {
+  if (drift_rounds_.empty())
+    return;
+  auto round = std::move(drift_rounds_.front());
+  drift_rounds_.pop_front();
+  auto emitted = out.size();
+  for (const auto& d : round) {
+    on_delta(d, out);
+    if (emit)
+      for (; emitted < out.size(); ++emitted)
+        emit(out[emitted]);
+  }
 }
 
 // -- persistence -------------------------------------------------------------

@@ -86,6 +86,12 @@ struct correlator_config {
   /// committed (its ack lost, or slow) is not learned from twice. Null:
   /// only what this correlator saw itself counts.
   const storage::store* store = nullptr;
+  /// While more batches wait in its mailbox, the correlator publishes a
+  /// batch's deltas and leaves what they tell the baselines (drift alerts,
+  /// the unexplained-load check) until the mailbox is empty, or this long
+  /// after the oldest such work was left (correlator::advance_windows).
+  /// Zero: never left.
+  std::chrono::microseconds drift_defer = defaults::correlator_drift_defer;
   std::filesystem::path state_file;      ///< empty: nothing persisted
   std::chrono::milliseconds save_interval{60'000};
 };

@@ -29,6 +29,10 @@ struct correlate_options {
   int correlator_nice = defaults::correlator_nice;
   /// Its real-time priority (parallax.correlator.rt-priority); 0: none.
   int correlator_rt_priority = defaults::correlator_rt_priority;
+  /// How long the correlator may leave drift work while batches wait
+  /// (correlator_config::drift_defer), in ms; 0: never.
+  double drift_defer_ms
+    = static_cast<double>(defaults::correlator_drift_defer.count()) / 1000;
   /// Runs of the whole benchmark; with more than one, a last line gives the
   /// medians and how many runs met the targets.
   std::size_t runs = 1;

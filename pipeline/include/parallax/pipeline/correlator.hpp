@@ -135,9 +135,30 @@ public:
   /// later ones are worked out: a batch that closes many VMs' windows (a
   /// hypervisor's poll) gets its first VM's deltas out while the
   /// correlator is still at the next VM's.
+  /// advance() is advance_windows() and then advance_drift() for every
+  /// round queued.
   void advance(std::vector<correlator_message>& out,
                const std::function<void(const correlator_message&)>& emit
                = {});
+
+  /// advance() in two steps, for a caller with more batches waiting: the
+  /// deltas (with silences, process sweeps and identity changes) now, what
+  /// they tell the baselines later. advance_windows() does all of
+  /// advance() but the drift work of its new deltas (the baselines, drift
+  /// alerts and the unexplained-load check: about a third of a
+  /// window-closing batch's time), which it queues as one round; it
+  /// returns whether it did. advance_drift() does the oldest round's. The
+  /// rounds keep their order, so each VM's baselines see its windows in
+  /// order; nothing else reads what the drift work writes.
+  bool advance_windows(
+    std::vector<correlator_message>& out,
+    const std::function<void(const correlator_message&)>& emit = {});
+  void advance_drift(
+    std::vector<correlator_message>& out,
+    const std::function<void(const correlator_message&)>& emit = {});
+  std::size_t drift_rounds() const noexcept {
+    return drift_rounds_.size();
+  }
 
   const identity_resolver& identity() const noexcept {
     return resolver_;
@@ -180,7 +201,8 @@ private:
   };
   struct vm_security {
     time_ns first_guest = INT64_MIN;
-    std::set<std::string> learned;       ///< process names of the learning period
+    /// Process names of the learning period (looked up by view).
+    std::set<std::string, std::less<>> learned;
     std::deque<log_line> logs;           ///< recent auth/cron lines
     std::uint32_t unexplained_run = 0;
     bool unexplained_open = false;
@@ -211,8 +233,10 @@ private:
   void hold(std::string_view source_id, const event_view& e);
   void release(std::string_view source_id, const attribution& a);
 
-  void check_process(const attribution& a, const event_view& e);
-  void check_clock(const attribution& a, const event_view& e);
+  void check_process(vm_security& sec, const attribution& a,
+                     const event_view& e);
+  void check_clock(vm_security& sec, const attribution& a,
+                   const event_view& e);
   void check_leak(const attribution& a, const event_view& e);
   bool service_owner(std::string_view vm, std::string_view user) const;
   void delta_message(const delta& d, std::vector<correlator_message>& out);
@@ -266,6 +290,7 @@ private:
   correlator_counters counters_;
   time_ns last_sweep_ = INT64_MIN;           ///< of resolve_gone_processes
   std::vector<delta> deltas_;                ///< scratch
+  std::deque<std::vector<delta>> drift_rounds_; ///< see advance_windows()
   std::vector<silence> silences_;            ///< scratch
 };
 

@@ -183,6 +183,10 @@ inline constexpr int correlator_nice = -10;
 /// (the kernel's) still does. Needs CAP_SYS_NICE or an RLIMIT_RTPRIO that
 /// allows it, and a cgroup that allows real-time threads; else the nice.
 inline constexpr int correlator_rt_priority = 1;
+/// While more batches wait, the drift work of a window-closing batch (a
+/// third of its time) waits this long at most behind them: its deltas are
+/// out already, and the drift alerts' target is 10 ms.
+inline constexpr std::chrono::microseconds correlator_drift_defer{3000};
 inline constexpr std::chrono::milliseconds correlator_learning_period
   = std::chrono::minutes{10};
 inline constexpr std::string_view correlator_admin_users[] = {"root"};
