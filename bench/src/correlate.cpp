@@ -1,5 +1,6 @@
 #include "parallax/bench/correlate.hpp"
 #include "parallax/bench/stats.hpp"
+#include "parallax/bench/stall_probe.hpp"
 
 #include "parallax/actors/ingest_pipeline.hpp"
 #include "parallax/bench/generator.hpp"
@@ -203,6 +204,8 @@ bool told_to_stop(int fd) {
 
 struct latencies {
   std::vector<double> delta_ms, drift_ms, security_ms, identity_ms;
+  /// Deltas later than the target: from arrival to publication.
+  std::vector<stall> late_deltas;
 };
 
 // One run's headline figures, for the summary over several.
@@ -210,6 +213,8 @@ struct run_figures {
   double events_per_s = 0;
   double delta_p99_ms = 0;
   double drift_p99_ms = 0;
+  double stall_max_ms = 0; ///< the machine's longest stall (stall_probe)
+  double steal_pct = -1;   ///< the hypervisor's steal time (stall_probe)
 };
 
 int run_once(const correlate_options& o, run_figures& figures);
@@ -252,6 +257,11 @@ int run_correlate(const correlate_options& o) {
                median(&run_figures::drift_p99_ms), met);
     return 0;
   }
+  for (std::size_t i = 0; i < runs.size(); ++i)
+    fmt::print("run {}: ingest {:.0f} events/s, delta p99 {:.3f} ms, drift p99 "
+               "{:.3f} ms; machine: steal {:.1f} %, longest stall {:.1f} ms\n",
+               i + 1, runs[i].events_per_s, runs[i].delta_p99_ms,
+               runs[i].drift_p99_ms, runs[i].steal_pct, runs[i].stall_max_ms);
   fmt::print("over {} runs: ingest median {:.0f} events/s, delta p99 median "
              "{:.3f} ms, drift p99 median {:.3f} ms; {} of {} runs met the "
              "targets (ingest >= 250,000 events/s, p99 <= 5 ms and "
@@ -305,6 +315,7 @@ int run_once(const correlate_options& o, run_figures& figures) {
   latencies lat;
   std::uint64_t published = 0, dropped = 0, received = 0;
   double wall = 0;
+  stall_figures stalls;
   int rc = 0;
   {
     storage::environment_options eo;
@@ -367,9 +378,13 @@ int run_once(const correlate_options& o, run_figures& figures) {
       auto* p = pub->get();
       cc.publish = [p, &lat](const correlator_message& m, time_ns arrival) {
         p->publish(m.topic, m.time, m.fields);
-        auto ms = static_cast<double>(now_ns() - arrival) / 1e6;
-        if (m.sourcetype == "parallax:delta")
+        auto now = now_ns();
+        auto ms = static_cast<double>(now - arrival) / 1e6;
+        if (m.sourcetype == "parallax:delta") {
           lat.delta_ms.push_back(ms);
+          if (ms > 5)
+            lat.late_deltas.push_back({arrival, now});
+        }
         else if (m.topic == "alert.drift")
           lat.drift_ms.push_back(ms);
         else if (m.topic == "alert.security")
@@ -401,6 +416,7 @@ int run_once(const correlate_options& o, run_figures& figures) {
                              : static_cast<double>(fleet_events) * o.speed
                                  / (static_cast<double>(o.minutes) * 60);
         filler_rate = o.rate > 0 ? std::max(1.0, o.rate - fleet_rate) : 0.0;
+        stall_probe probe;
         auto t0 = clock_type::now();
         write_all(to_fleet[1], &filler_rate, sizeof filler_rate);
         write_all(to_filler[1], &filler_rate, sizeof filler_rate);
@@ -409,6 +425,7 @@ int run_once(const correlate_options& o, run_figures& figures) {
         write_all(to_filler[1], &done, 1);
         read_all(from_filler[0], &filler_res, sizeof filler_res);
         wall = std::chrono::duration<double>(clock_type::now() - t0).count();
+        stalls = probe.stop();
         int status = 0;
         ::waitpid(fleet_pid, &status, 0);
         ::waitpid(filler_pid, &status, 0);
@@ -435,6 +452,9 @@ int run_once(const correlate_options& o, run_figures& figures) {
   figures.events_per_s = rate;
   figures.delta_p99_ms = percentile(lat.delta_ms, 0.99);
   figures.drift_p99_ms = percentile(lat.drift_ms, 0.99);
+  figures.stall_max_ms = stalls.max_ms;
+  figures.steal_pct = stalls.steal_pct;
+  auto late_in_stall = overlapping(stalls.stalls, lat.late_deltas);
   if (o.json) {
     fmt::print("{{\"bench\":\"correlate\",\"vms\":{},\"events\":{},"
                "\"fleet_events\":{},\"seconds\":{:.3f},\"events_per_s\":{:.0f},"
@@ -445,7 +465,11 @@ int run_once(const correlate_options& o, run_figures& figures) {
                "\"published\":{},\"dropped\":{},\"received\":{},"
                "\"mode\":\"{}\",\"speed\":{},\"offered_per_s\":{:.0f},"
                "\"correlator_nice\":{},\"correlator_rt_priority\":{},"
-               "\"drift_defer_ms\":{}}}\n",
+               "\"drift_defer_ms\":{},\"steal_pct\":{:.2f},"
+               "\"stall_probe_real_time\":{},"
+               "\"stalls\":{},\"stall_max_ms\":{:.3f},"
+               "\"stall_total_ms\":{:.3f},\"late_deltas\":{},"
+               "\"late_deltas_in_stall\":{}}}\n",
                o.vms, events, fleet_res.events, wall, rate,
                lat.delta_ms.size(), percentile(lat.delta_ms, 0.5),
                percentile(lat.delta_ms, 0.99), percentile(lat.delta_ms, 1.0),
@@ -454,7 +478,10 @@ int run_once(const correlate_options& o, run_figures& figures) {
                percentile(lat.security_ms, 0.99), published, dropped, received,
                o.burst ? "burst" : "paced", o.burst ? 0.0 : o.speed,
                fleet_rate + filler_rate, o.correlator_nice,
-               o.correlator_rt_priority, o.drift_defer_ms);
+               o.correlator_rt_priority, o.drift_defer_ms, stalls.steal_pct,
+               stalls.real_time,
+               stalls.stalls.size(), stalls.max_ms, stalls.total_ms,
+               lat.late_deltas.size(), late_in_stall);
     return 0;
   }
   fmt::print("parallax bench correlate: {} VMs for {} simulated minutes "
@@ -505,6 +532,19 @@ int run_once(const correlate_options& o, run_figures& figures) {
   fmt::print("  published {} messages, {} dropped at the high-water mark; "
              "the subscriber received {}\n",
              published, dropped, received);
+  fmt::print("  machine: the hypervisor's steal time {}; on each CPU {} "
+             "waking every 1 ms was more than 1 ms late {} times (at most "
+             "{:.1f} ms, {:.1f} ms in all){}; {} of the {} deltas over 5 ms "
+             "waited through such a stall\n",
+             stalls.steal_pct >= 0 ? fmt::format("{:.1f} %", stalls.steal_pct)
+                                   : std::string{"unknown"},
+             stalls.real_time ? "a thread at the top real-time priority"
+                              : "a thread in the normal class (no real-time "
+                                "class allowed: this counts the server's own "
+                                "load too)",
+             stalls.stalls.size(), stalls.max_ms, stalls.total_ms,
+             stalls.real_time ? ": time nothing else could run there" : "",
+             late_in_stall, lat.late_deltas.size());
   fmt::print("  latency: from the collector taking the batch that let a "
              "window close (or raised the alert) to the message leaving "
              "through the PUB socket\n");

@@ -1,0 +1,76 @@
+#pragma once
+
+// How long a CPU of this machine ran no thread of ours at all: on each CPU
+// a thread in the highest real-time class (SCHED_FIFO at the top priority,
+// when allowed), pinned there, sleeps to an absolute deadline every
+// millisecond and notes how late it woke. Such a thread preempts every
+// other thread of the guest at once, so lateness beyond a few microseconds
+// is time when nothing could run on that CPU: the hypervisor running
+// another tenant on this vCPU, or a kernel path that cannot be preempted
+// (this kernel's default preemption model is "none"). The correlator's
+// real-time thread would have waited as long. And the steal time the
+// hypervisor reports (/proc/stat): CPU time it gave to others. Used by
+// `parallax bench correlate` to tell a noisy machine from a slow server.
+
+#include "parallax/schemas/event.hpp" // time_ns
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace parallax::bench {
+
+struct stall {
+  time_ns from = 0; ///< when the probe should have woken (now_ns clock)
+  time_ns to = 0;   ///< when it woke
+};
+
+struct stall_figures {
+  bool real_time = false;   ///< false: the probes ran in the normal class
+  std::uint64_t wakeups = 0;
+  /// Wakeups late by more than the threshold, all CPUs', by start.
+  std::vector<stall> stalls;
+  double max_ms = 0;
+  double total_ms = 0;       ///< lateness of the stalls, summed
+  /// Steal time over the probe's life, as a share of all CPUs' time
+  /// (negative: /proc/stat unreadable).
+  double steal_pct = -1;
+};
+
+class stall_probe {
+public:
+  /// Starts a probe on every CPU this process may use; wakeups late by
+  /// more than `threshold` are stalls.
+  explicit stall_probe(std::chrono::microseconds period
+                       = std::chrono::milliseconds{1},
+                       std::chrono::microseconds threshold
+                       = std::chrono::milliseconds{1});
+  ~stall_probe();
+  stall_probe(const stall_probe&) = delete;
+  stall_probe& operator=(const stall_probe&) = delete;
+
+  /// Stops the probes and returns what they saw. Once.
+  stall_figures stop();
+
+private:
+  struct cpu_probe {
+    stall_figures figures;
+    std::thread thread;
+  };
+  void run(int cpu, stall_figures& out);
+
+  std::chrono::microseconds period_;
+  std::chrono::microseconds threshold_;
+  std::atomic<bool> stop_{false};
+  std::vector<cpu_probe> probes_;
+  std::uint64_t steal_ticks_ = 0, all_ticks_ = 0;
+  bool stopped_ = false;
+};
+
+/// How many of the intervals [from, to) overlap a stall.
+std::size_t overlapping(const std::vector<stall>& stalls,
+                        const std::vector<stall>& intervals);
+
+} // namespace parallax::bench

@@ -1,0 +1,55 @@
+// The machine-stall probe of `parallax bench correlate`.
+
+#include "parallax/bench/stall_probe.hpp"
+
+#include <doctest/doctest.h>
+
+#include <thread>
+
+using namespace parallax;
+using namespace parallax::bench;
+using namespace std::chrono_literals;
+
+TEST_CASE("stall probe: intervals that overlap a stall are counted once "
+          "each") {
+  std::vector<stall> stalls = {{100, 110}, {200, 260}, {300, 301}};
+  std::vector<stall> intervals = {
+    {90, 100},  // ends where the first stall begins: no
+    {95, 105},  // yes
+    {105, 205}, // yes (two stalls, counted once)
+    {150, 199}, // between: no
+    {250, 400}, // yes
+    {301, 500}, // after the last: no
+    {120, 130}, // no (out of order on purpose)
+  };
+  CHECK(overlapping(stalls, intervals) == 3);
+  // Stalls of two CPUs overlap each other; a long interval before a short
+  // one must not make the short one count.
+  std::vector<stall> two_cpus = {{100, 400}, {150, 160}, {500, 510}};
+  CHECK(overlapping(two_cpus, {{0, 600}, {410, 420}, {300, 305},
+                               {505, 506}}) == 3);
+  CHECK(overlapping({}, intervals) == 0);
+  CHECK(overlapping(stalls, {}) == 0);
+}
+
+TEST_CASE("stall probe: wakes about once a millisecond and reports what it "
+          "saw") {
+  stall_probe probe;
+  std::this_thread::sleep_for(300ms);
+  auto f = probe.stop();
+  // 300 wakeups per CPU, less what stalls took (each stall skips the
+  // wakeups it missed).
+  auto cpus = std::max(1u, std::thread::hardware_concurrency());
+  CHECK(f.wakeups >= 100 * cpus);
+  CHECK(f.wakeups <= 310 * cpus);
+  CHECK(f.steal_pct >= 0); // this is Linux: /proc/stat is there
+  CHECK(f.steal_pct <= 100);
+  double longest = 0, sum = 0;
+  for (const auto& s : f.stalls) {
+    CHECK(s.to - s.from > 1'000'000); // over the 1 ms threshold
+    longest = std::max(longest, static_cast<double>(s.to - s.from) / 1e6);
+    sum += static_cast<double>(s.to - s.from) / 1e6;
+  }
+  CHECK(f.max_ms == doctest::Approx(longest));
+  CHECK(f.total_ms == doctest::Approx(sum));
+}
