@@ -1,5 +1,7 @@
 #include "parallax/actors/collector.hpp"
 
+#include "thread_priority.hpp"
+
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/schemas/reply.hpp"
 
@@ -60,6 +62,7 @@ void collector::stop() {
 }
 
 void collector::run() {
+  detail::set_thread_name("plx-collector");
   auto& m = *cfg_.metrics;
   auto& received_batches = m.get("collector", "received_batches_total");
   auto& received_events = m.get("collector", "received_events_total");

@@ -1,5 +1,7 @@
 #include "parallax/actors/compactor.hpp"
 
+#include "thread_priority.hpp"
+
 #include "parallax/pipeline/logging.hpp"
 
 #include <malloc.h>
@@ -25,6 +27,7 @@ compactor(compactor_actor::stateful_pointer<compactor_state> self,
   st.policy.emplace(cfg.quiet, cfg.quiet * 30);
   // As the indexer: its final swap holds LMDB's write lock, which a lower
   // priority would stretch while the indexer waits for it.
+  detail::set_thread_name("plx-compactor");
   if (cfg.nice != 0)
     (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()),
                         cfg.nice);

@@ -364,6 +364,7 @@ void learn_batch(self_ptr self, ingest_ptr& item) {
 
 correlator_actor::behavior_type correlator_behavior(self_ptr self,
                                                     correlator_config cfg) {
+  detail::set_thread_name("plx-correlator");
   if (auto why = detail::set_thread_priority(cfg.rt_priority, cfg.nice);
       !why.empty())
     log::warning("correlator", "{}", why);

@@ -1,5 +1,7 @@
 #include "parallax/actors/indexer.hpp"
 
+#include "thread_priority.hpp"
+
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/schemas/reply.hpp"
 
@@ -118,6 +120,7 @@ indexer(indexer_actor::stateful_pointer<indexer_state> self, indexer_config cfg)
   // 19 ms at 5 and 12 ms at 0; without one, nice 0 cost about 2 ms of p99
   // (3.7 / 5.1 / 4.4 ms against 1.5 / 9.3 / 2.2 ms): 5 in that case.
   // The compactor runs at the same nice (it takes the write lock too).
+  detail::set_thread_name("plx-indexer");
   if (cfg.nice != 0)
     (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()),
                         cfg.nice);

@@ -154,6 +154,7 @@ parser(parser_actor::stateful_pointer<parser_state> self, parser_config cfg) {
                                     : book.error().message));
     return parser_actor::behavior_type::make_empty_behavior();
   }
+  detail::set_thread_name("plx-parser");
   // The correlator says it when it cannot have the same.
   if (auto why = detail::set_thread_priority(cfg.rt_priority, cfg.nice);
       !why.empty())

@@ -1,5 +1,7 @@
 #include "parallax/actors/search.hpp"
 
+#include "thread_priority.hpp"
+
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/pipeline/query_protocol.hpp"
 
@@ -112,6 +114,7 @@ void search_service::stop() {
 }
 
 void search_service::run() {
+  detail::set_thread_name("plx-search");
   std::mt19937_64 rng{std::random_device{}()};
   auto& h = *hub_;
   auto reply = [&](std::string_view peer, const std::string& msg) {

@@ -24,6 +24,12 @@ int enter_real_time(int rt_priority) {
 
 } // namespace
 
+void set_thread_name(const char* name) {
+  char buf[16] = {};
+  std::strncpy(buf, name, sizeof buf - 1);
+  (void)::pthread_setname_np(::pthread_self(), buf);
+}
+
 std::string set_thread_priority(int rt_priority, int nice) {
   std::string rt_error;
   if (rt_priority > 0) {

@@ -21,6 +21,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -327,6 +328,20 @@ int count_at(const std::vector<thread_sched>& threads, int nice) {
   return n;
 }
 
+// The nice of the one thread called `name`; nullopt when there is not
+// exactly one.
+std::optional<int> nice_of(const std::vector<thread_sched>& threads,
+                           std::string_view name) {
+  std::optional<int> nice;
+  int n = 0;
+  for (const auto& t : threads)
+    if (t.name == name) {
+      nice = t.nice;
+      ++n;
+    }
+  return n == 1 ? nice : std::nullopt;
+}
+
 int count_real_time(const std::vector<thread_sched>& threads, int prio) {
   int n = 0;
   for (const auto& t : threads)
@@ -385,5 +400,13 @@ TEST_CASE("correlate: the correlator's and the parser's threads run at "
            && in_real_time == 0
            && log.find("cannot run") == std::string::npos;
   }));
+  // The server's threads are named for what they do (top -H, ps -L):
+  // the two at nice 7 are the correlator's and the parser's.
+  auto threads = threads_of(server.pid());
+  CHECK(nice_of(threads, "plx-correlator") == 7);
+  CHECK(nice_of(threads, "plx-parser") == 7);
+  CHECK(nice_of(threads, "plx-collector").has_value());
+  CHECK(nice_of(threads, "plx-indexer").has_value());
+  CHECK(nice_of(threads, "plx-compactor").has_value());
   CHECK(server.terminate() == 0);
 }
