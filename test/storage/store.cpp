@@ -414,6 +414,39 @@ TEST_CASE("store: postings of raw-text terms and field terms") {
   CHECK(p("user=dep").empty());
 }
 
+TEST_CASE("store: postings stay exact with far more distinct terms than "
+          "the indexer's cache of recent terms") {
+  // 20,000 events, each with a word and a field value out of 6,000 (the
+  // cache has 2,048 slots: they collide all the time), written in one
+  // group; then every term's postings are the events that have it.
+  fixture f;
+  std::vector<event> evs;
+  std::map<std::string, ids> want;
+  std::mt19937_64 rng{7};
+  for (std::uint64_t i = 0; i < 20'000; ++i) {
+    auto w = rng() % 6'000;
+    auto v = rng() % 6'000;
+    evs.push_back(log_event(t0 + static_cast<time_ns>(i), "web-01",
+                            "word" + std::to_string(w) + " common",
+                            {{"tag", str("v" + std::to_string(v))}}));
+    want["word" + std::to_string(w)].push_back(i);
+    auto& t = want["tag=v" + std::to_string(v)];
+    if (t.empty() || t.back() != i)
+      t.push_back(i);
+  }
+  ok(write_one(f.store(), "agent", 1, evs));
+  std::size_t checked = 0;
+  for (const auto& [term, expected] : want) {
+    CAPTURE(term);
+    CHECK(ok(f.store().postings(b0, term)) == expected);
+    ++checked;
+  }
+  CHECK(checked > 8'000);
+  CHECK(ok(f.store().postings(b0, "common")).size() == 20'000);
+  // The summaries count each value once per event.
+  CHECK(ok(f.store().count(b0, "tag", "v17")) == want["tag=v17"].size());
+}
+
 TEST_CASE("store: postings of several write groups are concatenated") {
   fixture f;
   // Group 1 (source a, seq 1), all in b0: ids 0, 1, 2.
