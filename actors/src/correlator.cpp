@@ -235,6 +235,13 @@ struct correlator_state {
   }
 
   ~correlator_state() {
+    // Ended without its exit handler (killed): the drift work left queued
+    // still updates the baselines saved; its alerts cannot go out now.
+    if (logic && !cfg.state_file.empty()) {
+      std::vector<correlator_message> lost;
+      while (logic->drift_rounds() > 0)
+        logic->advance_drift(lost);
+    }
     save();
   }
 };
@@ -407,15 +414,19 @@ correlator_actor::behavior_type correlator_behavior(self_ptr self,
       learn_batch(self, item);
       drain_drift_when_due(self);
       auto& s = self->state;
-      if (std::chrono::steady_clock::now() - s.last_save
-          >= s.cfg.save_interval) {
+      if (!s.cfg.state_file.empty()
+          && std::chrono::steady_clock::now() - s.last_save
+               >= s.cfg.save_interval) {
         drain_drift(self); // the baselines saved are up to date
         s.save();
       }
     },
     [=](flush_atom) {
-      self->state.store();
+      // This flush was what kept the mailbox from being empty after a
+      // window-closing batch: the drift work first, so that its alerts go
+      // out now and into the same stored batch.
       drain_drift_when_due(self);
+      self->state.store();
     },
     [=](tick_atom) {
       self->state.tick_scheduled = false;

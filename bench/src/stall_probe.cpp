@@ -52,6 +52,7 @@ stall_probe::stall_probe(std::chrono::microseconds period,
   }
   if (cpus.empty())
     cpus.push_back(-1); // unpinned
+  started_ = std::chrono::steady_clock::now();
   probes_ = std::vector<cpu_probe>(cpus.size());
   for (std::size_t i = 0; i < cpus.size(); ++i)
     probes_[i].thread = std::thread{[this, cpu = cpus[i], &p = probes_[i]] {
@@ -79,6 +80,10 @@ stall_figures stall_probe::stop() {
     all.stalls.insert(all.stalls.end(), p.figures.stalls.begin(),
                       p.figures.stalls.end());
   }
+  all.probes = probes_.size();
+  all.seconds = std::chrono::duration<double>(
+                  std::chrono::steady_clock::now() - started_)
+                  .count();
   std::sort(all.stalls.begin(), all.stalls.end(),
             [](const stall& a, const stall& b) { return a.from < b.from; });
   std::uint64_t steal = 0, ticks = 0;

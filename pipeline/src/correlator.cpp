@@ -193,10 +193,15 @@ void correlator::release(std::string_view source_id, const attribution& a) {
 }
 
 void correlator::learn(const attribution& a, const event_view& e) {
+  bool guest = e.sourcetype.starts_with("os:");
+  if (!guest && !e.sourcetype.starts_with("hv:")) {
+    join_.add(a.vm, a.vm_uuid, e); // collectd and the like: joined only
+    return;
+  }
   // One lookup of the VM's state per event (most of the fleet's events are
   // os:process samples, and each used to look it up three times).
   auto& sec = entry(security_, a.vm_uuid);
-  if (e.sourcetype.starts_with("os:") && sec.skew_open) {
+  if (guest && sec.skew_open) {
     // A guest whose clock is known to be off joins on the hypervisor's.
     auto shifted = e;
     shifted.time -= sec.skew;
@@ -204,25 +209,23 @@ void correlator::learn(const attribution& a, const event_view& e) {
   } else {
     join_.add(a.vm, a.vm_uuid, e);
   }
-  if (e.sourcetype.starts_with("hv:")) {
+  if (!guest) {
     sec.last_hv = std::max(sec.last_hv, e.time);
-  } else if (e.sourcetype == "os:system") {
-    check_clock(sec, a, e);
+    return;
   }
-  if (e.sourcetype.starts_with("os:")) {
-    if (sec.first_guest == INT64_MIN)
-      sec.first_guest = e.time;
-    if (e.sourcetype == "os:process") {
-      check_leak(a, e);
-      check_process(sec, a, e);
-    }
-    else if ((e.sourcetype == "os:auth" || e.sourcetype == "os:cron")
+  if (e.sourcetype == "os:system")
+    check_clock(sec, a, e);
+  if (sec.first_guest == INT64_MIN)
+    sec.first_guest = e.time;
+  if (e.sourcetype == "os:process") {
+    check_leak(a, e);
+    check_process(sec, a, e);
+  } else if ((e.sourcetype == "os:auth" || e.sourcetype == "os:cron")
              && e.raw) {
-      sec.logs.push_back({e.time, std::string{e.sourcetype},
-                          std::string{*e.raw}});
-      while (sec.logs.size() > 64)
-        sec.logs.pop_front();
-    }
+    sec.logs.push_back({e.time, std::string{e.sourcetype},
+                        std::string{*e.raw}});
+    while (sec.logs.size() > 64)
+      sec.logs.pop_front();
   }
 }
 

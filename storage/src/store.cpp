@@ -519,6 +519,8 @@ private:
   // misses (bucket, node, key), a hit here about one. With `parallax
   // bench correlate` the map's lookups were a fifth of the indexer's time.
   term_entry& recent(std::string_view term) {
+    if (recent_.empty()) // a pass per block when summaries are rebuilt
+      recent_.resize(recent_size);
     auto h = string_hash{}(term);
     auto& slot = recent_[h % recent_size];
     if (slot.entry && slot.hash == h && *slot.key == term)
@@ -540,7 +542,7 @@ private:
     term_entry* entry = nullptr;
   };
   static constexpr std::size_t recent_size = 2048;
-  std::vector<recent_term> recent_ = std::vector<recent_term>(recent_size);
+  std::vector<recent_term> recent_; // allocated on first use
   term_map& terms_;
   tuple_map& tuples_;
   std::string buf_, tbuf_;

@@ -266,6 +266,8 @@ TEST_CASE("correlator stage: with batches waiting, the deltas go first and "
     CHECK(got[key] == lines);
   }
   caf::anon_send_exit(corr, caf::exit_reason::user_shutdown);
+  caf::scoped_actor self{sys};
+  self->wait_for(corr); // before what its callbacks use goes away
 }
 
 TEST_CASE("correlator stage: at stop, the drift work left behind is done, "
@@ -281,11 +283,15 @@ TEST_CASE("correlator stage: at stop, the drift work left behind is done, "
   std::promise<void> all_sent;
   auto sent = all_sent.get_future().share();
   std::promise<void> at_late;
+  std::promise<void> exit_sent;
+  auto stopped = exit_sent.get_future().share();
   std::size_t drift_before_stop = 0;
   bool stopping = false;
   // As above, the mailbox is full from the first message on; the first
   // delta of a window 50 minutes in (the baselines warm, the scenario's
-  // anomalies under way) stalls the actor while the test stops it.
+  // anomalies under way) holds the actor until its exit message is in the
+  // mailbox: from then on, the mailbox is not empty before the exit is
+  // handled, so only the exit handler can run the drift work.
   pub.hook = [&, first = true](const correlator_message& m) mutable {
     if (std::exchange(first, false))
       sent.wait_for(30s);
@@ -294,7 +300,7 @@ TEST_CASE("correlator stage: at stop, the drift work left behind is done, "
     if (!stopping && m.sourcetype == "parallax:delta" && m.time >= late) {
       stopping = true;
       at_late.set_value();
-      std::this_thread::sleep_for(300ms);
+      stopped.wait_for(30s);
     }
   };
   auto corr = spawn_correlator(sys, config_of(spawn_sink(sys, stored),
@@ -306,6 +312,7 @@ TEST_CASE("correlator stage: at stop, the drift work left behind is done, "
   all_sent.set_value();
   REQUIRE(at_late.get_future().wait_for(60s) == std::future_status::ready);
   caf::anon_send_exit(corr, caf::exit_reason::user_shutdown);
+  exit_sent.set_value();
   {
     caf::scoped_actor self{sys};
     self->wait_for(corr);

@@ -37,11 +37,14 @@ TEST_CASE("stall probe: wakes about once a millisecond and reports what it "
   stall_probe probe;
   std::this_thread::sleep_for(300ms);
   auto f = probe.stop();
-  // 300 wakeups per CPU, less what stalls took (each stall skips the
-  // wakeups it missed).
-  auto cpus = std::max(1u, std::thread::hardware_concurrency());
-  CHECK(f.wakeups >= 100 * cpus);
-  CHECK(f.wakeups <= 310 * cpus);
+  // One wakeup a millisecond per probe, less what stalls took (each stall
+  // skips the wakeups it missed); a loaded machine may make fewer, never
+  // more.
+  REQUIRE(f.probes >= 1);
+  CHECK(f.seconds >= 0.3);
+  auto ms = f.seconds * 1000;
+  CHECK(static_cast<double>(f.wakeups) <= static_cast<double>(f.probes) * (ms + 2));
+  CHECK(static_cast<double>(f.wakeups) >= static_cast<double>(f.probes) * 100);
   CHECK(f.steal_pct >= 0); // this is Linux: /proc/stat is there
   CHECK(f.steal_pct <= 100);
   double longest = 0, sum = 0;

@@ -88,9 +88,10 @@ struct correlator_config {
   const storage::store* store = nullptr;
   /// While more batches wait in its mailbox, the correlator publishes a
   /// batch's deltas and leaves what they tell the baselines (drift alerts,
-  /// the unexplained-load check) until the mailbox is empty, or this long
-  /// after the oldest such work was left (correlator::advance_windows).
-  /// Zero: never left.
+  /// the unexplained-load check) until the mailbox is empty (but for its
+  /// own flush, which runs that work first), or until the first message
+  /// it finishes this long after the oldest such work was left
+  /// (correlator::advance_windows). Zero: never left.
   std::chrono::microseconds drift_defer = defaults::correlator_drift_defer;
   std::filesystem::path state_file;      ///< empty: nothing persisted
   std::chrono::milliseconds save_interval{60'000};

@@ -29,6 +29,8 @@ struct stall {
 
 struct stall_figures {
   bool real_time = false;   ///< false: the probes ran in the normal class
+  std::size_t probes = 0;    ///< one per CPU this process may use
+  double seconds = 0;        ///< how long they ran
   std::uint64_t wakeups = 0;
   /// Wakeups late by more than the threshold, all CPUs', by start.
   std::vector<stall> stalls;
@@ -66,6 +68,7 @@ private:
   std::atomic<bool> stop_{false};
   std::vector<cpu_probe> probes_;
   std::uint64_t steal_ticks_ = 0, all_ticks_ = 0;
+  std::chrono::steady_clock::time_point started_;
   bool stopped_ = false;
 };
 

@@ -149,7 +149,11 @@ public:
   /// window-closing batch's time), which it queues as one round; it
   /// returns whether it did. advance_drift() does the oldest round's. The
   /// rounds keep their order, so each VM's baselines see its windows in
-  /// order; nothing else reads what the drift work writes.
+  /// order, and the window work reads nothing the drift work writes (the
+  /// baselines, the unexplained-load runs). Until a round has run, save()
+  /// and counters() do not reflect it; and an unexplained-load alert's
+  /// log_context holds the guest's auth/cron lines as of when its round
+  /// runs (lines that came in meanwhile may be among them).
   bool advance_windows(
     std::vector<correlator_message>& out,
     const std::function<void(const correlator_message&)>& emit = {});
