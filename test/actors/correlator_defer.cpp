@@ -14,9 +14,11 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <caf/actor_system.hpp>
@@ -195,6 +197,49 @@ bool wait_until(Predicate ready, std::chrono::seconds limit = 60s) {
   return true;
 }
 
+// A correlator stage whose mailbox is full before it handles anything:
+// the first message it publishes holds it until every batch is sent.
+// `then` sees every message published (on the actor's thread).
+struct full_mailbox {
+  sink_state stored;
+  metrics_registry metrics;
+  published pub;
+  caf::actor_system_config sys_cfg;
+  std::optional<caf::actor_system> sys; // goes before what the actor uses
+  correlator_actor corr;
+
+  full_mailbox(std::vector<ingest_ptr>& batches,
+               std::function<void(const correlator_message&)> then = {}) {
+    configure_actor_system(sys_cfg, config::defaults());
+    sys.emplace(sys_cfg);
+    std::promise<void> all_sent;
+    auto sent = all_sent.get_future().share();
+    pub.hook = [sent, then = std::move(then),
+                first = true](const correlator_message& m) mutable {
+      if (std::exchange(first, false))
+        sent.wait_for(30s);
+      if (then)
+        then(m);
+    };
+    corr = spawn_correlator(*sys, config_of(spawn_sink(*sys, stored),
+                                            metrics, pub));
+    for (auto& b : batches) {
+      b->received = now_ns();
+      caf::anon_send(corr, ingest_atom::value, std::move(b));
+    }
+    all_sent.set_value();
+  }
+
+  void stop() {
+    caf::anon_send_exit(corr, caf::exit_reason::user_shutdown);
+  }
+
+  void wait() {
+    caf::scoped_actor self{*sys};
+    self->wait_for(corr);
+  }
+};
+
 } // namespace
 
 TEST_CASE("correlator stage: with batches waiting, the deltas go first and "
@@ -219,28 +264,11 @@ TEST_CASE("correlator stage: with batches waiting, the deltas go first and "
     expected_drift += drift_alert(m);
   REQUIRE(expected_drift > 10);
 
-  caf::actor_system_config sys_cfg;
-  configure_actor_system(sys_cfg, config::defaults());
-  caf::actor_system sys{sys_cfg};
-  sink_state stored;
-  metrics_registry metrics;
-  published pub;
-  // The first message (an identity change) stalls the actor until every
-  // batch is in its mailbox: from then on, batches wait behind each other
-  // until the last.
-  std::promise<void> all_sent;
-  auto sent = all_sent.get_future().share();
-  pub.hook = [sent, first = true](const correlator_message&) mutable {
-    if (std::exchange(first, false))
-      sent.wait_for(30s);
-  };
-  auto corr = spawn_correlator(sys, config_of(spawn_sink(sys, stored),
-                                              metrics, pub));
-  for (auto& b : batches) {
-    b->received = now_ns();
-    caf::anon_send(corr, ingest_atom::value, std::move(b));
-  }
-  all_sent.set_value();
+  // From the first message on, batches wait behind each other until the
+  // last.
+  full_mailbox f{batches};
+  auto& pub = f.pub;
+  auto& stored = f.stored;
   REQUIRE(wait_until([&] { return pub.size() >= expected.size(); }));
   REQUIRE(wait_until([&] {
     std::lock_guard lock{stored.mu};
@@ -265,23 +293,14 @@ TEST_CASE("correlator stage: with batches waiting, the deltas go first and "
     CAPTURE(key);
     CHECK(got[key] == lines);
   }
-  caf::anon_send_exit(corr, caf::exit_reason::user_shutdown);
-  caf::scoped_actor self{sys};
-  self->wait_for(corr); // before what its callbacks use goes away
+  f.stop();
+  f.wait();
 }
 
 TEST_CASE("correlator stage: at stop, the drift work left behind is done, "
           "published and stored") {
   auto batches = fleet_batches();
   auto late = fleet_options().start + 50 * 60 * s;
-  caf::actor_system_config sys_cfg;
-  configure_actor_system(sys_cfg, config::defaults());
-  caf::actor_system sys{sys_cfg};
-  sink_state stored;
-  metrics_registry metrics;
-  published pub;
-  std::promise<void> all_sent;
-  auto sent = all_sent.get_future().share();
   std::promise<void> at_late;
   std::promise<void> exit_sent;
   auto stopped = exit_sent.get_future().share();
@@ -292,9 +311,7 @@ TEST_CASE("correlator stage: at stop, the drift work left behind is done, "
   // anomalies under way) holds the actor until its exit message is in the
   // mailbox: from then on, the mailbox is not empty before the exit is
   // handled, so only the exit handler can run the drift work.
-  pub.hook = [&, first = true](const correlator_message& m) mutable {
-    if (std::exchange(first, false))
-      sent.wait_for(30s);
+  full_mailbox f{batches, [&](const correlator_message& m) {
     if (!stopping && drift_alert(m))
       ++drift_before_stop;
     if (!stopping && m.sourcetype == "parallax:delta" && m.time >= late) {
@@ -302,33 +319,23 @@ TEST_CASE("correlator stage: at stop, the drift work left behind is done, "
       at_late.set_value();
       stopped.wait_for(30s);
     }
-  };
-  auto corr = spawn_correlator(sys, config_of(spawn_sink(sys, stored),
-                                              metrics, pub));
-  for (auto& b : batches) {
-    b->received = now_ns();
-    caf::anon_send(corr, ingest_atom::value, std::move(b));
-  }
-  all_sent.set_value();
+  }};
   REQUIRE(at_late.get_future().wait_for(60s) == std::future_status::ready);
-  caf::anon_send_exit(corr, caf::exit_reason::user_shutdown);
+  f.stop();
   exit_sent.set_value();
-  {
-    caf::scoped_actor self{sys};
-    self->wait_for(corr);
-  }
+  f.wait();
   // Nothing was drained before the stop; the stop drained it all.
   CHECK(drift_before_stop == 0);
   std::size_t drift = 0;
   {
-    std::lock_guard lock{pub.mu};
-    for (const auto& m : pub.messages)
+    std::lock_guard lock{f.pub.mu};
+    for (const auto& m : f.pub.messages)
       drift += drift_alert(m);
   }
   CHECK(drift > 5);
   // Everything published went to the store.
   CHECK(wait_until([&] {
-    std::lock_guard lock{stored.mu};
-    return stored.messages == pub.size();
+    std::lock_guard lock{f.stored.mu};
+    return f.stored.messages == f.pub.size();
   }, 10s));
 }
