@@ -5,8 +5,6 @@
 #include "parallax/pipeline/logging.hpp"
 
 #include <malloc.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 
@@ -28,9 +26,7 @@ compactor(compactor_actor::stateful_pointer<compactor_state> self,
   // As the indexer: its final swap holds LMDB's write lock, which a lower
   // priority would stretch while the indexer waits for it.
   detail::set_thread_name("plx-compactor");
-  if (cfg.nice != 0)
-    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()),
-                        cfg.nice);
+  (void)detail::set_thread_priority(0, cfg.nice); // raising it always works
   auto& m = *cfg.metrics;
   st.compactions = &m.get("compactor", "compactions_total");
   st.events = &m.get("compactor", "compacted_events_total");

@@ -5,9 +5,6 @@
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/schemas/reply.hpp"
 
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <caf/actor_system.hpp>
 #include <caf/sec.hpp>
 #include <caf/spawn_options.hpp>
@@ -121,9 +118,7 @@ indexer(indexer_actor::stateful_pointer<indexer_state> self, indexer_config cfg)
   // (3.7 / 5.1 / 4.4 ms against 1.5 / 9.3 / 2.2 ms): 5 in that case.
   // The compactor runs at the same nice (it takes the write lock too).
   detail::set_thread_name("plx-indexer");
-  if (cfg.nice != 0)
-    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()),
-                        cfg.nice);
+  (void)detail::set_thread_priority(0, cfg.nice); // raising it always works
   // Created here, on the detached actor's own thread, and used only here.
   st.replies.emplace(*cfg.zmq, ZMQ_PUSH);
   // Replies are bounded by the collector's in-flight credit; no second

@@ -62,6 +62,16 @@ std::string rfc3339(time_ns t) {
                      tm.tm_sec);
 }
 
+// Passes what `out` gained since `emitted` to `emit` (when given) and
+// moves `emitted` past it.
+void emit_since(const std::vector<correlator_message>& out,
+                std::size_t& emitted,
+                const std::function<void(const correlator_message&)>& emit) {
+  if (emit)
+    for (; emitted < out.size(); ++emitted)
+      emit(out[emitted]);
+}
+
 bool contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
@@ -653,8 +663,6 @@ void correlator::delta_message(const delta& d,
 
 void correlator::on_delta(const delta& d,
                           std::vector<correlator_message>& out) {
-  if (d.correction)
-    return; // baselines see each window once
   auto series = d.mac.empty() ? d.metric : d.metric + "/" + d.mac;
   drift(d, series + ".hv", d.hv_value, out);
   drift(d, series + ".guest", d.guest_value, out);
@@ -770,11 +778,7 @@ bool correlator::advance_windows(
   std::vector<correlator_message>& out,
   const std::function<void(const correlator_message&)>& emit) {
   auto emitted = out.size();
-  auto flush = [&] {
-    if (emit)
-      for (; emitted < out.size(); ++emitted)
-        emit(out[emitted]);
-  };
+  auto flush = [&] { emit_since(out, emitted, emit); };
   std::move(pending_.begin(), pending_.end(), std::back_inserter(out));
   pending_.clear();
   flush();
@@ -850,9 +854,7 @@ void correlator::advance_drift(
   auto emitted = out.size();
   for (const auto& d : round) {
     on_delta(d, out);
-    if (emit)
-      for (; emitted < out.size(); ++emitted)
-        emit(out[emitted]);
+    emit_since(out, emitted, emit);
   }
 }
 

@@ -412,11 +412,12 @@ struct term_entry {
 using term_map = std::unordered_map<std::string, term_entry, string_hash,
                                     std::equal_to<>>;
 
-term_entry& entry_for(term_map& m, std::string_view term) {
+// The node of `term` (the term and its entry), made if new.
+term_map::value_type& entry_for(term_map& m, std::string_view term) {
   auto i = m.find(term);
   if (i == m.end())
     i = m.emplace(std::string{term}, term_entry{}).first;
-  return i->second;
+  return *i;
 }
 
 // Builds the term map of one bucket. Events of a batch mostly share their
@@ -478,7 +479,7 @@ private:
       if (!field_term_into(buf_, name, value))
         return;
       c.value = value;
-      c.entry = &entry_for(terms_, buf_);
+      c.entry = &entry_for(terms_, buf_).second;
     }
     touch(*c.entry, id, postings, true);
   }
@@ -525,11 +526,9 @@ private:
     auto& slot = recent_[h % recent_size];
     if (slot.entry && slot.hash == h && *slot.key == term)
       return *slot.entry;
-    auto i = terms_.find(term);
-    if (i == terms_.end())
-      i = terms_.emplace(std::string{term}, term_entry{}).first;
-    slot = {h, &i->first, &i->second}; // nodes of an unordered_map stay put
-    return i->second;
+    auto& node = entry_for(terms_, term);
+    slot = {h, &node.first, &node.second}; // nodes of an unordered_map stay put
+    return node.second;
   }
 
   struct cached {
