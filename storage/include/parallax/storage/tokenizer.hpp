@@ -101,18 +101,26 @@ void tokenize(std::string_view text, F&& emit) {
 inline bool field_term_into(std::string& out, std::string_view name,
                             std::string_view value) {
   out.clear();
-  if (name.size() + 1 + value.size() > max_term_bytes
-      || name.find('\0') != std::string_view::npos
-      || value.find('\0') != std::string_view::npos)
+  auto n = name.size() + 1 + value.size();
+  if (n > max_term_bytes)
     return false;
-  out.append(name);
-  out.push_back('=');
-  auto n = out.size();
-  out.append(value);
-  for (auto i = n; i < out.size(); ++i)
-    if (out[i] >= 'A' && out[i] <= 'Z')
-      out[i] = static_cast<char>(out[i] + 32);
-  return true;
+  // One pass over the bytes, writing into place: this runs for every
+  // string field of every event stored.
+  out.resize(n);
+  auto p = out.data();
+  bool nul = false;
+  for (char c : name) {
+    nul |= c == '\0';
+    *p++ = c;
+  }
+  *p++ = '=';
+  for (char c : value) {
+    nul |= c == '\0';
+    *p++ = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+  }
+  if (nul)
+    out.clear();
+  return !nul;
 }
 
 /// The term for an indexed field, or an empty string (see field_term_into).
