@@ -176,3 +176,59 @@ TEST_CASE("tokenizer: consecutive calls do not see each other's terms") {
                    "qrstuvwxyz"});
   CHECK(terms("X y") == strings{"x", "y"});
 }
+
+TEST_CASE("tokenizer: terms are lowercased and NULs found at every offset") {
+  // copy_term_bytes works eight bytes at a time: each byte value at each
+  // position of words and tails, against the byte-at-a-time definition.
+  auto naive_lower = [](std::string s) {
+    for (auto& c : s)
+      if (c >= 'A' && c <= 'Z')
+        c = static_cast<char>(c + 32);
+    return s;
+  };
+  std::uint32_t seed = 12345;
+  auto next = [&] {
+    seed = seed * 1664525u + 1013904223u;
+    return seed >> 8;
+  };
+  std::string out;
+  for (int round = 0; round < 4000; ++round) {
+    std::string value(next() % 41, 'x');
+    for (auto& c : value)
+      c = static_cast<char>(next() % 256);
+    // Mostly letters around the case boundaries ('@', 'A', 'Z', '[', '`',
+    // 'a', 'z', '{') and bytes with the high bit set.
+    static constexpr unsigned char edges[]
+      = {0x40, 0x41, 0x5a, 0x5b, 0x60, 0x61, 0x7a, 0x7b, 0xc1, 0xda, 0xff};
+    for (auto& c : value)
+      if (next() % 2 == 0)
+        c = static_cast<char>(edges[next() % std::size(edges)]);
+    auto has_nul = value.find('\0') != std::string::npos;
+    auto ok = storage::field_term_into(out, "Name", value);
+    REQUIRE(ok == !has_nul);
+    if (ok) {
+      CHECK(out == "Name=" + naive_lower(value)); // the name keeps its case
+    } else {
+      CHECK(out.empty());
+    }
+  }
+  // Every byte value, in a word and in the tail.
+  for (int b = 1; b < 256; ++b) {
+    auto value = std::string(8, static_cast<char>(b)) + static_cast<char>(b);
+    REQUIRE(storage::field_term_into(out, "f", value));
+    CHECK(out == "f=" + naive_lower(value));
+  }
+  using namespace std::string_literals;
+  for (std::size_t at = 0; at < 20; ++at) {
+    auto value = std::string(20, 'A');
+    value[at] = '\0';
+    CHECK_FALSE(storage::field_term_into(out, "f", value));
+    auto name = std::string(20, 'n');
+    name[at] = '\0';
+    CHECK_FALSE(storage::field_term_into(out, name, "v"));
+  }
+  // '@' is a minor breaker, '[' and '{' major ones, '`' neither.
+  CHECK(terms("ABCDEFGHIJKLMNOPQRSTUVWXYZ@[`{ Mixed.CASE-Word")
+        == strings{"abcdefghijklmnopqrstuvwxyz@", "abcdefghijklmnopqrstuvwxyz",
+                   "`", "mixed.case-word", "mixed", "case", "word"});
+}
