@@ -37,9 +37,21 @@ bool cpu_ticks(std::uint64_t& steal, std::uint64_t& all) {
 
 } // namespace
 
+std::uint64_t speed_loop(const std::vector<std::uint32_t>& table,
+                         std::size_t steps) {
+  if (table.empty())
+    return 0;
+  auto mask = table.size() - 1;
+  std::uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (std::size_t i = 0; i < steps; ++i)
+    x = x * 0xd6e8feb86659fd93ULL + table[(x >> 29) & mask];
+  return x;
+}
+
 stall_probe::stall_probe(std::chrono::microseconds period,
-                         std::chrono::microseconds threshold)
-  : period_{period}, threshold_{threshold} {
+                         std::chrono::microseconds threshold,
+                         std::size_t speed_every)
+  : period_{period}, threshold_{threshold}, speed_every_{speed_every} {
   if (!cpu_ticks(steal_ticks_, all_ticks_))
     all_ticks_ = 0;
   cpu_set_t allowed;
@@ -79,7 +91,10 @@ stall_figures stall_probe::stop() {
     all.total_ms += p.figures.total_ms;
     all.stalls.insert(all.stalls.end(), p.figures.stalls.begin(),
                       p.figures.stalls.end());
+    all.loop_us.insert(all.loop_us.end(), p.figures.loop_us.begin(),
+                       p.figures.loop_us.end());
   }
+  std::sort(all.loop_us.begin(), all.loop_us.end());
   all.probes = probes_.size();
   all.seconds = std::chrono::duration<double>(
                   std::chrono::steady_clock::now() - started_)
@@ -111,10 +126,36 @@ void stall_probe::run(int cpu, stall_figures& out) {
   auto mono = [](const timespec& t) {
     return static_cast<time_ns>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
   };
+  // 1 MiB: more than a core's own caches hold on most machines, so the
+  // loop feels the shared ones. 3,000 steps: about 0.3 ms here, each read
+  // waiting for the one before (the table has left the caches in the
+  // second between samples), once a second per CPU.
+  constexpr std::size_t loop_steps = 3'000;
+  std::vector<std::uint32_t> table;
+  if (speed_every_ > 0) {
+    table.resize(std::size_t{1} << 18);
+    std::uint32_t r = 2463534242u;
+    for (auto& v : table) {
+      r ^= r << 13;
+      r ^= r >> 17;
+      r ^= r << 5;
+      v = r;
+    }
+  }
+  std::uint64_t sink = 0;
   timespec next{};
   ::clock_gettime(CLOCK_MONOTONIC, &next);
   auto deadline = mono(next);
   while (!stop_.load(std::memory_order_relaxed)) {
+    if (speed_every_ > 0 && out.wakeups % speed_every_ == speed_every_ / 2) {
+      timespec a{}, b{};
+      ::clock_gettime(CLOCK_MONOTONIC, &a);
+      sink += speed_loop(table, loop_steps);
+      ::clock_gettime(CLOCK_MONOTONIC, &b);
+      out.loop_us.push_back(static_cast<double>(mono(b) - mono(a)) / 1e3);
+      ::clock_gettime(CLOCK_MONOTONIC, &next);
+      deadline = std::max(deadline, mono(next)); // its time is no stall
+    }
     deadline += period;
     next.tv_sec = static_cast<time_t>(deadline / 1'000'000'000);
     next.tv_nsec = static_cast<long>(deadline % 1'000'000'000);
@@ -132,6 +173,7 @@ void stall_probe::run(int cpu, stall_figures& out) {
       deadline = mono(woke); // no burst of wakeups to catch up
     }
   }
+  [[maybe_unused]] volatile std::uint64_t keep = sink; // the loops count
 }
 
 std::size_t overlapping(const std::vector<stall>& stalls,

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <thread>
 
 using namespace parallax;
@@ -55,4 +56,42 @@ TEST_CASE("stall probe: wakes about once a millisecond and reports what it "
   }
   CHECK(f.max_ms == doctest::Approx(longest));
   CHECK(f.total_ms == doctest::Approx(sum));
+}
+
+TEST_CASE("stall probe: times the fixed loop every so many wakeups") {
+  // Every 50th wakeup: about 6 samples per probe in 300 ms.
+  stall_probe probe{1ms, 1ms, 50};
+  std::this_thread::sleep_for(300ms);
+  auto f = probe.stop();
+  REQUIRE(f.probes >= 1);
+  // One sample per 50 wakeups of each probe, the first at its 25th.
+  CHECK(f.loop_us.size() + f.probes >= f.wakeups / 50);
+  CHECK(f.loop_us.size() <= f.wakeups / 50 + f.probes);
+  CHECK(std::is_sorted(f.loop_us.begin(), f.loop_us.end()));
+  for (auto us : f.loop_us) {
+    CHECK(us > 0);
+    CHECK(us < 300'000); // within the probe's life
+  }
+  // The wakeups the loops took are not stalls.
+  for (const auto& s : f.stalls)
+    CHECK(s.to - s.from > 1'000'000);
+  // No samples when asked for none.
+  stall_probe quiet{1ms, 1ms, 0};
+  std::this_thread::sleep_for(50ms);
+  CHECK(quiet.stop().loop_us.empty());
+}
+
+TEST_CASE("stall probe: the fixed loop depends on every step and entry") {
+  std::vector<std::uint32_t> table(1024);
+  for (std::size_t i = 0; i < table.size(); ++i)
+    table[i] = static_cast<std::uint32_t>(i * 2654435761u);
+  auto a = speed_loop(table, 10'000);
+  CHECK(a == speed_loop(table, 10'000)); // deterministic
+  CHECK(a != speed_loop(table, 9'999));
+  // It reads the table: change every entry and the result changes.
+  auto changed = table;
+  for (auto& v : changed)
+    v ^= 0x5555u;
+  CHECK(a != speed_loop(changed, 10'000));
+  CHECK(speed_loop({}, 10) == 0);
 }

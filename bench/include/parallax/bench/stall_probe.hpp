@@ -9,7 +9,12 @@
 // another tenant on this vCPU, or a kernel path that cannot be preempted
 // (this kernel's default preemption model is "none"). The correlator's
 // real-time thread would have waited as long. And the steal time the
-// hypervisor reports (/proc/stat): CPU time it gave to others. Used by
+// hypervisor reports (/proc/stat): CPU time it gave to others. And how
+// fast the CPU and its memory run: about once a second each probe times
+// a fixed loop of dependent reads from a 1 MiB table and arithmetic. A
+// CPU whose caches, memory bandwidth or core (an SMT sibling) others
+// share -- the server's own threads included -- runs it slower, with no
+// steal and no stall to show for it. Used by
 // `parallax bench correlate` to tell a noisy machine from a slow server.
 
 #include "parallax/schemas/event.hpp" // time_ns
@@ -39,16 +44,27 @@ struct stall_figures {
   /// Steal time over the probe's life, as a share of all CPUs' time
   /// (negative: /proc/stat unreadable).
   double steal_pct = -1;
+  /// Microseconds the fixed loop (speed_loop) took, all CPUs' samples,
+  /// sorted.
+  std::vector<double> loop_us;
 };
+
+/// The probes' fixed loop: `steps` dependent reads of `table` (whose size
+/// is a power of two) mixed with a multiply. Returns a value that depends
+/// on every step, so that none is optimised away.
+std::uint64_t speed_loop(const std::vector<std::uint32_t>& table,
+                         std::size_t steps);
 
 class stall_probe {
 public:
   /// Starts a probe on every CPU this process may use; wakeups late by
   /// more than `threshold` are stalls.
+  /// Every `speed_every` wakeups (0: never) a probe times speed_loop.
   explicit stall_probe(std::chrono::microseconds period
                        = std::chrono::milliseconds{1},
                        std::chrono::microseconds threshold
-                       = std::chrono::milliseconds{1});
+                       = std::chrono::milliseconds{1},
+                       std::size_t speed_every = 1000);
   ~stall_probe();
   stall_probe(const stall_probe&) = delete;
   stall_probe& operator=(const stall_probe&) = delete;
@@ -65,6 +81,7 @@ private:
 
   std::chrono::microseconds period_;
   std::chrono::microseconds threshold_;
+  std::size_t speed_every_;
   std::atomic<bool> stop_{false};
   std::vector<cpu_probe> probes_;
   std::uint64_t steal_ticks_ = 0, all_ticks_ = 0;
