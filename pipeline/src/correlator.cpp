@@ -1,5 +1,6 @@
 #include "parallax/pipeline/correlator.hpp"
 
+#include "parallax/schemas/hash.hpp"
 #include "parallax/schemas/publish.hpp"
 
 #include <algorithm>
@@ -348,11 +349,8 @@ void correlator::check_clock(vm_security& sec, const attribution& a,
 
 std::size_t
 correlator::process_hash::operator()(const process_key_view& k) const {
-  auto h = std::hash<std::string_view>{}(k.vm_uuid);
-  for (auto x : {k.pid, k.start})
-    h ^= std::hash<std::int64_t>{}(x) + 0x9e3779b97f4a7c15ULL + (h << 6)
-         + (h >> 2);
-  return h;
+  return hash_mix(hash_bytes(k.vm_uuid) ^ static_cast<std::uint64_t>(k.pid),
+                  static_cast<std::uint64_t>(k.start) ^ 0x9e3779b97f4a7c15ULL);
 }
 
 std::string correlator::key_text(const process_key& k) {

@@ -1,5 +1,6 @@
 #include "parallax/storage/store.hpp"
 
+#include "parallax/schemas/hash.hpp"
 #include "parallax/schemas/wire.hpp"
 #include "parallax/storage/tokenizer.hpp"
 
@@ -366,44 +367,6 @@ std::string encode_source_state(const source_sequences& s) {
 
 // -- summaries and rollups, shared by write and rebuild ----------------------
 
-// A hash of short strings (terms, field names, hosts), which the indexer
-// computes a few dozen times per event: std::hash's murmur was an eighth
-// of a write's instructions. Up to 16 bytes are read as two overlapping
-// words, longer strings 16 bytes a round; each round and the end fold a
-// 64x64->128-bit product. Not for hostile input (nothing here is keyed).
-std::uint64_t fold_mul(std::uint64_t a, std::uint64_t b) {
-  auto m = static_cast<unsigned __int128>(a) * b;
-  return static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
-}
-
-std::uint64_t load_le(const unsigned char* p, std::size_t n) {
-  std::uint64_t x = 0;
-  std::memcpy(&x, p, n); // n is 4 or 8: inlined as one load
-  return x;
-}
-
-std::size_t hash_bytes(std::string_view s) {
-  constexpr std::uint64_t k0 = 0x9e3779b97f4a7c15ULL;
-  constexpr std::uint64_t k1 = 0xd6e8feb86659fd93ULL;
-  constexpr std::uint64_t k2 = 0xa0761d6478bd642fULL;
-  auto p = reinterpret_cast<const unsigned char*>(s.data());
-  auto n = s.size();
-  std::uint64_t h = k0 ^ n;
-  for (; n > 16; p += 16, n -= 16)
-    h = fold_mul(load_le(p, 8) ^ k1, load_le(p + 8, 8) ^ h);
-  std::uint64_t a = 0, b = 0;
-  if (n >= 8) {
-    a = load_le(p, 8);
-    b = load_le(p + n - 8, 8);
-  } else if (n >= 4) {
-    a = load_le(p, 4);
-    b = load_le(p + n - 4, 4);
-  } else if (n > 0) {
-    a = (std::uint64_t{p[0]} << 16) | (std::uint64_t{p[n / 2]} << 8) | p[n - 1];
-  }
-  return fold_mul(fold_mul(a ^ k1, b ^ k2 ^ h), k0 ^ s.size());
-}
-
 // Views into the events being written, which outlive the write; a rebuild
 // keeps the strings it reads alive itself (see rebuild_summaries). `hash`
 // is of the other three (see series_of): an event's metrics share a host,
@@ -418,7 +381,7 @@ struct series_key {
 
 series_key series_of(std::string_view host, std::size_t host_hash,
                      std::string_view metric, time_ns interval) {
-  auto h = fold_mul(host_hash ^ 0xd6e8feb86659fd93ULL,
+  auto h = hash_mix(host_hash ^ 0xd6e8feb86659fd93ULL,
                     hash_bytes(metric) ^ static_cast<std::uint64_t>(interval));
   return {host, metric, interval, h};
 }

@@ -4,7 +4,8 @@
 // building a string first: the correlation's per-event lookups (VM UUIDs,
 // source ids, MACs) stay free of allocations.
 
-#include <functional>
+#include "parallax/schemas/hash.hpp"
+
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -18,7 +19,7 @@ namespace parallax {
 struct string_hash {
   using is_transparent = void;
   std::size_t operator()(std::string_view s) const {
-    return std::hash<std::string_view>{}(s);
+    return hash_bytes(s);
   }
 };
 

@@ -1,0 +1,59 @@
+#pragma once
+
+// A hash of short strings -- terms, field names, hosts, VM UUIDs, source
+// ids -- for the hash maps on the per-event paths: the indexer's term and
+// series maps and the correlator's maps by VM and by source. std::hash's
+// murmur was an eighth of the indexer's instructions. Up to 16 bytes are
+// read as two overlapping words, longer strings 16 bytes a round; each
+// round and the end fold a 64x64->128-bit product. Not for hostile input:
+// nothing here is keyed, so a sender who knows it could make keys that
+// collide (the maps then slow down; they stay correct).
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <string_view>
+
+namespace parallax {
+
+/// Mixes two words into one: the halves of their 128-bit product, xored.
+inline std::uint64_t hash_mix(std::uint64_t a, std::uint64_t b) {
+  auto m = static_cast<unsigned __int128>(a) * b;
+  return static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
+}
+
+namespace detail {
+
+template <std::size_t N>
+std::uint64_t load_le(const unsigned char* p) {
+  static_assert(N == 4 || N == 8);
+  std::conditional_t<N == 4, std::uint32_t, std::uint64_t> x;
+  std::memcpy(&x, p, N); // one load
+  return x;
+}
+
+} // namespace detail
+
+inline std::size_t hash_bytes(std::string_view s) {
+  constexpr std::uint64_t k0 = 0x9e3779b97f4a7c15ULL;
+  constexpr std::uint64_t k1 = 0xd6e8feb86659fd93ULL;
+  constexpr std::uint64_t k2 = 0xa0761d6478bd642fULL;
+  auto p = reinterpret_cast<const unsigned char*>(s.data());
+  auto n = s.size();
+  std::uint64_t h = k0 ^ n;
+  for (; n > 16; p += 16, n -= 16)
+    h = hash_mix(detail::load_le<8>(p) ^ k1, detail::load_le<8>(p + 8) ^ h);
+  std::uint64_t a = 0, b = 0;
+  if (n >= 8) {
+    a = detail::load_le<8>(p);
+    b = detail::load_le<8>(p + n - 8);
+  } else if (n >= 4) {
+    a = detail::load_le<4>(p);
+    b = detail::load_le<4>(p + n - 4);
+  } else if (n > 0) {
+    a = (std::uint64_t{p[0]} << 16) | (std::uint64_t{p[n / 2]} << 8) | p[n - 1];
+  }
+  return hash_mix(hash_mix(a ^ k1, b ^ k2 ^ h), k0 ^ s.size());
+}
+
+} // namespace parallax
