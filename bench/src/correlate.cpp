@@ -261,13 +261,15 @@ int run_correlate(const correlate_options& o) {
   for (std::size_t i = 0; i < runs.size(); ++i)
     fmt::print("run {}: ingest {:.0f} events/s, delta p99 {:.3f} ms, drift p99 "
                "{:.3f} ms; machine: steal {}, longest stall {:.1f} ms, "
-               "fixed loop {:.0f} us\n",
+               "fixed loop {}\n",
                i + 1, runs[i].events_per_s, runs[i].delta_p99_ms,
                runs[i].drift_p99_ms,
                runs[i].steal_pct >= 0
                  ? fmt::format("{:.1f} %", runs[i].steal_pct)
                  : std::string{"unknown"},
-               runs[i].stall_max_ms, runs[i].loop_us);
+               runs[i].stall_max_ms,
+               runs[i].loop_us > 0 ? fmt::format("{:.0f} us", runs[i].loop_us)
+                                   : std::string{"unknown"});
   fmt::print("over {} runs: ingest median {:.0f} events/s, delta p99 median "
              "{:.3f} ms, drift p99 median {:.3f} ms; {} of {} runs met the "
              "targets (ingest >= 250,000 events/s, p99 <= 5 ms and "

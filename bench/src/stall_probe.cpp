@@ -67,9 +67,11 @@ stall_probe::stall_probe(std::chrono::microseconds period,
   started_ = std::chrono::steady_clock::now();
   probes_ = std::vector<cpu_probe>(cpus.size());
   for (std::size_t i = 0; i < cpus.size(); ++i)
-    probes_[i].thread = std::thread{[this, cpu = cpus[i], &p = probes_[i]] {
-      run(cpu, p.figures);
-    }};
+    probes_[i].thread = std::thread{
+      [this, cpu = cpus[i], &p = probes_[i],
+       phase = speed_every_ * i / cpus.size()] {
+        run(cpu, phase, p.figures);
+      }};
 }
 
 stall_probe::~stall_probe() {
@@ -108,7 +110,7 @@ stall_figures stall_probe::stop() {
   return all;
 }
 
-void stall_probe::run(int cpu, stall_figures& out) {
+void stall_probe::run(int cpu, std::size_t phase, stall_figures& out) {
   if (cpu >= 0) {
     cpu_set_t one;
     CPU_ZERO(&one);
@@ -127,9 +129,10 @@ void stall_probe::run(int cpu, stall_figures& out) {
     return static_cast<time_ns>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
   };
   // 1 MiB: more than a core's own caches hold on most machines, so the
-  // loop feels the shared ones. 3,000 steps: about 0.3 ms here, each read
+  // loop feels the shared ones. 3,000 steps: about 0.4 ms here, each read
   // waiting for the one before (the table has left the caches in the
-  // second between samples), once a second per CPU.
+  // second between samples), once a second per CPU. The probes take turns
+  // (`phase`): never all CPUs at once, and no two loops compete.
   constexpr std::size_t loop_steps = 3'000;
   std::vector<std::uint32_t> table;
   if (speed_every_ > 0) {
@@ -147,7 +150,8 @@ void stall_probe::run(int cpu, stall_figures& out) {
   ::clock_gettime(CLOCK_MONOTONIC, &next);
   auto deadline = mono(next);
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (speed_every_ > 0 && out.wakeups % speed_every_ == speed_every_ / 2) {
+    if (speed_every_ > 0
+        && (out.wakeups + phase) % speed_every_ == speed_every_ / 2) {
       timespec a{}, b{};
       ::clock_gettime(CLOCK_MONOTONIC, &a);
       sink += speed_loop(table, loop_steps);

@@ -375,7 +375,7 @@ struct series_key {
   std::string_view host;
   std::string_view metric;
   time_ns interval;
-  std::size_t hash;
+  std::size_t hash = 0;
   auto operator<=>(const series_key&) const = default;
 };
 

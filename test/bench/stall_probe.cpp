@@ -64,7 +64,7 @@ TEST_CASE("stall probe: times the fixed loop every so many wakeups") {
   std::this_thread::sleep_for(300ms);
   auto f = probe.stop();
   REQUIRE(f.probes >= 1);
-  // One sample per 50 wakeups of each probe, the first at its 25th.
+  // One sample per 50 wakeups of each probe (each on its own phase).
   CHECK(f.loop_us.size() + f.probes >= f.wakeups / 50);
   CHECK(f.loop_us.size() <= f.wakeups / 50 + f.probes);
   CHECK(std::is_sorted(f.loop_us.begin(), f.loop_us.end()));
@@ -72,9 +72,6 @@ TEST_CASE("stall probe: times the fixed loop every so many wakeups") {
     CHECK(us > 0);
     CHECK(us < 300'000); // within the probe's life
   }
-  // The wakeups the loops took are not stalls.
-  for (const auto& s : f.stalls)
-    CHECK(s.to - s.from > 1'000'000);
   // No samples when asked for none.
   stall_probe quiet{1ms, 1ms, 0};
   std::this_thread::sleep_for(50ms);

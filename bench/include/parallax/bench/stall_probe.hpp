@@ -59,7 +59,8 @@ class stall_probe {
 public:
   /// Starts a probe on every CPU this process may use; wakeups late by
   /// more than `threshold` are stalls.
-  /// Every `speed_every` wakeups (0: never) a probe times speed_loop.
+  /// Every `speed_every` wakeups (0: never) a probe times speed_loop; the
+  /// probes of different CPUs at different wakeups.
   explicit stall_probe(std::chrono::microseconds period
                        = std::chrono::milliseconds{1},
                        std::chrono::microseconds threshold
@@ -77,7 +78,7 @@ private:
     stall_figures figures;
     std::thread thread;
   };
-  void run(int cpu, stall_figures& out);
+  void run(int cpu, std::size_t phase, stall_figures& out);
 
   std::chrono::microseconds period_;
   std::chrono::microseconds threshold_;

@@ -6,8 +6,14 @@
 // murmur was an eighth of the indexer's instructions. Up to 16 bytes are
 // read as two overlapping words, longer strings 16 bytes a round; each
 // round and the end fold a 64x64->128-bit product. Not for hostile input:
-// nothing here is keyed, so a sender who knows it could make keys that
-// collide (the maps then slow down; they stay correct).
+// nothing here is keyed (neither is std::hash), so a sender who knows it
+// could make keys that collide -- the maps then slow down; they stay
+// correct. The product is zero, and the bytes before lost, when a word
+// equals k1 or (up to 16 bytes) k2 ^ k0 ^ length: words holding the bytes
+// 0xfd or 0xf7, which no valid UTF-8 contains. The wire decoder checks
+// names (source ids, hosts, field names) for it; field values and raw
+// text it does not, so keys from those (the indexer's terms) are the
+// easier ones to make collide.
 
 #include <cstdint>
 #include <cstring>
