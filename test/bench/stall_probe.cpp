@@ -72,10 +72,19 @@ TEST_CASE("stall probe: times the fixed loop every so many wakeups") {
     CHECK(us > 0);
     CHECK(us < 300'000); // within the probe's life
   }
+  // The compute loop is timed with every memory loop.
+  CHECK(f.compute_us.size() == f.loop_us.size());
+  CHECK(std::is_sorted(f.compute_us.begin(), f.compute_us.end()));
+  for (auto us : f.compute_us) {
+    CHECK(us > 0);
+    CHECK(us < 300'000);
+  }
   // No samples when asked for none.
   stall_probe quiet{1ms, 1ms, 0};
   std::this_thread::sleep_for(50ms);
-  CHECK(quiet.stop().loop_us.empty());
+  auto q = quiet.stop();
+  CHECK(q.loop_us.empty());
+  CHECK(q.compute_us.empty());
 }
 
 TEST_CASE("stall probe: the fixed loop depends on every step and entry") {
@@ -91,4 +100,8 @@ TEST_CASE("stall probe: the fixed loop depends on every step and entry") {
     v ^= 0x5555u;
   CHECK(a != speed_loop(changed, 10'000));
   CHECK(speed_loop({}, 10) == 0);
+  auto c = compute_loop(7, 1'000);
+  CHECK(c == compute_loop(7, 1'000));
+  CHECK(c != compute_loop(7, 999));
+  CHECK(c != compute_loop(9, 1'000));
 }

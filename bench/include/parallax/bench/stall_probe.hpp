@@ -11,7 +11,8 @@
 // real-time thread would have waited as long. And the steal time the
 // hypervisor reports (/proc/stat): CPU time it gave to others. And how
 // fast the CPU and its memory run: about once a second each probe times
-// a fixed loop of dependent reads from a 1 MiB table and arithmetic. A
+// a fixed loop of dependent reads from a 1 MiB table and arithmetic, and
+// one of dependent multiplications alone. A
 // CPU whose caches, memory bandwidth or core (an SMT sibling) others
 // share -- the server's own threads included -- runs it slower, with no
 // steal and no stall to show for it. Used by
@@ -47,7 +48,14 @@ struct stall_figures {
   /// Microseconds the fixed loop (speed_loop) took, all CPUs' samples,
   /// sorted.
   std::vector<double> loop_us;
+  /// The same for compute_loop, timed right after it.
+  std::vector<double> compute_us;
 };
+
+/// The probes' second loop: `steps` dependent multiplications, no memory:
+/// it slows when the core itself is shared (an SMT sibling) or clocked
+/// down, which the memory-bound loop hardly shows.
+std::uint64_t compute_loop(std::uint64_t seed, std::size_t steps);
 
 /// The probes' fixed loop: `steps` dependent reads of `table` (whose size
 /// is a power of two) mixed with a multiply. Returns a value that depends
