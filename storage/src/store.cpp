@@ -391,7 +391,7 @@ struct rollup_entry {
   bool loaded = false; // merged with the stored cell already
 };
 
-struct series_hash { // not noexcept: see string_hash below
+struct series_hash { // not noexcept: see string_hash (schemas/hash.hpp)
   std::size_t operator()(const series_key& k) const {
     return k.hash;
   }
@@ -446,16 +446,6 @@ void for_each_metric(const event_view& e, F&& f) {
     f(fld.name, x);
   }
 }
-
-// Not noexcept on purpose: libstdc++ then keeps each node's hash, so a
-// lookup compares strings only on a full hash match and a rehash does not
-// hash every term again.
-struct string_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const {
-    return hash_bytes(s);
-  }
-};
 
 struct term_entry {
   std::vector<std::uint64_t> ids;
@@ -787,6 +777,33 @@ std::vector<const term_map::value_type*> sorted_terms(const term_map& terms) {
   return sorted;
 }
 
+// The tables add_counts writes to.
+struct count_tables {
+  unsigned summaries, rollups, tuples;
+};
+
+// Adds a bucket's counts to what the tables hold: the summary count of
+// each term (`sorted`, in key order), the rollups and the tuple counts.
+error add_counts(MDB_txn* w, count_tables t, std::string_view bkey,
+                 const std::vector<const term_map::value_type*>& sorted,
+                 const rollup_map& rollups, const tuple_map& tuples) {
+  {
+    put_cursor out{w, t.summaries};
+    for (const auto* kv : sorted)
+      if (kv->second.summary > 0)
+        if (auto rc = add_summary(out, bkey, kv->first, kv->second.summary);
+            rc != 0)
+          return mdb_error("store: cannot write a summary", rc);
+  }
+  if (auto rc = put_rollups(w, t.rollups, bkey, rollups); rc != 0)
+    return mdb_error("store: cannot write a rollup", rc);
+  put_cursor out{w, t.tuples};
+  for (const auto& [tuple, n] : tuples)
+    if (auto rc = add_summary(out, bkey, tuple, n); rc != 0)
+      return mdb_error("store: cannot write a tuple count", rc);
+  return {};
+}
+
 // Calls sink(key, value) for the postings of each term: one key per term
 // and segment, [bucket][segment][term] 00 [first id] -> varint deltas.
 template <class Sink>
@@ -1018,22 +1035,9 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
       if (rc != 0)
         return mdb_error("store: cannot write postings", rc);
     }
-    {
-      put_cursor out{w, summaries_};
-      for (const auto* kv : sorted)
-        if (kv->second.summary > 0)
-          if (rc = add_summary(out, bkey, kv->first, kv->second.summary);
-              rc != 0)
-            return mdb_error("store: cannot write a summary", rc);
-    }
-    if (auto rc = put_rollups(w, rollups_, bkey, rollups); rc != 0)
-      return mdb_error("store: cannot write a rollup", rc);
-    {
-      put_cursor out{w, tuples_};
-      for (const auto& [tuple, n] : tuples)
-        if (auto rc = add_summary(out, bkey, tuple, n); rc != 0)
-          return mdb_error("store: cannot write a tuple count", rc);
-    }
+    if (auto err = add_counts(w, {summaries_, rollups_, tuples_}, bkey,
+                              sorted, rollups, tuples))
+      return err;
     // Catalog entry: min time, max time, events, bytes.
     {
       auto key = as_val(bkey);
@@ -1771,20 +1775,9 @@ error store::rebuild_summaries() {
     if (err)
       return err;
     // The tables were emptied above: adding to them writes the counts.
-    {
-      put_cursor out{w, summaries_};
-      for (const auto* kv : sorted_terms(terms))
-        if (kv->second.summary > 0)
-          if (auto rc = add_summary(out, bkey, kv->first, kv->second.summary);
-              rc != 0)
-            return mdb_error("store: cannot write a summary", rc);
-    }
-    if (auto rc = put_rollups(w, rollups_, bkey, rollups); rc != 0)
-      return mdb_error("store: cannot write a rollup", rc);
-    put_cursor out{w, tuples_};
-    for (const auto& [tuple, n] : tuples)
-      if (auto rc = add_summary(out, bkey, tuple, n); rc != 0)
-        return mdb_error("store: cannot write a tuple count", rc);
+    if (auto err = add_counts(w, {summaries_, rollups_, tuples_}, bkey,
+                              sorted_terms(terms), rollups, tuples))
+      return err;
   }
   if (auto rc = t.commit(); rc != 0)
     return mdb_error("store: commit failed", rc);

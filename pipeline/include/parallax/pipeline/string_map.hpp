@@ -13,16 +13,7 @@
 
 namespace parallax {
 
-// Not noexcept on purpose: libstdc++ then keeps each key's hash in its
-// node (as it does for std::hash<std::string>), instead of hashing the keys
-// of the nodes it walks past on every lookup.
-struct string_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const {
-    return hash_bytes(s);
-  }
-};
-
+// string_hash: schemas/hash.hpp.
 template <class T>
 using string_map
   = std::unordered_map<std::string, T, string_hash, std::equal_to<>>;

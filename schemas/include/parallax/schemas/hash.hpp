@@ -62,4 +62,15 @@ inline std::size_t hash_bytes(std::string_view s) {
   return hash_mix(hash_mix(a ^ k1, b ^ k2 ^ h), k0 ^ s.size());
 }
 
+/// hash_bytes for the hash maps keyed by std::string and looked up by
+/// std::string_view (no string built for a lookup). Not noexcept on
+/// purpose: libstdc++ then keeps each node's hash, so a lookup compares
+/// keys only on a full hash match and a rehash hashes no key again.
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const {
+    return hash_bytes(s);
+  }
+};
+
 } // namespace parallax
