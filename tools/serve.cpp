@@ -110,7 +110,7 @@ int serve(const config& loaded, const serve_hooks& hooks) {
       cc.rt_priority = cfg->correlator.rt_priority;
       cc.state_file = cfg->data_dir / "correlator.state";
       if ((*pub)->enabled()) {
-        cc.publish = [p = pub->get()](const correlator_message& m, time_ns) {
+        cc.publish = [p = pub->get()](const correlator_message& m, const batch_times&) {
           p->publish(m.topic, m.time, m.fields);
         };
         cc.publish_events = [p = pub->get()](std::span<const event_view> evs) {

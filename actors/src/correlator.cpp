@@ -101,7 +101,7 @@ struct correlator_state {
   std::vector<correlator_message> unstored; ///< published, to store
   /// Per drift round queued in the logic, the arrival of its batch; and
   /// when the oldest was queued.
-  std::deque<time_ns> drift_arrivals;
+  std::deque<batch_times> drift_arrivals;
   std::chrono::steady_clock::time_point drift_since;
   bool store_scheduled = false;
   std::uint64_t sequence = 0;
@@ -201,7 +201,7 @@ struct correlator_state {
   }
 
   // Publishes one message of the logic's, and counts it.
-  void emit(const correlator_message& msg, time_ns arrival) {
+  void emit(const correlator_message& msg, const batch_times& arrival) {
     if (cfg.publish)
       cfg.publish(msg, arrival);
     if (msg.sourcetype == "parallax:delta")
@@ -333,6 +333,7 @@ std::unique_ptr<correlator> load_state(const correlator_config& cfg) {
 // and queues their drift work.
 void learn_batch(self_ptr self, ingest_ptr& item) {
   auto& s = self->state;
+  item->taken = now_ns();
   if (s.hold.take_resend(item, s.ready)) {
     s.pass_on();
     return;
@@ -350,7 +351,7 @@ void learn_batch(self_ptr self, ingest_ptr& item) {
   s.received->add(item->events().size());
   auto found = attribute_batch(*item, *s.logic);
   s.attributed->add(found.attributed);
-  auto arrival = item->received;
+  batch_times arrival{item->received, item->passed_on, item->taken};
   s.hold.admit(std::move(item), found, batch_hold::clock::now(), s.ready);
   release_held(self);
   s.out.clear();

@@ -184,6 +184,7 @@ parser(parser_actor::stateful_pointer<parser_state> self, parser_config cfg) {
       s.kv_fields->add(c.kv_fields);
       s.transformed->add(c.transformed);
       s.sent->add(n);
+      item->passed_on = now_ns();
       self->send(s.cfg.next, ingest_atom::value, std::move(item));
     },
   };

@@ -41,6 +41,12 @@ using clock_type = std::chrono::steady_clock;
 struct client_result {
   double seconds = 0;
   unsigned long long events = 0;
+  unsigned long long batches = 0;
+  /// Paced: how far behind its schedule a batch went out at most, and how
+  /// many went out more than 5 ms behind (a client starved of the CPU
+  /// sends in bursts, which queue at the server).
+  double behind_max_ms = 0;
+  unsigned long long behind_5ms = 0;
   int ok = 0;
 };
 
@@ -113,6 +119,9 @@ double ready_then_wait(int in_fd, int out_fd, std::uint64_t events) {
     }
     res.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     res.events = st->events;
+    res.batches = st->batches;
+    res.behind_max_ms = st->behind_max_ms;
+    res.behind_5ms = st->behind_5ms;
     res.ok = 1;
   }
   write_all(out_fd, &res, sizeof res);
@@ -179,6 +188,14 @@ bool told_to_stop(int fd) {
           std::min(due(), clock_type::now() + std::chrono::milliseconds{50}));
       if (told_to_stop(in_fd))
         break;
+      if (rate > 0) {
+        auto behind = std::chrono::duration<double, std::milli>(
+                        clock_type::now() - due())
+                        .count();
+        res.behind_max_ms = std::max(res.behind_max_ms, behind);
+        res.behind_5ms += behind > 5;
+      }
+      ++res.batches;
       auto source = (seq - 1) % sources;
       b.source_id = fmt::format("bench-filler-{}", source);
       b.sequence = (seq - 1) / sources + 1;
@@ -206,6 +223,10 @@ struct latencies {
   std::vector<double> delta_ms, drift_ms, security_ms, identity_ms;
   /// Deltas later than the target: from arrival to publication.
   std::vector<stall> late_deltas;
+  /// For those, where the time went: from the collector to the parser
+  /// passing the batch on, from there to the correlator beginning on it,
+  /// and in the correlator until the delta left.
+  std::vector<double> late_parser_ms, late_queue_ms, late_correlator_ms;
 };
 
 // One run's headline figures, for the summary over several.
@@ -217,6 +238,8 @@ struct run_figures {
   double steal_pct = -1;   ///< the hypervisor's steal time (stall_probe)
   double loop_us = 0;      ///< the probes' fixed loop, median (stall_probe)
   double compute_us = 0;   ///< their compute loop, median (stall_probe)
+  double fleet_behind_ms = 0;  ///< the fleet's most behind its schedule
+  double filler_behind_ms = 0; ///< the filler's
 };
 
 int run_once(const correlate_options& o, run_figures& figures);
@@ -261,10 +284,12 @@ int run_correlate(const correlate_options& o) {
   }
   for (std::size_t i = 0; i < runs.size(); ++i)
     fmt::print("run {}: ingest {:.0f} events/s, delta p99 {:.3f} ms, drift p99 "
-               "{:.3f} ms; machine: steal {}, longest stall {:.1f} ms, "
+               "{:.3f} ms; clients at most {:.0f} ms (fleet) and {:.0f} ms "
+               "(filler) behind; machine: steal {}, longest stall {:.1f} ms, "
                "fixed loops {}\n",
                i + 1, runs[i].events_per_s, runs[i].delta_p99_ms,
-               runs[i].drift_p99_ms,
+               runs[i].drift_p99_ms, runs[i].fleet_behind_ms,
+               runs[i].filler_behind_ms,
                runs[i].steal_pct >= 0
                  ? fmt::format("{:.1f} %", runs[i].steal_pct)
                  : std::string{"unknown"},
@@ -387,21 +412,29 @@ int run_once(const correlate_options& o, run_figures& figures) {
       cc.options.admin_users = {"root", "deploy"};
       cc.options.service_owners = {{"app-*", {"appuser"}}};
       auto* p = pub->get();
-      cc.publish = [p, &lat](const correlator_message& m, time_ns arrival) {
+      cc.publish = [p, &lat](const correlator_message& m,
+                             const batch_times& t) {
         p->publish(m.topic, m.time, m.fields);
         auto now = now_ns();
-        auto ms = static_cast<double>(now - arrival) / 1e6;
+        auto ms = [](time_ns from, time_ns to) {
+          return static_cast<double>(to - from) / 1e6;
+        };
+        auto total = ms(t.received, now);
         if (m.sourcetype == "parallax:delta") {
-          lat.delta_ms.push_back(ms);
-          if (ms > 5)
-            lat.late_deltas.push_back({arrival, now});
+          lat.delta_ms.push_back(total);
+          if (total > 5) {
+            lat.late_deltas.push_back({t.received, now});
+            lat.late_parser_ms.push_back(ms(t.received, t.passed_on));
+            lat.late_queue_ms.push_back(ms(t.passed_on, t.taken));
+            lat.late_correlator_ms.push_back(ms(t.taken, now));
+          }
         }
         else if (m.topic == "alert.drift")
-          lat.drift_ms.push_back(ms);
+          lat.drift_ms.push_back(total);
         else if (m.topic == "alert.security")
-          lat.security_ms.push_back(ms);
+          lat.security_ms.push_back(total);
         else
-          lat.identity_ms.push_back(ms);
+          lat.identity_ms.push_back(total);
       };
       pcfg.correlator = std::move(cc);
       auto pipeline = ingest_pipeline::start(sys, std::move(pcfg));
@@ -467,6 +500,8 @@ int run_once(const correlate_options& o, run_figures& figures) {
   figures.steal_pct = stalls.steal_pct;
   figures.loop_us = percentile(stalls.loop_us, 0.5);
   figures.compute_us = percentile(stalls.compute_us, 0.5);
+  figures.fleet_behind_ms = fleet_res.behind_max_ms;
+  figures.filler_behind_ms = filler_res.behind_max_ms;
   auto late_in_stall = overlapping(stalls.stalls, lat.late_deltas);
   if (o.json) {
     fmt::print("{{\"bench\":\"correlate\",\"vms\":{},\"events\":{},"
@@ -485,7 +520,12 @@ int run_once(const correlate_options& o, run_figures& figures) {
                "\"late_deltas_in_stall\":{},\"loop_us_p50\":{:.1f},"
                "\"loop_us_p90\":{:.1f},\"loop_us_min\":{:.1f},"
                "\"compute_us_p50\":{:.1f},\"compute_us_p90\":{:.1f},"
-               "\"compute_us_min\":{:.1f}}}\n",
+               "\"compute_us_min\":{:.1f},\"late_parser_ms_p50\":{:.3f},"
+               "\"late_queue_ms_p50\":{:.3f},"
+               "\"late_correlator_ms_p50\":{:.3f},"
+               "\"fleet_batches\":{},\"fleet_behind_5ms\":{},"
+               "\"fleet_behind_max_ms\":{:.3f},\"filler_batches\":{},"
+               "\"filler_behind_5ms\":{},\"filler_behind_max_ms\":{:.3f}}}\n",
                o.vms, events, fleet_res.events, wall, rate,
                lat.delta_ms.size(), percentile(lat.delta_ms, 0.5),
                percentile(lat.delta_ms, 0.99), percentile(lat.delta_ms, 1.0),
@@ -502,7 +542,13 @@ int run_once(const correlate_options& o, run_figures& figures) {
                percentile(stalls.loop_us, 0.0),
                percentile(stalls.compute_us, 0.5),
                percentile(stalls.compute_us, 0.9),
-               percentile(stalls.compute_us, 0.0));
+               percentile(stalls.compute_us, 0.0),
+               percentile(lat.late_parser_ms, 0.5),
+               percentile(lat.late_queue_ms, 0.5),
+               percentile(lat.late_correlator_ms, 0.5), fleet_res.batches,
+               fleet_res.behind_5ms, fleet_res.behind_max_ms,
+               filler_res.batches, filler_res.behind_5ms,
+               filler_res.behind_max_ms);
     return 0;
   }
   fmt::print("parallax bench correlate: {} VMs for {} simulated minutes "
@@ -537,6 +583,17 @@ int run_once(const correlate_options& o, run_figures& figures) {
              static_cast<double>(filler_res.events) / filler_res.seconds,
              filler_rate > 0 ? fmt::format("{:.0f}", filler_rate)
                              : std::string{"as fast as possible"});
+  auto behind = [](const client_result& r) {
+    return fmt::format("{} of {} batches more than 5 ms behind (at most {:.1f} "
+                       "ms)",
+                       r.behind_5ms, r.batches, r.behind_max_ms);
+  };
+  if (o.burst)
+    fmt::print("  sent behind schedule: the filler {}\n", behind(filler_res));
+  else
+    fmt::print("  sent behind schedule: the fleet {}, the filler {} (a client "
+               "short of CPU sends in bursts, which queue at the server)\n",
+               behind(fleet_res), behind(filler_res));
   fmt::print("  ingest            {:>10.0f} events/s over {:.2f} s, {:.0f} "
              "offered (target: >= 250,000 while correlating)\n",
              rate, wall, fleet_rate + filler_rate);
@@ -577,6 +634,17 @@ int run_once(const correlate_options& o, run_figures& figures) {
                percentile(stalls.compute_us, 0.5),
                percentile(stalls.compute_us, 0.0),
                percentile(stalls.compute_us, 0.9));
+  if (!lat.late_deltas.empty()) {
+    auto stage = [](const std::vector<double>& v) {
+      return fmt::format("{:.2f} ms ({:.2f})", percentile(v, 0.5),
+                         percentile(v, 0.9));
+    };
+    fmt::print("  the {} deltas over 5 ms, median (90th percentile): {} from "
+               "the collector to the parser passing their batch on, {} "
+               "waiting for the correlator, {} in it\n",
+               lat.late_deltas.size(), stage(lat.late_parser_ms),
+               stage(lat.late_queue_ms), stage(lat.late_correlator_ms));
+  }
   fmt::print("  latency: from the collector taking the batch that let a "
              "window close (or raised the alert) to the message leaving "
              "through the PUB socket\n");

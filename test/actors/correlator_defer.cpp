@@ -177,7 +177,7 @@ correlator_config config_of(ingest_sink sink, metrics_registry& metrics,
   cc.nice = 0;
   // Never by age: only an empty mailbox, or the stop, lets it run.
   cc.drift_defer = std::chrono::hours{1};
-  cc.publish = [&pub](const correlator_message& m, time_ns) {
+  cc.publish = [&pub](const correlator_message& m, const batch_times&) {
     if (pub.hook)
       pub.hook(m);
     std::lock_guard lock{pub.mu};

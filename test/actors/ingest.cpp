@@ -392,8 +392,12 @@ TEST_CASE("ingest: at stop, the correlator's last published messages are "
   std::promise<void> first;
   auto cc = default_priority_correlator();
   // Long enough for stop() to send its exit messages meanwhile.
-  cc.publish = [&](const correlator_message&, time_ns) {
+  batch_times times;
+  time_ns published_at = 0;
+  cc.publish = [&](const correlator_message&, const batch_times& t) {
     if (published++ == 0) {
+      times = t;
+      published_at = now_ns();
       first.set_value();
       std::this_thread::sleep_for(1s);
     }
@@ -412,6 +416,12 @@ TEST_CASE("ingest: at stop, the correlator's last published messages are "
     p.stop();
   }
   REQUIRE(published.load() >= 1);
+  // The batch's way through the stages, in order (the benchmark's
+  // breakdown of late deltas rests on these).
+  CHECK(times.received > 0);
+  CHECK(times.received <= times.passed_on);
+  CHECK(times.passed_on <= times.taken);
+  CHECK(times.taken <= published_at);
   test::running_pipeline again{tmp.path, zctx};
   auto buckets = again.store().buckets();
   REQUIRE(buckets);

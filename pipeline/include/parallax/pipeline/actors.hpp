@@ -39,6 +39,8 @@ struct ingest_item {
   std::string peer;        ///< ZeroMQ routing id of the client
   std::uint64_t bytes = 0; ///< frame size, for the collector's credit
   time_ns received = 0;    ///< when the collector took the frame
+  time_ns passed_on = 0;   ///< when the parser passed it on
+  time_ns taken = 0;       ///< when the correlator began on it
 
   /// The parser's output when it changed anything: events whose views
   /// point into the frame, `fields` and `arena`. Empty: `batch` as is.

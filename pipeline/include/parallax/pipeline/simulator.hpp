@@ -253,6 +253,10 @@ struct simulation_stats {
   double seconds = 0; ///< wall-clock time taken
   std::uint64_t acked = 0;
   std::uint64_t rejected = 0;
+  /// A paced replay (speed): how far behind its schedule a batch went out
+  /// at most, and how many went out more than 5 ms behind.
+  double behind_max_ms = 0;
+  std::uint64_t behind_5ms = 0;
 };
 
 /// Runs a simulation into `sink` until the duration or event count is
