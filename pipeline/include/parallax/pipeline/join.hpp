@@ -81,6 +81,11 @@ struct join_counters {
 class joiner {
 public:
   explicit joiner(join_options opts = {});
+  // Moves keep the map's nodes, which `touched_` points to; copies would not.
+  joiner(joiner&&) = default;
+  joiner& operator=(joiner&&) = default;
+  joiner(const joiner&) = delete;
+  joiner& operator=(const joiner&) = delete;
 
   /// Feeds one event already attributed to a VM. Events of sourcetypes the
   /// catalog does not use are ignored (counted).
@@ -136,14 +141,27 @@ private:
     std::map<time_ns, window> closed;  ///< by start, within the horizon
     time_ns closed_before = INT64_MIN; ///< windows starting earlier closed
     bool any_dirty = false;            ///< a closed window took late data
+    bool touched = false;              ///< fed since advance() last saw it
   };
 
   window* window_for(vm_state& vm, time_ns t);
   void close(vm_state& vm, window& w, bool correction,
              std::vector<delta>& deltas, std::vector<silence>& silences);
 
+  /// The earliest time at which the fleet-wide cut makes work for `vm`
+  /// (a window to close, a closed one to forget); INT64_MAX: none.
+  time_ns due(const vm_state& vm) const;
+  /// Closes and forgets what `cut` (at least the fleet-wide cut) allows.
+  void advance_vm(const std::string& uuid, vm_state& vm, time_ns fleet_cut,
+                  std::vector<delta>& deltas, std::vector<silence>& silences);
+
   join_options opts_;
   string_map<vm_state> vms_; ///< by vm_uuid
+  /// The VMs fed since the last advance(): only they, and those the
+  /// fleet-wide cut reaches (`fleet_due_`), have anything to close.
+  std::vector<string_map<vm_state>::value_type*> touched_;
+  /// At most the least due() of the VMs not in `touched_`.
+  time_ns fleet_due_ = INT64_MAX;
   time_ns latest_ = INT64_MIN;
   join_counters counters_;
 };
