@@ -284,12 +284,17 @@ int run_correlate(const correlate_options& o) {
   }
   for (std::size_t i = 0; i < runs.size(); ++i)
     fmt::print("run {}: ingest {:.0f} events/s, delta p99 {:.3f} ms, drift p99 "
-               "{:.3f} ms; clients at most {:.0f} ms (fleet) and {:.0f} ms "
-               "(filler) behind; machine: steal {}, longest stall {:.1f} ms, "
+               "{:.3f} ms; {}; machine: steal {}, longest stall {:.1f} ms, "
                "fixed loops {}\n",
                i + 1, runs[i].events_per_s, runs[i].delta_p99_ms,
-               runs[i].drift_p99_ms, runs[i].fleet_behind_ms,
-               runs[i].filler_behind_ms,
+               runs[i].drift_p99_ms,
+               // In a burst the fleet sends as fast as it can: no schedule.
+               o.burst ? fmt::format("the filler at most {:.0f} ms behind",
+                                     runs[i].filler_behind_ms)
+                       : fmt::format("clients at most {:.0f} ms (fleet) and "
+                                     "{:.0f} ms (filler) behind",
+                                     runs[i].fleet_behind_ms,
+                                     runs[i].filler_behind_ms),
                runs[i].steal_pct >= 0
                  ? fmt::format("{:.1f} %", runs[i].steal_pct)
                  : std::string{"unknown"},
