@@ -7,24 +7,19 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <condition_variable>
 #include <deque>
-#include <functional>
 #include <future>
 #include <limits>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
-#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
 
 #include <fmt/format.h>
 #include <lmdb.h>
-#include <pthread.h>
 #include <zstd.h>
 
 namespace parallax::storage {
@@ -724,54 +719,6 @@ std::vector<cut_block> cut_blocks(std::string_view bkey,
   return blocks;
 }
 
-// Threads that pack blocks beside a writer: made when every one is busy
-// (one per concurrent writer: the indexer, the compactor), then kept for
-// the life of the process, each with its zstd context and frame buffer.
-// A thread per write had cost its creation, a fresh stack's page faults
-// and a new compression context every time, at dozens of writes a second.
-class pack_helpers {
-public:
-  static pack_helpers& instance() {
-    // Never destroyed: idle helpers wait until the process ends.
-    static auto* helpers = new pack_helpers;
-    return *helpers;
-  }
-
-  // Runs `job` on an idle helper (a new one if none is idle).
-  std::future<void> run(std::function<void()> job) {
-    std::packaged_task<void()> task{std::move(job)};
-    auto done = task.get_future();
-    std::lock_guard lock{mtx_};
-    jobs_.push_back(std::move(task));
-    if (jobs_.size() > idle_)
-      std::thread{[this] { serve(); }}.detach();
-    else
-      cv_.notify_one();
-    return done;
-  }
-
-private:
-  void serve() {
-    ::pthread_setname_np(::pthread_self(), "plx-packer");
-    std::unique_lock lock{mtx_};
-    for (;;) {
-      ++idle_;
-      cv_.wait(lock, [this] { return !jobs_.empty(); });
-      --idle_;
-      auto task = std::move(jobs_.front());
-      jobs_.pop_front();
-      lock.unlock();
-      task();
-      lock.lock();
-    }
-  }
-
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  std::deque<std::packaged_task<void()>> jobs_;
-  std::size_t idle_ = 0;
-};
-
 // Encodes and compresses every block (its value). Writes of several blocks
 // do it on a helper thread while `meanwhile` (the term index, the rollups)
 // runs on this one: compression is a fifth of a write, and the writer is
@@ -779,7 +726,7 @@ private:
 template <class F>
 void pack_blocks(std::vector<cut_block>& blocks, F&& meanwhile) {
   auto pack_all = [&blocks] {
-    thread_local std::string frame;
+    std::string frame;
     for (auto& b : blocks) {
       frame.clear();
       wire::encode(block_source, b.first, b.events, frame);
@@ -792,7 +739,7 @@ void pack_blocks(std::vector<cut_block>& blocks, F&& meanwhile) {
     meanwhile();
     return;
   }
-  auto helper = pack_helpers::instance().run(pack_all);
+  auto helper = std::async(std::launch::async, pack_all);
   meanwhile();
   helper.get();
 }
