@@ -47,6 +47,7 @@ struct client_result {
   /// sends in bursts, which queue at the server).
   double behind_max_ms = 0;
   unsigned long long behind_5ms = 0;
+  int paced = 0; ///< sent on a schedule (else as fast as it could)
   int ok = 0;
 };
 
@@ -122,6 +123,7 @@ double ready_then_wait(int in_fd, int out_fd, std::uint64_t events) {
     res.batches = st->batches;
     res.behind_max_ms = st->behind_max_ms;
     res.behind_5ms = st->behind_5ms;
+    res.paced = !o.burst;
     res.ok = 1;
   }
   write_all(out_fd, &res, sizeof res);
@@ -174,6 +176,7 @@ bool told_to_stop(int fd) {
     wire::batch b;
     std::string frame;
     auto rate = ready_then_wait(in_fd, out_fd, 0);
+    res.paced = rate > 0;
     auto t0 = clock_type::now();
     std::size_t sent = 0;
     auto due = [&] {
@@ -238,8 +241,8 @@ struct run_figures {
   double steal_pct = -1;   ///< the hypervisor's steal time (stall_probe)
   double loop_us = 0;      ///< the probes' fixed loop, median (stall_probe)
   double compute_us = 0;   ///< their compute loop, median (stall_probe)
-  double fleet_behind_ms = 0;  ///< the fleet's most behind its schedule
-  double filler_behind_ms = 0; ///< the filler's
+  double fleet_behind_ms = -1;  ///< the fleet's most behind its schedule
+  double filler_behind_ms = -1; ///< the filler's (-1: no schedule)
 };
 
 int run_once(const correlate_options& o, run_figures& figures);
@@ -282,19 +285,17 @@ int run_correlate(const correlate_options& o) {
                median(&run_figures::drift_p99_ms), met);
     return 0;
   }
+  auto schedule = [](const char* who, double ms) {
+    return ms < 0 ? fmt::format("{} unpaced", who)
+                  : fmt::format("{} at most {:.0f} ms behind", who, ms);
+  };
   for (std::size_t i = 0; i < runs.size(); ++i)
     fmt::print("run {}: ingest {:.0f} events/s, delta p99 {:.3f} ms, drift p99 "
-               "{:.3f} ms; {}; machine: steal {}, longest stall {:.1f} ms, "
-               "fixed loops {}\n",
+               "{:.3f} ms; {}, {}; machine: steal {}, longest stall {:.1f} "
+               "ms, fixed loops {}\n",
                i + 1, runs[i].events_per_s, runs[i].delta_p99_ms,
-               runs[i].drift_p99_ms,
-               // In a burst the fleet sends as fast as it can: no schedule.
-               o.burst ? fmt::format("the filler at most {:.0f} ms behind",
-                                     runs[i].filler_behind_ms)
-                       : fmt::format("clients at most {:.0f} ms (fleet) and "
-                                     "{:.0f} ms (filler) behind",
-                                     runs[i].fleet_behind_ms,
-                                     runs[i].filler_behind_ms),
+               runs[i].drift_p99_ms, schedule("fleet", runs[i].fleet_behind_ms),
+               schedule("filler", runs[i].filler_behind_ms),
                runs[i].steal_pct >= 0
                  ? fmt::format("{:.1f} %", runs[i].steal_pct)
                  : std::string{"unknown"},
@@ -505,8 +506,17 @@ int run_once(const correlate_options& o, run_figures& figures) {
   figures.steal_pct = stalls.steal_pct;
   figures.loop_us = percentile(stalls.loop_us, 0.5);
   figures.compute_us = percentile(stalls.compute_us, 0.5);
-  figures.fleet_behind_ms = fleet_res.behind_max_ms;
-  figures.filler_behind_ms = filler_res.behind_max_ms;
+  if (fleet_res.paced)
+    figures.fleet_behind_ms = fleet_res.behind_max_ms;
+  if (filler_res.paced)
+    figures.filler_behind_ms = filler_res.behind_max_ms;
+  // JSON: null for a client with no schedule.
+  auto json_behind = [](const client_result& r, bool max) {
+    if (!r.paced)
+      return std::string{"null"};
+    return max ? fmt::format("{:.3f}", r.behind_max_ms)
+               : fmt::format("{}", r.behind_5ms);
+  };
   auto late_in_stall = overlapping(stalls.stalls, lat.late_deltas);
   if (o.json) {
     fmt::print("{{\"bench\":\"correlate\",\"vms\":{},\"events\":{},"
@@ -529,8 +539,8 @@ int run_once(const correlate_options& o, run_figures& figures) {
                "\"late_queue_ms_p50\":{:.3f},"
                "\"late_correlator_ms_p50\":{:.3f},"
                "\"fleet_batches\":{},\"fleet_behind_5ms\":{},"
-               "\"fleet_behind_max_ms\":{:.3f},\"filler_batches\":{},"
-               "\"filler_behind_5ms\":{},\"filler_behind_max_ms\":{:.3f}}}\n",
+               "\"fleet_behind_max_ms\":{},\"filler_batches\":{},"
+               "\"filler_behind_5ms\":{},\"filler_behind_max_ms\":{}}}\n",
                o.vms, events, fleet_res.events, wall, rate,
                lat.delta_ms.size(), percentile(lat.delta_ms, 0.5),
                percentile(lat.delta_ms, 0.99), percentile(lat.delta_ms, 1.0),
@@ -551,9 +561,9 @@ int run_once(const correlate_options& o, run_figures& figures) {
                percentile(lat.late_parser_ms, 0.5),
                percentile(lat.late_queue_ms, 0.5),
                percentile(lat.late_correlator_ms, 0.5), fleet_res.batches,
-               fleet_res.behind_5ms, fleet_res.behind_max_ms,
-               filler_res.batches, filler_res.behind_5ms,
-               filler_res.behind_max_ms);
+               json_behind(fleet_res, false), json_behind(fleet_res, true),
+               filler_res.batches, json_behind(filler_res, false),
+               json_behind(filler_res, true));
     return 0;
   }
   fmt::print("parallax bench correlate: {} VMs for {} simulated minutes "
@@ -589,16 +599,15 @@ int run_once(const correlate_options& o, run_figures& figures) {
              filler_rate > 0 ? fmt::format("{:.0f}", filler_rate)
                              : std::string{"as fast as possible"});
   auto behind = [](const client_result& r) {
+    if (!r.paced)
+      return std::string{"unpaced (as fast as it could)"};
     return fmt::format("{} of {} batches more than 5 ms behind (at most {:.1f} "
                        "ms)",
                        r.behind_5ms, r.batches, r.behind_max_ms);
   };
-  if (o.burst)
-    fmt::print("  sent behind schedule: the filler {}\n", behind(filler_res));
-  else
-    fmt::print("  sent behind schedule: the fleet {}, the filler {} (a client "
-               "short of CPU sends in bursts, which queue at the server)\n",
-               behind(fleet_res), behind(filler_res));
+  fmt::print("  sent behind schedule: the fleet {}, the filler {} (a client "
+             "short of CPU sends in bursts, which queue at the server)\n",
+             behind(fleet_res), behind(filler_res));
   fmt::print("  ingest            {:>10.0f} events/s over {:.2f} s, {:.0f} "
              "offered (target: >= 250,000 while correlating)\n",
              rate, wall, fleet_rate + filler_rate);

@@ -372,12 +372,13 @@ void joiner::advance(std::vector<delta>& deltas,
   // the least due() of the rest: a call per batch no longer walks the
   // whole fleet (its windows' maps, a few cache misses per VM).
   if (fleet_cut > fleet_due_) {
-    fleet_due_ = INT64_MAX;
+    auto least = INT64_MAX;
     for (auto& [uuid, vm] : vms_) {
       advance_vm(uuid, vm, fleet_cut, deltas, silences);
       vm.touched = false;
-      fleet_due_ = std::min(fleet_due_, due(vm));
+      least = std::min(least, due(vm));
     }
+    fleet_due_ = least;
   } else {
     for (auto* kv : touched_) {
       advance_vm(kv->first, kv->second, fleet_cut, deltas, silences);

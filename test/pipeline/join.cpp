@@ -185,6 +185,38 @@ TEST_CASE("join: a stopped VM's windows close by the fleet's clock") {
   CHECK(m["cpu"].vm_uuid == "uuid-1");
 }
 
+TEST_CASE("join: a VM fed no more is closed once the fleet's clock passes its "
+          "window, not before") {
+  joiner j;
+  feed(j, {ev("hv:vsphere", t0 + 1 * s, {{"cpu_pct", 50.0}}),
+           ev("os:system", t0 + 2 * s, {{"cpu_busy_pct", 40.0}}, "g")});
+  std::vector<delta> ds;
+  std::vector<silence> ss;
+  j.advance(ds, ss); // its own watermark is far from the window's end
+  CHECK(ds.empty());
+  // From now on only another VM is fed (advanced without this one). The
+  // fleet's cut is the latest time less the allowed lateness (30 s) and the
+  // silence timeout (60 s): at t0 + 110 s it reaches the window's end, t0 +
+  // 20 s, and the window (start, end] stays open until the cut passes it.
+  auto other = [&](time_ns t) {
+    batch_of b{{ev("hv:vsphere", t, {{"cpu_pct", 1.0}})}};
+    j.add("db-02", "uuid-2", b.events()[0]);
+    j.advance(ds, ss);
+  };
+  other(t0 + 60 * s);
+  other(t0 + 110 * s);
+  CHECK(ds.empty());
+  other(t0 + 110 * s + 1);
+  auto m = by_metric(ds);
+  REQUIRE(m.count("cpu") == 1);
+  CHECK(m["cpu"].vm_uuid == "uuid-1");
+  CHECK(m["cpu"].window_end == t0 + 20 * s);
+  // Closed once only.
+  ds.clear();
+  other(t0 + 200 * s);
+  CHECK(by_metric(ds).count("cpu") == 0);
+}
+
 TEST_CASE("join: disk_read and disk_write sum the VM's disks per round, then "
           "average the rounds") {
   joiner j;
