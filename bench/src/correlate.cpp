@@ -510,6 +510,11 @@ int run_once(const correlate_options& o, run_figures& figures) {
     figures.fleet_behind_ms = fleet_res.behind_max_ms;
   if (filler_res.paced)
     figures.filler_behind_ms = filler_res.behind_max_ms;
+  // JSON: null with no late deltas to break down.
+  auto late_median = [](const std::vector<double>& v) {
+    return v.empty() ? std::string{"null"}
+                     : fmt::format("{:.3f}", percentile(v, 0.5));
+  };
   // JSON: null for a client with no schedule.
   auto json_behind = [](const client_result& r, bool max) {
     if (!r.paced)
@@ -535,9 +540,9 @@ int run_once(const correlate_options& o, run_figures& figures) {
                "\"late_deltas_in_stall\":{},\"loop_us_p50\":{:.1f},"
                "\"loop_us_p90\":{:.1f},\"loop_us_min\":{:.1f},"
                "\"compute_us_p50\":{:.1f},\"compute_us_p90\":{:.1f},"
-               "\"compute_us_min\":{:.1f},\"late_parser_ms_p50\":{:.3f},"
-               "\"late_queue_ms_p50\":{:.3f},"
-               "\"late_correlator_ms_p50\":{:.3f},"
+               "\"compute_us_min\":{:.1f},\"late_parser_ms_p50\":{},"
+               "\"late_queue_ms_p50\":{},"
+               "\"late_correlator_ms_p50\":{},"
                "\"fleet_batches\":{},\"fleet_behind_5ms\":{},"
                "\"fleet_behind_max_ms\":{},\"filler_batches\":{},"
                "\"filler_behind_5ms\":{},\"filler_behind_max_ms\":{}}}\n",
@@ -558,9 +563,8 @@ int run_once(const correlate_options& o, run_figures& figures) {
                percentile(stalls.compute_us, 0.5),
                percentile(stalls.compute_us, 0.9),
                percentile(stalls.compute_us, 0.0),
-               percentile(lat.late_parser_ms, 0.5),
-               percentile(lat.late_queue_ms, 0.5),
-               percentile(lat.late_correlator_ms, 0.5), fleet_res.batches,
+               late_median(lat.late_parser_ms), late_median(lat.late_queue_ms),
+               late_median(lat.late_correlator_ms), fleet_res.batches,
                json_behind(fleet_res, false), json_behind(fleet_res, true),
                filler_res.batches, json_behind(filler_res, false),
                json_behind(filler_res, true));
