@@ -200,7 +200,7 @@ void collector::run() {
       item->batch = std::move(*batch);
       item->peer = std::move(peer);
       item->bytes = bytes.size();
-      item->received = now_ns();
+      item->times.received = now_ns();
       caf::anon_send(cfg_.next, ingest_atom::value, std::move(item));
     }
   }

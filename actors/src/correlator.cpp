@@ -84,7 +84,7 @@ ingest_ptr batch_of_messages(std::vector<correlator_message> msgs,
     item->parsed.push_back(e);
   }
   item->owner = std::move(owned);
-  item->received = now_ns();
+  item->times.received = now_ns();
   return item;
 }
 
@@ -333,7 +333,7 @@ std::unique_ptr<correlator> load_state(const correlator_config& cfg) {
 // and queues their drift work.
 void learn_batch(self_ptr self, ingest_ptr& item) {
   auto& s = self->state;
-  item->taken = now_ns();
+  item->times.taken = now_ns();
   if (s.hold.take_resend(item, s.ready)) {
     s.pass_on();
     return;
@@ -351,7 +351,7 @@ void learn_batch(self_ptr self, ingest_ptr& item) {
   s.received->add(item->events().size());
   auto found = attribute_batch(*item, *s.logic);
   s.attributed->add(found.attributed);
-  batch_times arrival{item->received, item->passed_on, item->taken};
+  auto arrival = item->times;
   s.hold.admit(std::move(item), found, batch_hold::clock::now(), s.ready);
   release_held(self);
   s.out.clear();

@@ -132,7 +132,7 @@ void parse_batch(ingest_item& item, const rulebook& book, time_ns now,
       item.fields[time_field[i]].value = std::string_view{"interpolated"};
       ++counters.interpolated;
     } else {
-      e.time = item.received;
+      e.time = item.times.received;
       ++counters.received;
     }
   }
@@ -184,7 +184,7 @@ parser(parser_actor::stateful_pointer<parser_state> self, parser_config cfg) {
       s.kv_fields->add(c.kv_fields);
       s.transformed->add(c.transformed);
       s.sent->add(n);
-      item->passed_on = now_ns();
+      item->times.passed_on = now_ns();
       self->send(s.cfg.next, ingest_atom::value, std::move(item));
     },
   };

@@ -1,7 +1,7 @@
 #include "parallax/schemas/event.hpp"
+#include "parallax/schemas/hash.hpp"
 #include "parallax/schemas/utf8.hpp"
 
-#include <cstdint>
 #include <cstring>
 
 namespace parallax {
@@ -56,24 +56,20 @@ const value* event::find(std::string_view name) const noexcept {
 
 namespace {
 
-template <class T>
-T load(const char* p) {
-  T x;
-  std::memcpy(&x, p, sizeof x);
-  return x;
-}
-
 // Whether n bytes at a and b are the same: short names by two overlapping
 // loads instead of a call to memcmp.
 bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
   if (n > 16)
     return std::memcmp(a, b, n) == 0;
+  auto x = reinterpret_cast<const unsigned char*>(a);
+  auto y = reinterpret_cast<const unsigned char*>(b);
+  using detail::load_le;
   if (n >= 8)
-    return load<std::uint64_t>(a) == load<std::uint64_t>(b)
-           && load<std::uint64_t>(a + n - 8) == load<std::uint64_t>(b + n - 8);
+    return load_le<8>(x) == load_le<8>(y)
+           && load_le<8>(x + n - 8) == load_le<8>(y + n - 8);
   if (n >= 4)
-    return load<std::uint32_t>(a) == load<std::uint32_t>(b)
-           && load<std::uint32_t>(a + n - 4) == load<std::uint32_t>(b + n - 4);
+    return load_le<4>(x) == load_le<4>(y)
+           && load_le<4>(x + n - 4) == load_le<4>(y + n - 4);
   for (std::size_t i = 0; i < n; ++i)
     if (a[i] != b[i])
       return false;

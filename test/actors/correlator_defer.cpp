@@ -224,7 +224,7 @@ struct full_mailbox {
     corr = spawn_correlator(*sys, config_of(spawn_sink(*sys, stored),
                                             metrics, pub));
     for (auto& b : batches) {
-      b->received = now_ns();
+      b->times.received = now_ns();
       caf::anon_send(corr, ingest_atom::value, std::move(b));
     }
     all_sent.set_value();

@@ -21,7 +21,7 @@ ingest_item item_of(std::vector<event> events) {
   REQUIRE(d);
   ingest_item item;
   item.batch = std::move(*d);
-  item.received = now + 5 * s;
+  item.times.received = now + 5 * s;
   return item;
 }
 

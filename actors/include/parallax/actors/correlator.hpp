@@ -63,21 +63,14 @@ ingest_ptr batch_of_messages(std::vector<correlator_message> msgs,
 /// reads its blocks back with it.
 bool storable(const correlator_message& m);
 
-/// When the batch behind a published message passed each stage before
-/// it (nanoseconds since the epoch; 0 when it did not pass that stage).
-struct batch_times {
-  time_ns received = 0; ///< the collector took the frame
-  time_ns passed_on = 0; ///< the parser passed it on
-  time_ns taken = 0;    ///< the correlator began on it
-};
-
 struct correlator_config {
   correlator_options options;
   ingest_sink next;                      ///< the indexer
   metrics_registry* metrics = nullptr;   ///< must outlive the actor
   /// Called for every message, on the actor's thread; may be empty.
   /// `times` says when the batch whose processing produced the message
-  /// passed each stage (the latency benchmark measures from `received`).
+  /// passed each stage (ingest_item::times; the latency benchmark
+  /// measures from `received`).
   std::function<void(const correlator_message&, const batch_times& times)>
     publish;
   /// Called with every batch's events once they carry their VM, on the

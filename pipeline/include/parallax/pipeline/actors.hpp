@@ -32,15 +32,21 @@ using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
 // -- messages -----------------------------------------------------------------
 
+/// When a batch passed each stage (nanoseconds since the epoch; 0 when it
+/// did not pass that stage).
+struct batch_times {
+  time_ns received = 0;  ///< the collector took the frame
+  time_ns passed_on = 0; ///< the parser passed it on
+  time_ns taken = 0;     ///< the correlator began on it
+};
+
 /// A decoded, validated batch on its way from the collector to the indexer,
 /// with what is needed to answer the client once it is committed.
 struct ingest_item {
   wire::batch_view batch;
   std::string peer;        ///< ZeroMQ routing id of the client
   std::uint64_t bytes = 0; ///< frame size, for the collector's credit
-  time_ns received = 0;    ///< when the collector took the frame
-  time_ns passed_on = 0;   ///< when the parser passed it on
-  time_ns taken = 0;       ///< when the correlator began on it
+  batch_times times;
 
   /// The parser's output when it changed anything: events whose views
   /// point into the frame, `fields` and `arena`. Empty: `batch` as is.
