@@ -42,11 +42,7 @@ struct client_result {
   double seconds = 0;
   unsigned long long events = 0;
   unsigned long long batches = 0;
-  /// Paced: how far behind its schedule a batch went out at most, and how
-  /// many went out more than 5 ms behind (a client starved of the CPU
-  /// sends in bursts, which queue at the server).
-  double behind_max_ms = 0;
-  unsigned long long behind_5ms = 0;
+  sim::schedule_lag behind; ///< when paced
   int paced = 0; ///< sent on a schedule (else as fast as it could)
   int ok = 0;
 };
@@ -121,8 +117,7 @@ double ready_then_wait(int in_fd, int out_fd, std::uint64_t events) {
     res.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     res.events = st->events;
     res.batches = st->batches;
-    res.behind_max_ms = st->behind_max_ms;
-    res.behind_5ms = st->behind_5ms;
+    res.behind = st->behind;
     res.paced = !o.burst;
     res.ok = 1;
   }
@@ -191,13 +186,8 @@ bool told_to_stop(int fd) {
           std::min(due(), clock_type::now() + std::chrono::milliseconds{50}));
       if (told_to_stop(in_fd))
         break;
-      if (rate > 0) {
-        auto behind = std::chrono::duration<double, std::milli>(
-                        clock_type::now() - due())
-                        .count();
-        res.behind_max_ms = std::max(res.behind_max_ms, behind);
-        res.behind_5ms += behind > 5;
-      }
+      if (rate > 0)
+        res.behind.add(clock_type::now() - due());
       ++res.batches;
       auto source = (seq - 1) % sources;
       b.source_id = fmt::format("bench-filler-{}", source);
@@ -507,9 +497,9 @@ int run_once(const correlate_options& o, run_figures& figures) {
   figures.loop_us = percentile(stalls.loop_us, 0.5);
   figures.compute_us = percentile(stalls.compute_us, 0.5);
   if (fleet_res.paced)
-    figures.fleet_behind_ms = fleet_res.behind_max_ms;
+    figures.fleet_behind_ms = fleet_res.behind.max_ms;
   if (filler_res.paced)
-    figures.filler_behind_ms = filler_res.behind_max_ms;
+    figures.filler_behind_ms = filler_res.behind.max_ms;
   // JSON: null with no late deltas to break down.
   auto late_median = [](const std::vector<double>& v) {
     return v.empty() ? std::string{"null"}
@@ -519,8 +509,8 @@ int run_once(const correlate_options& o, run_figures& figures) {
   auto json_behind = [](const client_result& r, bool max) {
     if (!r.paced)
       return std::string{"null"};
-    return max ? fmt::format("{:.3f}", r.behind_max_ms)
-               : fmt::format("{}", r.behind_5ms);
+    return max ? fmt::format("{:.3f}", r.behind.max_ms)
+               : fmt::format("{}", r.behind.over_5ms);
   };
   auto late_in_stall = overlapping(stalls.stalls, lat.late_deltas);
   if (o.json) {
@@ -607,7 +597,7 @@ int run_once(const correlate_options& o, run_figures& figures) {
       return std::string{"unpaced (as fast as it could)"};
     return fmt::format("{} of {} batches more than 5 ms behind (at most {:.1f} "
                        "ms)",
-                       r.behind_5ms, r.batches, r.behind_max_ms);
+                       r.behind.over_5ms, r.batches, r.behind.max_ms);
   };
   fmt::print("  sent behind schedule: the fleet {}, the filler {} (a client "
              "short of CPU sends in bursts, which queue at the server)\n",

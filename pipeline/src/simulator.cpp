@@ -2191,11 +2191,7 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
       if (stop.load())
         return {};
       if (!b.events.empty()) { // counted as send() counts batches
-        auto behind = std::chrono::duration<double, std::milli>(clock::now()
-                                                                - due)
-                        .count();
-        st.behind_max_ms = std::max(st.behind_max_ms, behind);
-        st.behind_5ms += behind > 5;
+        st.behind.add(clock::now() - due);
         st.last_time = std::max(st.last_time, b.at);
       }
       if (auto err = send(b.source_id, b.events))

@@ -17,6 +17,7 @@
 #include "parallax/schemas/error.hpp"
 #include "parallax/schemas/event.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -242,6 +243,19 @@ struct simulation_options {
   std::filesystem::path truth_file;
 };
 
+/// How far behind its schedule a paced sender sent: at most, and how many
+/// batches more than 5 ms behind (a sender short of CPU catches up in a
+/// burst).
+struct schedule_lag {
+  double max_ms = 0;
+  std::uint64_t over_5ms = 0;
+  void add(std::chrono::steady_clock::duration behind) {
+    auto ms = std::chrono::duration<double, std::milli>(behind).count();
+    max_ms = std::max(max_ms, ms);
+    over_5ms += ms > 5;
+  }
+};
+
 struct simulation_stats {
   std::map<std::string, std::uint64_t> per_sourcetype;
   std::uint64_t events = 0;
@@ -253,10 +267,7 @@ struct simulation_stats {
   double seconds = 0; ///< wall-clock time taken
   std::uint64_t acked = 0;
   std::uint64_t rejected = 0;
-  /// A paced replay (speed): how far behind its schedule a batch went out
-  /// at most, and how many went out more than 5 ms behind.
-  double behind_max_ms = 0;
-  std::uint64_t behind_5ms = 0;
+  schedule_lag behind; ///< a paced replay's (speed)
 };
 
 /// Runs a simulation into `sink` until the duration or event count is
