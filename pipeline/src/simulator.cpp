@@ -1966,6 +1966,15 @@ time_ns source_phase(std::string_view source_id) noexcept {
 
 // -- sinks -------------------------------------------------------------------
 
+error batch_sink::write_frame(const std::string& source_id,
+                              std::uint64_t sequence, std::string frame) {
+  auto b = wire::decode(std::move(frame));
+  if (!b)
+    return b.error();
+  auto events = b->materialize().events;
+  return write(source_id, sequence, events);
+}
+
 namespace {
 
 class endpoint_sink final : public batch_sink {
@@ -1975,6 +1984,27 @@ public:
   }
   error write(const std::string& source_id, std::uint64_t sequence,
               std::vector<event>& events) override {
+    auto c = client(source_id);
+    if (!c)
+      return c.error();
+    wire::batch b;
+    b.source_id = source_id;
+    b.sequence = sequence;
+    b.events = std::move(events);
+    std::string frame;
+    wire::encode(b, frame);
+    events = std::move(b.events);
+    return (*c)->send(sequence, std::move(frame), timeout_);
+  }
+  error write_frame(const std::string& source_id, std::uint64_t sequence,
+                    std::string frame) override {
+    auto c = client(source_id);
+    if (!c)
+      return c.error();
+    return (*c)->send(sequence, std::move(frame), timeout_);
+  }
+  // The client of `source_id`, connected on its first batch.
+  result<ingest_client*> client(const std::string& source_id) {
     auto it = clients_.find(source_id);
     if (it == clients_.end()) {
       ingest_client_options o;
@@ -1992,14 +2022,7 @@ public:
       };
       it = clients_.emplace(source_id, std::move(*c)).first;
     }
-    wire::batch b;
-    b.source_id = source_id;
-    b.sequence = sequence;
-    b.events = std::move(events);
-    std::string frame;
-    wire::encode(b, frame);
-    events = std::move(b.events);
-    return it->second->send(sequence, std::move(frame), timeout_);
+    return it->second.get();
   }
   error finish() override {
     for (auto& [id, c] : clients_)
@@ -2053,11 +2076,18 @@ public:
     frame_.clear();
     wire::encode(b, frame_);
     events = std::move(b.events);
-    auto n = static_cast<std::uint32_t>(frame_.size());
+    return put(frame_);
+  }
+  error write_frame(const std::string&, std::uint64_t,
+                    std::string frame) override {
+    return put(frame);
+  }
+  error put(const std::string& frame) {
+    auto n = static_cast<std::uint32_t>(frame.size());
     char len[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
                    static_cast<char>(n >> 8), static_cast<char>(n)};
     out_.write(len, 4);
-    out_.write(frame_.data(), static_cast<std::streamsize>(frame_.size()));
+    out_.write(frame.data(), static_cast<std::streamsize>(frame.size()));
     if (!out_)
       return error{ec::system_error, "cannot write the output file"};
     return {};
@@ -2202,22 +2232,80 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
   std::vector<sim_batch> step;
   time_ns pending_since = INT64_MIN;
   if (opts.speed > 0 && opts.prerender) {
-    std::vector<std::vector<sim_batch>> steps;
+    // Every step simulated and encoded before the clock starts, in the
+    // order replay_step() sends it: sending is then all the replay does.
+    struct encoded {
+      const std::string* source_id; // a key of `seq`
+      std::uint64_t sequence = 0;
+      time_ns at = 0;
+      time_ns phase = 0;
+      std::size_t events = 0;
+      /// Events per sourcetype: (index into `sourcetypes`, count).
+      std::vector<std::pair<std::uint32_t, std::uint32_t>> per_sourcetype;
+      std::string frame;
+    };
+    std::vector<std::string> sourcetypes;
+    std::map<std::string, std::uint32_t, std::less<>> sourcetype_index;
+    std::vector<encoded> frames;
     std::uint64_t events = 0;
     while (!stop.load() && fl->step(step)) {
-      for (const auto& b : step)
+      auto first = frames.size();
+      for (auto& b : step) {
+        if (b.events.empty())
+          continue;
+        auto& f = frames.emplace_back();
+        auto id = seq.try_emplace(b.source_id, 0).first;
+        f.source_id = &id->first;
+        f.sequence = ++id->second;
+        f.at = b.at;
+        f.phase = source_phase(b.source_id);
+        f.events = b.events.size();
+        for (const auto& e : b.events) {
+          auto [it, fresh] = sourcetype_index.try_emplace(
+            e.sourcetype, static_cast<std::uint32_t>(sourcetypes.size()));
+          if (fresh)
+            sourcetypes.push_back(e.sourcetype);
+          if (f.per_sourcetype.empty()
+              || f.per_sourcetype.back().first != it->second)
+            f.per_sourcetype.emplace_back(it->second, 0);
+          ++f.per_sourcetype.back().second;
+        }
+        wire::encode_head(b.source_id, f.sequence, b.events.size(), f.frame);
+        wire::encode_events(b.events, f.frame);
         events += b.events.size();
-      steps.push_back(std::exchange(step, {}));
+      }
+      std::stable_sort(frames.begin() + static_cast<std::ptrdiff_t>(first),
+                       frames.end(), [](const auto& x, const auto& y) {
+                         return x.phase < y.phase;
+                       });
+      step.clear();
     }
     if (opts.ready)
       opts.ready(events);
+    std::vector<std::uint64_t> per_sourcetype(sourcetypes.size());
     t0 = clock::now();
-    for (auto& s : steps) {
+    for (auto& f : frames) {
+      auto sim = static_cast<double>(f.at - fl->start() + f.phase);
+      auto due = t0 + std::chrono::duration_cast<clock::duration>(
+                        std::chrono::duration<double>(sim / 1e9 / opts.speed));
+      while (clock::now() < due && !stop.load())
+        std::this_thread::sleep_for(std::min<clock::duration>(
+          due - clock::now(), std::chrono::milliseconds{100}));
       if (stop.load())
         break;
-      if (auto err = replay_step(s))
+      st.behind.add(clock::now() - due);
+      st.last_time = std::max(st.last_time, f.at);
+      for (auto [i, n] : f.per_sourcetype)
+        per_sourcetype[i] += n;
+      st.events += f.events;
+      ++st.batches;
+      if (auto err = sink.write_frame(*f.source_id, f.sequence,
+                                      std::move(f.frame)))
         return err;
     }
+    for (std::size_t i = 0; i < sourcetypes.size(); ++i)
+      if (per_sourcetype[i] > 0)
+        st.per_sourcetype[sourcetypes[i]] += per_sourcetype[i];
   } else if (opts.ready) {
     opts.ready(0);
     t0 = clock::now();

@@ -84,6 +84,18 @@ void encode(const batch& b, std::string& out) {
     put_event(pk, e);
 }
 
+void encode_head(std::string_view source_id, std::uint64_t sequence,
+                 std::size_t events, std::string& out) {
+  msgpack_out pk{out};
+  put_envelope(pk, source_id, sequence, events);
+}
+
+void encode_events(std::span<const event> events, std::string& out) {
+  msgpack_out pk{out};
+  for (const auto& e : events)
+    put_event(pk, e);
+}
+
 std::string encode(const batch& b) {
   std::string out;
   encode(b, out);

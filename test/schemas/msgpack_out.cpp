@@ -77,7 +77,7 @@ TEST_CASE("msgpack writer: strings, booleans and doubles") {
 }
 
 TEST_CASE("msgpack writer: a batch with 16 and more events and fields has "
-          "the packer's array and map headers") {
+          "the packer's array and map headers, also encoded in two parts") {
   for (std::size_t n : {15u, 16u, 65535u, 65536u}) {
     CAPTURE(n);
     wire::batch b;
@@ -103,7 +103,13 @@ TEST_CASE("msgpack writer: a batch with 16 and more events and fields has "
         ref.str("f" + std::to_string(f))
           .int_(static_cast<std::int64_t>(f) * 1000);
     }
-    CHECK(wire::encode(b) == ref.done());
+    auto want = ref.done();
+    CHECK(wire::encode(b) == want);
+    // In two parts (a sender that encodes its events once): the same.
+    std::string parts;
+    wire::encode_head(b.source_id, b.sequence, b.events.size(), parts);
+    wire::encode_events(b.events, parts);
+    CHECK(parts == want);
   }
   // 65,536 fields take the 32-bit map header.
   wire::batch b;

@@ -172,6 +172,12 @@ public:
   virtual ~batch_sink() = default;
   virtual error write(const std::string& source_id, std::uint64_t sequence,
                       std::vector<event>& events) = 0;
+  /// The same batch, encoded beforehand (wire::encode: a pre-rendered
+  /// replay encodes before its clock starts). The endpoint and file sinks
+  /// send or write the frame as it is; by default it is decoded and passed
+  /// to write().
+  virtual error write_frame(const std::string& source_id,
+                            std::uint64_t sequence, std::string frame);
   /// Called once at the end: waits for outstanding acknowledgements, flushes.
   virtual error finish() {
     return {};
@@ -226,9 +232,10 @@ struct simulation_options {
   /// agents are (the real agent keeps the phase of its own start); event
   /// times are not changed. A sender that falls behind sends at once.
   double speed = 0;
-  /// With `speed`: simulate every step before the first send, so that the
-  /// replay itself costs only the sending (a benchmark whose sender stands
-  /// for remote machines). Holds the whole run in memory.
+  /// With `speed`: simulate and encode every step before the first send,
+  /// so that the replay itself costs only the sending (a benchmark whose
+  /// sender stands for remote machines). Holds the whole run's frames in
+  /// memory, and gives them to batch_sink::write_frame.
   bool prerender = false;
   /// Called once right before the first send (after pre-rendering), with
   /// the number of events pre-rendered (0 without `prerender`).

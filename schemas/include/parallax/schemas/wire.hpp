@@ -124,6 +124,15 @@ void encode(const batch& b, std::string& out);
 /// Returns the encoding of `b`.
 std::string encode(const batch& b);
 
+/// A batch's encoding in two parts, for a sender that sends the same
+/// events again under new sequence numbers (a load generator) or encodes
+/// them before it knows when they leave: the envelope (source id,
+/// sequence, number of events), then the events. encode_head() followed by
+/// encode_events() appends what encode() does.
+void encode_head(std::string_view source_id, std::uint64_t sequence,
+                 std::size_t events, std::string& out);
+void encode_events(std::span<const event> events, std::string& out);
+
 /// Appends the MessagePack encoding of one field value as this format writes
 /// it: the shortest form for integers, always float 64 for floats (other
 /// formats that carry Parallax values, such as the published messages of
