@@ -447,26 +447,154 @@ void for_each_metric(const event_view& e, F&& f) {
   }
 }
 
+// The ids of the events holding a term, ascending. Most terms of a large
+// write are in one event only (the numbers, addresses and ports of log
+// lines): the first id is held in place, and costs no allocation.
+class id_list {
+public:
+  bool empty() const noexcept {
+    return size_ == 0;
+  }
+  std::size_t size() const noexcept {
+    return size_;
+  }
+  std::uint64_t operator[](std::size_t i) const noexcept {
+    return i == 0 ? first_ : rest_[i - 1];
+  }
+  std::uint64_t back() const noexcept {
+    return (*this)[size_ - 1];
+  }
+  void push_back(std::uint64_t id) {
+    if (size_++ == 0)
+      first_ = id;
+    else
+      rest_.push_back(id);
+  }
+
+private:
+  std::uint64_t first_ = 0;
+  std::size_t size_ = 0;
+  std::vector<std::uint64_t> rest_;
+};
+
 struct term_entry {
-  std::vector<std::uint64_t> ids;
+  id_list ids;
   std::uint64_t summary = 0; // events with this field term
   std::uint64_t last_summarized = ~std::uint64_t{0};
 };
 
-using term_map = std::unordered_map<std::string, term_entry, string_hash,
-                                    std::equal_to<>>;
+// The terms of one bucket in one write (or rebuild): a few hundred
+// thousand with `parallax bench correlate`, most of them new. An
+// open-addressing table of (hash tag, entry number) in front of entries
+// made in chunks, whose keys are copied into large character chunks: a
+// new term costs no allocation of its own, and a lookup touches the slot
+// array and, on a tag match, one entry. Callers pass the term's hash
+// (hash_bytes), which they have computed already. Entries never move.
+class term_map {
+public:
+  struct value_type {
+    std::string_view first; // the term, in this map's character chunks
+    term_entry second;
+    std::uint64_t hash = 0;
+  };
+
+  term_map() = default;
+  term_map(const term_map&) = delete;
+  term_map& operator=(const term_map&) = delete;
+
+  // The entry of `term` (whose hash_bytes is `hash`), made if new.
+  value_type& get(std::string_view term, std::uint64_t hash) {
+    if ((size_ + 1) * 2 > slots_.size())
+      grow();
+    auto mask = slots_.size() - 1;
+    auto tag = static_cast<std::uint32_t>(hash >> 32);
+    for (auto i = hash & mask;; i = (i + 1) & mask) {
+      auto& sl = slots_[i];
+      if (sl.number == 0) {
+        sl = {tag, static_cast<std::uint32_t>(size_ + 1)};
+        return add(term, hash);
+      }
+      if (sl.tag == tag)
+        if (auto& e = at(sl.number - 1); e.first == term)
+          return e;
+    }
+  }
+
+  std::size_t size() const noexcept {
+    return size_;
+  }
+
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::size_t i = 0; i < size_; ++i)
+      f(at(i));
+  }
+
+private:
+  struct slot {
+    std::uint32_t tag = 0;    // the hash's upper half
+    std::uint32_t number = 0; // entry number + 1; 0: free
+  };
+  static constexpr std::size_t chunk_entries = 1024;
+  static constexpr std::size_t chunk_chars = 64 * 1024;
+
+  value_type& at(std::size_t i) const noexcept {
+    return chunks_[i / chunk_entries][i % chunk_entries];
+  }
+
+  value_type& add(std::string_view term, std::uint64_t hash) {
+    if (size_ % chunk_entries == 0)
+      chunks_.push_back(std::make_unique<value_type[]>(chunk_entries));
+    auto& e = at(size_++);
+    e.first = keep(term);
+    e.hash = hash;
+    return e;
+  }
+
+  std::string_view keep(std::string_view term) {
+    if (term.size() > chars_left_) {
+      auto n = std::max(chunk_chars, term.size());
+      chars_.push_back(std::make_unique<char[]>(n));
+      chars_next_ = chars_.back().get();
+      chars_left_ = n;
+    }
+    std::memcpy(chars_next_, term.data(), term.size());
+    std::string_view kept{chars_next_, term.size()};
+    chars_next_ += term.size();
+    chars_left_ -= term.size();
+    return kept;
+  }
+
+  void grow() {
+    std::vector<slot> bigger(std::max<std::size_t>(4096, slots_.size() * 2));
+    auto mask = bigger.size() - 1;
+    for (std::size_t n = 0; n < size_; ++n) {
+      auto h = at(n).hash;
+      auto i = h & mask;
+      while (bigger[i].number != 0)
+        i = (i + 1) & mask;
+      bigger[i] = {static_cast<std::uint32_t>(h >> 32),
+                   static_cast<std::uint32_t>(n + 1)};
+    }
+    slots_ = std::move(bigger);
+  }
+
+  std::vector<slot> slots_;
+  std::vector<std::unique_ptr<value_type[]>> chunks_;
+  std::size_t size_ = 0;
+  std::vector<std::unique_ptr<char[]>> chars_;
+  char* chars_next_ = nullptr;
+  std::size_t chars_left_ = 0;
+};
 
 // The node of `term` (the term and its entry), made if new.
 term_map::value_type& entry_for(term_map& m, std::string_view term) {
-  auto i = m.find(term);
-  if (i == m.end())
-    i = m.emplace(std::string{term}, term_entry{}).first;
-  return *i;
+  return m.get(term, hash_bytes(term));
 }
 
 // Builds the term map of one bucket. Events of a batch mostly share their
 // default fields, so the entry of the last value of each is cached (entries
-// of an unordered_map never move).
+// of a term_map never move).
 using tuple_map = std::unordered_map<std::string, std::uint64_t, string_hash,
                                      std::equal_to<>>;
 
@@ -560,18 +688,18 @@ private:
   // The entry of `term`, from a direct-mapped cache of the terms seen last
   // in front of the map. Most terms repeat (the field values of a few VMs,
   // users and commands; the words of log lines) and the map of a large
-  // write outgrows the CPU's caches: a lookup there costs a few cache
-  // misses (bucket, node, key), a hit here about one. With `parallax
-  // bench correlate` the map's lookups were a fifth of the indexer's time.
+  // write outgrows the CPU's caches: a lookup there costs a cache miss or
+  // two (slot, entry and key), a hit here about one. The hash computed
+  // here is the map's.
   term_entry& recent(std::string_view term) {
     if (recent_.empty()) // a pass per block when summaries are rebuilt
       recent_.resize(recent_size);
-    auto h = string_hash{}(term);
+    auto h = hash_bytes(term);
     auto& slot = recent_[h % recent_size];
-    if (slot.entry && slot.hash == h && *slot.key == term)
+    if (slot.entry && slot.hash == h && slot.key == term)
       return *slot.entry;
-    auto& node = entry_for(terms_, term);
-    slot = {h, &node.first, &node.second}; // nodes of an unordered_map stay put
+    auto& node = terms_.get(term, h);
+    slot = {h, node.first, &node.second}; // entries of a term_map stay put
     return node.second;
   }
 
@@ -581,7 +709,7 @@ private:
   };
   struct recent_term {
     std::size_t hash = 0;
-    const std::string* key = nullptr;
+    std::string_view key; // in the term map
     term_entry* entry = nullptr;
   };
   static constexpr std::size_t recent_size = 2048;
@@ -763,8 +891,9 @@ std::vector<const term_map::value_type*> sorted_terms(const term_map& terms) {
   };
   std::vector<keyed> keys;
   keys.reserve(terms.size());
-  for (const auto& kv : terms)
+  terms.for_each([&](const term_map::value_type& kv) {
     keys.push_back({prefix_of(kv.first), &kv});
+  });
   std::sort(keys.begin(), keys.end(), [](const keyed& a, const keyed& b) {
     if (a.prefix != b.prefix)
       return a.prefix < b.prefix;
@@ -812,7 +941,8 @@ int cut_postings(std::string_view bkey,
                  Sink&& sink) {
   std::string kbuf, vbuf;
   for (const auto* kv : sorted) {
-    const auto& [term, en] = *kv;
+    const auto& term = kv->first;
+    const auto& en = kv->second;
     for (std::size_t i = 0; i < en.ids.size();) {
       auto seg = segment_of(en.ids[i]);
       kbuf = bkey;
@@ -1042,20 +1172,20 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
     {
       auto key = as_val(bkey);
       MDB_val val;
-      std::uint64_t events = end - i;
+      std::uint64_t events = end - i, all_bytes = bytes;
       auto rc = mdb_get(w, catalog_, &key, &val);
       if (rc == 0 && val.mv_size == 32) {
         auto p = static_cast<const char*>(val.mv_data);
         min_t = std::min(min_t, static_cast<time_ns>(get_be64(p)));
         max_t = std::max(max_t, static_cast<time_ns>(get_be64(p + 8)));
         events += get_be64(p + 16);
-        bytes += get_be64(p + 24);
+        all_bytes += get_be64(p + 24);
       }
       vbuf.clear();
       put_be64(vbuf, static_cast<std::uint64_t>(min_t));
       put_be64(vbuf, static_cast<std::uint64_t>(max_t));
       put_be64(vbuf, events);
-      put_be64(vbuf, bytes);
+      put_be64(vbuf, all_bytes);
       auto nv = as_val(vbuf);
       if (rc = mdb_put(w, catalog_, &key, &nv, 0); rc != 0)
         return mdb_error("store: cannot update the catalog", rc);

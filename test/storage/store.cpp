@@ -417,8 +417,10 @@ TEST_CASE("store: postings of raw-text terms and field terms") {
 TEST_CASE("store: postings stay exact with far more distinct terms than "
           "the indexer's cache of recent terms") {
   // 20,000 events, each with a word and a field value out of 6,000 (the
-  // cache has 2,048 slots: they collide all the time), written in one
-  // group; then every term's postings are the events that have it.
+  // cache has 2,048 slots: they collide all the time; the term map grows
+  // its table several times, its entries and keys span several chunks),
+  // written in one group; then every term's postings are the events that
+  // have it.
   fixture f;
   std::vector<event> evs;
   std::map<std::string, ids> want;
@@ -450,19 +452,26 @@ TEST_CASE("store: postings stay exact with far more distinct terms than "
 TEST_CASE("store: postings of several write groups are concatenated") {
   fixture f;
   // Group 1 (source a, seq 1), all in b0: ids 0, 1, 2.
-  ok(write_one(f.store(), "a", 1,
-               {log_event(t0, "h", "error disk"), log_event(t0 + 1, "h", "ok"),
-                log_event(t0 + 2, "h", "error net")}));
+  auto r1 = ok(write_one(f.store(), "a", 1,
+                         {log_event(t0, "h", "error disk"),
+                          log_event(t0 + 1, "h", "ok"),
+                          log_event(t0 + 2, "h", "error net")}));
   // Group 2 (source b, seq 1), all in b0: ids 3, 4.
-  ok(write_one(f.store(), "b", 1,
-               {log_event(t0 + 3, "h", "fine"),
-                log_event(t0 + 4, "h", "error again")}));
+  auto r2 = ok(write_one(f.store(), "b", 1,
+                         {log_event(t0 + 3, "h", "fine"),
+                          log_event(t0 + 4, "h", "error again")}));
   // Group 3: two batches, one event of source a in the next bucket.
-  ok(write_group(f.store(),
-                 {{"a", 2,
-                   {log_event(t0 + 5, "h", "error x"),
-                    log_event(t0 + hour, "h", "error late")}},
-                  {"b", 2, {log_event(t0 + 6, "h", "error y")}}}));
+  auto r3 = ok(write_group(f.store(),
+                           {{"a", 2,
+                             {log_event(t0 + 5, "h", "error x"),
+                              log_event(t0 + hour, "h", "error late")}},
+                            {"b", 2, {log_event(t0 + 6, "h", "error y")}}}));
+  // Each write reports the bytes of its own blocks only: together, what
+  // the catalog holds.
+  std::uint64_t cataloged = 0;
+  for (const auto& b : ok(f.store().buckets()))
+    cataloged += b.block_bytes;
+  CHECK(r1.bytes + r2.bytes + r3.bytes == cataloged);
   auto scanned = scan_all(f.store(), b0);
   REQUIRE(scanned.size() == 7); // 3 + 2 + 2 events of b0
   // Expected: the ids of b0's events whose text says "error", in id order.
