@@ -15,25 +15,6 @@ namespace parallax {
 
 namespace {
 
-std::string_view text(const event_view& e, std::string_view name) {
-  if (auto v = e.find(name))
-    if (auto s = std::get_if<std::string_view>(v))
-      return *s;
-  return {};
-}
-
-std::string str(const event_view& e, std::string_view name) {
-  return std::string{text(e, name)};
-}
-
-std::optional<std::int64_t> integer(const event_view& e,
-                                    std::string_view name) {
-  if (auto v = e.find(name))
-    if (auto i = std::get_if<std::int64_t>(v))
-      return *i;
-  return std::nullopt;
-}
-
 // A short, stable alert id: FNV-1a of what identifies the alert.
 std::string alert_id(std::string_view a, std::string_view b,
                      std::string_view c, time_ns t) {
@@ -203,6 +184,65 @@ void correlator::release(std::string_view source_id, const attribution& a) {
   }
 }
 
+// What a lookup by name (event_view::find) would give for each of these
+// fields, the string or integer value of its first occurrence, in one
+// pass: most of the fleet's events are process samples, and each lookup
+// scanned the fields again (the checks made six).
+struct correlator::process_fields {
+  std::string_view command, user;
+  std::optional<std::int64_t> pid, uid, start_time;
+  const value_view* rss = nullptr;
+
+  explicit process_fields(const event_view& e) {
+    bool seen_command = false, seen_user = false, seen_pid = false,
+         seen_uid = false, seen_start = false;
+    auto take_text = [](bool& seen, std::string_view& to,
+                        const value_view& v) {
+      if (seen)
+        return;
+      seen = true;
+      if (auto s = std::get_if<std::string_view>(&v))
+        to = *s;
+    };
+    auto take_int = [](bool& seen, std::optional<std::int64_t>& to,
+                       const value_view& v) {
+      if (seen)
+        return;
+      seen = true;
+      if (auto i = std::get_if<std::int64_t>(&v))
+        to = *i;
+    };
+    for (const auto& f : e.fields) {
+      switch (f.name.size()) {
+        case 3:
+          if (f.name == "pid")
+            take_int(seen_pid, pid, f.value);
+          else if (f.name == "uid")
+            take_int(seen_uid, uid, f.value);
+          break;
+        case 4:
+          if (f.name == "user")
+            take_text(seen_user, user, f.value);
+          break;
+        case 7:
+          if (f.name == "command")
+            take_text(seen_command, command, f.value);
+          break;
+        case 9:
+          if (!rss && f.name == "rss_bytes")
+            rss = &f.value;
+          break;
+        case 10:
+          if (f.name == "start_time")
+            take_int(seen_start, start_time, f.value);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+};
+
 void correlator::learn(const attribution& a, const event_view& e) {
   bool guest = e.sourcetype.starts_with("os:");
   if (!guest && !e.sourcetype.starts_with("hv:")) {
@@ -229,8 +269,9 @@ void correlator::learn(const attribution& a, const event_view& e) {
   if (sec.first_guest == INT64_MIN)
     sec.first_guest = e.time;
   if (e.sourcetype == "os:process") {
-    check_leak(a, e);
-    check_process(sec, a, e);
+    process_fields p{e};
+    check_leak(a, e, p);
+    check_process(sec, a, e, p);
   } else if ((e.sourcetype == "os:auth" || e.sourcetype == "os:cron")
              && e.raw) {
     sec.logs.push_back({e.time, std::string{e.sourcetype},
@@ -357,12 +398,13 @@ std::string correlator::key_text(const process_key& k) {
   return fmt::format("{}|{}|{}", k.vm_uuid, k.pid, k.start);
 }
 
-void correlator::check_leak(const attribution& a, const event_view& e) {
-  auto rss = e.find("rss_bytes");
-  auto pid = integer(e, "pid");
+void correlator::check_leak(const attribution& a, const event_view& e,
+                            const process_fields& p) {
+  auto rss = p.rss;
+  auto pid = p.pid;
   if (!rss || !pid || !std::holds_alternative<std::int64_t>(*rss))
     return;
-  process_key_view kv{a.vm_uuid, *pid, integer(e, "start_time").value_or(0)};
+  process_key_view kv{a.vm_uuid, *pid, p.start_time.value_or(0)};
   auto found = rss_.find(kv);
   if (found == rss_.end())
     found = rss_.emplace(process_key{std::string{kv.vm_uuid}, kv.pid,
@@ -374,8 +416,8 @@ void correlator::check_leak(const attribution& a, const event_view& e) {
   if (tr.samples.empty()) {
     tr.vm = std::string{a.vm};
     tr.vm_uuid = std::string{a.vm_uuid};
-    tr.process = str(e, "command");
-    tr.user = str(e, "user");
+    tr.process = std::string{p.command};
+    tr.user = std::string{p.user};
     tr.pid = *pid;
   }
   tr.last_seen = e.time;
@@ -384,6 +426,12 @@ void correlator::check_leak(const attribution& a, const event_view& e) {
   while (tr.samples.size() > opts_.leak_samples)
     tr.samples.pop_front();
   if (tr.samples.size() < opts_.leak_samples)
+    return;
+  // A leak needs 16 MiB of growth over the window: short of that, a
+  // process not alerted stays so, whatever the fit (most samples stop
+  // here).
+  double growth = tr.samples.back().second - tr.samples.front().second;
+  if (!tr.open && growth < 16.0 * 1024 * 1024)
     return;
   // Least squares of RSS over time (seconds from the first sample).
   double n = static_cast<double>(tr.samples.size());
@@ -409,7 +457,6 @@ void correlator::check_leak(const attribution& a, const event_view& e) {
                                / n);
   double se = n > 2 ? std::sqrt(sse / (n - 2) / (vx / n)) : 0;
   double t_stat = se > 0 ? slope / se : (slope > 0 ? 1e9 : 0);
-  double growth = tr.samples.back().second - tr.samples.front().second;
   bool leaking = slope >= opts_.leak_min_bytes_per_s && t_stat >= 6
                  && growth >= 16.0 * 1024 * 1024;
   bool stopped = slope < opts_.leak_min_bytes_per_s / 4 || t_stat < 2;
@@ -450,10 +497,10 @@ void correlator::check_leak(const attribution& a, const event_view& e) {
 }
 
 void correlator::check_process(vm_security& sec, const attribution& a,
-                               const event_view& e) {
+                               const event_view& e, const process_fields& p) {
   // Views into the event: nothing is copied unless an alert is raised.
-  auto user = text(e, "user");
-  auto command = text(e, "command");
+  auto user = p.user;
+  auto command = p.command;
   if (command.empty())
     return;
   bool learning = e.time < sec.first_guest + opts_.learning_period;
@@ -462,23 +509,33 @@ void correlator::check_process(vm_security& sec, const attribution& a,
       sec.learned.emplace(command);
     return;
   }
-  auto uid = integer(e, "uid");
-  auto raise = [&](std::string kind, std::string detail) {
-    auto key = fmt::format("{}|{}|{}|{}", a.vm_uuid, kind, command, user);
-    auto [it, fresh] = process_alerts_.try_emplace(key);
-    auto& pa = it->second;
-    pa.last_seen = e.time;
-    if (!fresh)
+  auto uid = p.uid;
+  // An open alert's process is seen again at every sample: only its
+  // last_seen changes, and nothing is formatted for it.
+  auto raise = [&](std::string_view kind, auto&& make_detail) {
+    thread_local std::string key;
+    key.assign(a.vm_uuid);
+    for (auto part : {kind, command, user}) {
+      key.push_back('|');
+      key.append(part);
+    }
+    if (auto open = process_alerts_.find(key);
+        open != process_alerts_.end()) {
+      open->second.last_seen = e.time;
       return;
+    }
+    auto& pa = process_alerts_[key];
+    pa.last_seen = e.time;
+    std::string detail = make_detail();
     pa.id = alert_id(a.vm_uuid, kind, fmt::format("{}|{}", command, user),
                      e.time);
     pa.vm = std::string{a.vm};
     pa.vm_uuid = std::string{a.vm_uuid};
     pa.host = resolver_.host_at(a.vm_uuid, e.time);
-    pa.kind = kind;
+    pa.kind = std::string{kind};
     pa.process = std::string{command};
     pa.user = std::string{user};
-    pa.pid = integer(e, "pid").value_or(0);
+    pa.pid = p.pid.value_or(0);
     pa.first_seen = e.time;
     ++counters_.security_opened;
     auto ctx = log_context(pa.vm_uuid, e.time);
@@ -506,16 +563,18 @@ void correlator::check_process(vm_security& sec, const attribution& a,
   if (human && !contains(opts_.admin_users, user)
       && !contains(opts_.allowed_users, user)
       && !service_owner(a.vm, user))
-    raise("non_admin_process",
-          fmt::format("{} runs {} (pid {}) on {}: neither an administrator "
-                      "nor an allowed user",
-                      user, command, integer(e, "pid").value_or(0), a.vm));
+    raise("non_admin_process", [&] {
+      return fmt::format("{} runs {} (pid {}) on {}: neither an "
+                         "administrator nor an allowed user",
+                         user, command, p.pid.value_or(0), a.vm);
+    });
   if (!sec.learned.contains(command)
       && !contains(opts_.allowed_processes, command))
-    raise("rogue_process",
-          fmt::format("{} (pid {}, user {}) on {} was not seen while the VM's "
-                      "processes were learned and is not allowed",
-                      command, integer(e, "pid").value_or(0), user, a.vm));
+    raise("rogue_process", [&] {
+      return fmt::format("{} (pid {}, user {}) on {} was not seen while the "
+                         "VM's processes were learned and is not allowed",
+                         command, p.pid.value_or(0), user, a.vm);
+    });
 }
 
 void correlator::resolve_gone_processes(

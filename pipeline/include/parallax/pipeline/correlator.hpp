@@ -46,7 +46,6 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -205,8 +204,9 @@ private:
   };
   struct vm_security {
     time_ns first_guest = INT64_MIN;
-    /// Process names of the learning period (looked up by view).
-    std::set<std::string, std::less<>> learned;
+    /// Process names of the learning period (looked up by view, once
+    /// per process sample).
+    string_set learned;
     std::deque<log_line> logs;           ///< recent auth/cron lines
     std::uint32_t unexplained_run = 0;
     bool unexplained_open = false;
@@ -237,11 +237,15 @@ private:
   void hold(std::string_view source_id, const event_view& e);
   void release(std::string_view source_id, const attribution& a);
 
+  /// The fields of a process sample that the checks read, found in one
+  /// pass over its fields.
+  struct process_fields;
   void check_process(vm_security& sec, const attribution& a,
-                     const event_view& e);
+                     const event_view& e, const process_fields& p);
   void check_clock(vm_security& sec, const attribution& a,
                    const event_view& e);
-  void check_leak(const attribution& a, const event_view& e);
+  void check_leak(const attribution& a, const event_view& e,
+                  const process_fields& p);
   bool service_owner(std::string_view vm, std::string_view user) const;
   void delta_message(const delta& d, std::vector<correlator_message>& out);
   void on_delta(const delta& d, std::vector<correlator_message>& out);
