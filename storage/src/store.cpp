@@ -12,6 +12,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <tuple>
@@ -44,25 +45,65 @@ constexpr char codec_zstd = 1;
 // hundred MB/s, a small share of a core at the ingest target.
 constexpr int zstd_level = 1;
 
-// Appends the stored form of `frame` to `out`.
-void pack_block(const std::string& frame, std::string& out) {
-  thread_local std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> cctx{
-    ZSTD_createCCtx(), &ZSTD_freeCCtx};
+// What a block packer keeps from block to block and write to write: its
+// compression context and a buffer to compress into. The packers of a
+// write run on a thread made for that write, so these must outlive it: a
+// new context allocates its tables and faults them in on first use
+// (page faults were a quarter of the packing threads' time), and
+// compressing straight into each block's string zeroed the full bound.
+struct packer {
+  std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> cctx{ZSTD_createCCtx(),
+                                                            &ZSTD_freeCCtx};
+  std::string frame, scratch;
+};
+
+// Packers not in use, for the next write's packing threads.
+class packer_pool {
+public:
+  std::unique_ptr<packer> take() {
+    {
+      std::lock_guard lock{mutex_};
+      if (!idle_.empty()) {
+        auto p = std::move(idle_.back());
+        idle_.pop_back();
+        return p;
+      }
+    }
+    return std::make_unique<packer>();
+  }
+  void give_back(std::unique_ptr<packer> p) {
+    std::lock_guard lock{mutex_};
+    idle_.push_back(std::move(p));
+  }
+
+private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<packer>> idle_;
+};
+
+packer_pool& packers() {
+  static packer_pool pool;
+  return pool;
+}
+
+// Sets `out` to the stored form of `frame`.
+void pack_block(packer& pk, const std::string& frame, std::string& out) {
   auto bound = ZSTD_compressBound(frame.size());
-  out.resize(1 + bound);
-  auto n = cctx ? ZSTD_compressCCtx(cctx.get(), out.data() + 1, bound,
-                                    frame.data(), frame.size(), zstd_level)
-                : 0;
-  if (!cctx || ZSTD_isError(n) || n >= frame.size()) {
+  if (pk.scratch.size() < bound)
+    pk.scratch.resize(bound);
+  auto n = pk.cctx ? ZSTD_compressCCtx(pk.cctx.get(), pk.scratch.data(), bound,
+                                       frame.data(), frame.size(), zstd_level)
+                   : 0;
+  if (!pk.cctx || ZSTD_isError(n) || n >= frame.size()) {
     out.assign(1, codec_raw);
     out += frame;
     return;
   }
-  out[0] = codec_zstd;
-  out.resize(1 + n);
+  out.reserve(1 + n);
+  out.assign(1, codec_zstd);
+  out.append(pk.scratch.data(), n);
 }
 
-// Returns the frame of a stored block, decompressing into `buf` if needed.
 result<std::string_view> unpack_block(std::string_view stored,
                                       std::string& buf) {
   if (stored.empty())
@@ -854,12 +895,13 @@ std::vector<cut_block> cut_blocks(std::string_view bkey,
 template <class F>
 void pack_blocks(std::vector<cut_block>& blocks, F&& meanwhile) {
   auto pack_all = [&blocks] {
-    std::string frame;
+    auto pk = packers().take();
     for (auto& b : blocks) {
-      frame.clear();
-      wire::encode(block_source, b.first, b.events, frame);
-      pack_block(frame, b.value);
+      pk->frame.clear();
+      wire::encode(block_source, b.first, b.events, pk->frame);
+      pack_block(*pk, pk->frame, b.value);
     }
+    packers().give_back(std::move(pk));
   };
   constexpr std::size_t parallel_from = 4; // blocks
   if (blocks.size() < parallel_from) {
