@@ -54,36 +54,11 @@ const value* event::find(std::string_view name) const noexcept {
   return nullptr;
 }
 
-namespace {
-
-// Whether n bytes at a and b are the same: short names by two overlapping
-// loads instead of a call to memcmp.
-bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
-  if (n > 16)
-    return std::memcmp(a, b, n) == 0;
-  auto x = reinterpret_cast<const unsigned char*>(a);
-  auto y = reinterpret_cast<const unsigned char*>(b);
-  using detail::load_le;
-  if (n >= 8)
-    return load_le<8>(x) == load_le<8>(y)
-           && load_le<8>(x + n - 8) == load_le<8>(y + n - 8);
-  if (n >= 4)
-    return load_le<4>(x) == load_le<4>(y)
-           && load_le<4>(x + n - 4) == load_le<4>(y + n - 4);
-  for (std::size_t i = 0; i < n; ++i)
-    if (a[i] != b[i])
-      return false;
-  return true;
-}
-
-} // namespace
-
 const value_view* event_view::find(std::string_view name) const noexcept {
   // The correlator looks up several fields of every process sample by
   // name; memcmp calls were half of this function's cost.
-  auto n = name.size();
   for (const auto& f : fields)
-    if (f.name.size() == n && same_bytes(f.name.data(), name.data(), n))
+    if (same_text(f.name, name))
       return &f.value;
   return nullptr;
 }

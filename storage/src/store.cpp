@@ -469,12 +469,13 @@ time_ns floor_div(time_ns t, time_ns span) {
   return q;
 }
 
-// Every finite numeric field feeds rollups.
+// Every finite numeric field feeds rollups (see rollup_key_ok; the host
+// is checked once per event).
 template <class F>
 void for_each_metric(const event_view& e, F&& f) {
+  if (!rollup_key_ok(e.host, {}))
+    return;
   for (const auto& fld : e.fields) {
-    if (!rollup_key_ok(e.host, fld.name))
-      continue;
     double x;
     if (auto i = std::get_if<std::int64_t>(&fld.value))
       x = static_cast<double>(*i);
@@ -482,7 +483,8 @@ void for_each_metric(const event_view& e, F&& f) {
       x = *d;
     else
       continue;
-    if (!std::isfinite(x))
+    if (!std::isfinite(x) || e.host.size() + fld.name.size() + 18 > 511
+        || fld.name.find('\0') != std::string_view::npos)
       continue;
     f(fld.name, x);
   }
@@ -556,7 +558,7 @@ public:
         return add(term, hash);
       }
       if (sl.tag == tag)
-        if (auto& e = at(sl.number - 1); e.first == term)
+        if (auto& e = at(sl.number - 1); same_text(e.first, term))
           return e;
     }
   }
@@ -688,7 +690,7 @@ private:
     if (value.empty())
       return;
     auto& c = cache_[slot];
-    if (!c.entry || c.value != value) {
+    if (!c.entry || !same_text(c.value, value)) {
       if (!field_term_into(buf_, name, value))
         return;
       c.value = value;
@@ -700,8 +702,9 @@ private:
   // Events of a batch mostly share all four default fields: the count of
   // the last tuple is cached.
   void count_tuple(const event_view& e) {
-    if (last_tuple_ && e.index == last_[0] && e.host == last_[1]
-        && e.source == last_[2] && e.sourcetype == last_[3]) {
+    if (last_tuple_ && same_text(e.index, last_[0])
+        && same_text(e.host, last_[1]) && same_text(e.source, last_[2])
+        && same_text(e.sourcetype, last_[3])) {
       ++*last_tuple_;
       return;
     }
@@ -737,7 +740,7 @@ private:
       recent_.resize(recent_size);
     auto h = hash_bytes(term);
     auto& slot = recent_[h % recent_size];
-    if (slot.entry && slot.hash == h && slot.key == term)
+    if (slot.entry && slot.hash == h && same_text(slot.key, term))
       return *slot.entry;
     auto& node = terms_.get(term, h);
     slot = {h, node.first, &node.second}; // entries of a term_map stay put
