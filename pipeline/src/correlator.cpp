@@ -270,7 +270,7 @@ void correlator::learn(const attribution& a, const event_view& e) {
     sec.first_guest = e.time;
   if (e.sourcetype == "os:process") {
     process_fields p{e};
-    check_leak(a, e, p);
+    check_leak(sec, a, e, p);
     check_process(sec, a, e, p);
   } else if ((e.sourcetype == "os:auth" || e.sourcetype == "os:cron")
              && e.raw) {
@@ -388,31 +388,24 @@ void correlator::check_clock(vm_security& sec, const attribution& a,
   }
 }
 
-std::size_t
-correlator::process_hash::operator()(const process_key_view& k) const {
-  return hash_mix(hash_bytes(k.vm_uuid) ^ static_cast<std::uint64_t>(k.pid),
-                  static_cast<std::uint64_t>(k.start) ^ 0x9e3779b97f4a7c15ULL);
+std::string correlator::key_text(std::string_view vm_uuid, std::int64_t pid,
+                                 std::int64_t start) {
+  return fmt::format("{}|{}|{}", vm_uuid, pid, start);
 }
 
-std::string correlator::key_text(const process_key& k) {
-  return fmt::format("{}|{}|{}", k.vm_uuid, k.pid, k.start);
-}
-
-void correlator::check_leak(const attribution& a, const event_view& e,
-                            const process_fields& p) {
+void correlator::check_leak(vm_security& sec, const attribution& a,
+                            const event_view& e, const process_fields& p) {
   auto rss = p.rss;
   auto pid = p.pid;
   if (!rss || !pid || !std::holds_alternative<std::int64_t>(*rss))
     return;
-  process_key_view kv{a.vm_uuid, *pid, p.start_time.value_or(0)};
-  auto found = rss_.find(kv);
-  if (found == rss_.end())
-    found = rss_.emplace(process_key{std::string{kv.vm_uuid}, kv.pid,
-                                     kv.start},
-                         rss_track{})
-              .first;
-  const auto& key = found->first;
-  auto& tr = found->second;
+  std::pair<std::int64_t, std::int64_t> key{*pid, p.start_time.value_or(0)};
+  auto at = std::find(sec.track_keys.begin(), sec.track_keys.end(), key);
+  if (at == sec.track_keys.end()) {
+    at = sec.track_keys.insert(at, key);
+    sec.tracks.emplace_back().start = key.second;
+  }
+  auto& tr = sec.tracks[static_cast<std::size_t>(at - sec.track_keys.begin())];
   if (tr.samples.empty()) {
     tr.vm = std::string{a.vm};
     tr.vm_uuid = std::string{a.vm_uuid};
@@ -464,7 +457,8 @@ void correlator::check_leak(const attribution& a, const event_view& e,
     return;
   tr.open = leaking;
   if (leaking) {
-    tr.id = alert_id(tr.vm_uuid, "memory_leak", key_text(key),
+    tr.id = alert_id(tr.vm_uuid, "memory_leak",
+                     key_text(tr.vm_uuid, tr.pid, tr.start),
                      tr.samples.front().first);
     ++counters_.drift_opened;
   } else {
@@ -588,31 +582,39 @@ void correlator::resolve_gone_processes(
   if (last_sweep_ != INT64_MIN && now - last_sweep_ < opts_.join.window)
     return;
   last_sweep_ = now;
-  for (auto it = rss_.begin(); it != rss_.end();) {
-    if (now - it->second.last_seen <= gone_after) {
-      ++it;
-      continue;
+  for (auto& [uuid, sec] : security_) {
+    for (std::size_t i = 0; i < sec.tracks.size();) {
+      auto& tr = sec.tracks[i];
+      if (now - tr.last_seen <= gone_after) {
+        ++i;
+        continue;
+      }
+      if (tr.open) {
+        ++counters_.drift_resolved;
+        auto m = alert_message(
+          publish::alert_drift, tr.last_seen,
+          resolver_.host_at(tr.vm_uuid, tr.last_seen), tr.id, tr.vm,
+          tr.vm_uuid, "memory_leak", "resolved", "warning");
+        m.fields.insert(m.fields.end(), {
+          {"metric", std::string{"process_rss_bytes"}},
+          {"process", tr.process},
+          {"user", tr.user},
+          {"pid", tr.pid},
+          {"message", fmt::format("{} (pid {}) on {} is gone",
+                                  tr.process, tr.pid, tr.vm)},
+          {"window_start", tr.last_seen},
+          {"window_end", tr.last_seen}
+        });
+        out.push_back(std::move(m));
+      }
+      // The last track takes its place (the order means nothing).
+      if (i + 1 != sec.tracks.size()) {
+        sec.tracks[i] = std::move(sec.tracks.back());
+        sec.track_keys[i] = sec.track_keys.back();
+      }
+      sec.tracks.pop_back();
+      sec.track_keys.pop_back();
     }
-    if (it->second.open) {
-      auto& tr = it->second;
-      ++counters_.drift_resolved;
-      auto m = alert_message(
-        publish::alert_drift, tr.last_seen,
-        resolver_.host_at(tr.vm_uuid, tr.last_seen), tr.id, tr.vm, tr.vm_uuid,
-        "memory_leak", "resolved", "warning");
-      m.fields.insert(m.fields.end(), {
-        {"metric", std::string{"process_rss_bytes"}},
-        {"process", tr.process},
-        {"user", tr.user},
-        {"pid", tr.pid},
-        {"message", fmt::format("{} (pid {}) on {} is gone",
-                                tr.process, tr.pid, tr.vm)},
-        {"window_start", tr.last_seen},
-        {"window_end", tr.last_seen}
-      });
-      out.push_back(std::move(m));
-    }
-    it = rss_.erase(it);
   }
   for (auto it = process_alerts_.begin(); it != process_alerts_.end();) {
     auto& pa = it->second;
@@ -1031,23 +1033,26 @@ std::string correlator::save() const {
   // Leak tracks with an open alert, with their samples (the others start
   // over: they had raised nothing yet).
   std::uint64_t open_tracks = 0;
-  for (const auto& [key, tr] : rss_)
-    open_tracks += tr.open;
+  for (const auto& [uuid, sec] : security_)
+    for (const auto& tr : sec.tracks)
+      open_tracks += tr.open;
   put_u64(out, open_tracks);
-  for (const auto& [key, tr] : rss_) {
-    if (!tr.open)
-      continue;
-    put_blob(out, key_text(key));
-    for (const auto* f : {&tr.vm, &tr.vm_uuid, &tr.process, &tr.user, &tr.id})
-      put_blob(out, *f);
-    i64(tr.pid);
-    i64(tr.last_seen);
-    put_u64(out, tr.samples.size());
-    for (const auto& [t, v] : tr.samples) {
-      i64(t);
-      f64(v);
+  for (const auto& [uuid, sec] : security_)
+    for (const auto& tr : sec.tracks) {
+      if (!tr.open)
+        continue;
+      put_blob(out, key_text(uuid, tr.pid, tr.start));
+      for (const auto* f :
+           {&tr.vm, &tr.vm_uuid, &tr.process, &tr.user, &tr.id})
+        put_blob(out, *f);
+      i64(tr.pid);
+      i64(tr.last_seen);
+      put_u64(out, tr.samples.size());
+      for (const auto& [t, v] : tr.samples) {
+        i64(t);
+        f64(v);
+      }
     }
-  }
   return out;
 }
 
@@ -1150,21 +1155,27 @@ result<correlator> correlator::load(std::string_view data,
       auto bar1 = bar2 == std::string::npos || bar2 == 0
                     ? std::string::npos
                     : key.rfind('|', bar2 - 1);
-      process_key pk;
+      std::int64_t pid = 0;
       if (bar1 == std::string::npos) {
         r.ok = false;
       } else {
-        pk.vm_uuid = key.substr(0, bar1);
         auto num = [&](std::string_view x, std::int64_t& out) {
           auto [p, ec] = std::from_chars(x.data(), x.data() + x.size(), out);
           return ec == std::errc{} && p == x.data() + x.size();
         };
         std::string_view sv{key};
-        r.ok = num(sv.substr(bar1 + 1, bar2 - bar1 - 1), pk.pid)
-               && num(sv.substr(bar2 + 1), pk.start);
+        r.ok = num(sv.substr(bar1 + 1, bar2 - bar1 - 1), pid)
+               && num(sv.substr(bar2 + 1), tr.start);
       }
-      if (r.ok)
-        c.rss_.emplace(std::move(pk), std::move(tr));
+      if (r.ok) {
+        auto& sec = entry(c.security_, std::string_view{key}.substr(0, bar1));
+        std::pair<std::int64_t, std::int64_t> k{pid, tr.start};
+        if (std::find(sec.track_keys.begin(), sec.track_keys.end(), k)
+            == sec.track_keys.end()) {
+          sec.track_keys.push_back(k);
+          sec.tracks.push_back(std::move(tr));
+        }
+      }
     }
   }
   if (!r.ok)

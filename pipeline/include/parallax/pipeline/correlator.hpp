@@ -192,6 +192,7 @@ private:
   struct rss_track {
     std::string vm, vm_uuid, process, user;
     std::int64_t pid = 0;
+    std::int64_t start = 0; ///< the process's start time (its key's)
     std::deque<std::pair<time_ns, double>> samples;
     time_ns last_seen = 0;
     bool open = false;
@@ -223,6 +224,12 @@ private:
     bool silent_open = false;
     bool silent_guest = true;
     std::string silent_id;
+    /// Leak tracks of the VM's processes, by (pid, start time: a reused
+    /// pid is another process), the keys apart in a run of memory that
+    /// a process sample scans. A fleet-wide hash map missed the cache at
+    /// every sample (a tenth of the correlator's time).
+    std::vector<std::pair<std::int64_t, std::int64_t>> track_keys;
+    std::vector<rss_track> tracks; ///< in track_keys' order
   };
 
   /// What follows from an attributed event: the join, the security and
@@ -244,8 +251,8 @@ private:
                      const event_view& e, const process_fields& p);
   void check_clock(vm_security& sec, const attribution& a,
                    const event_view& e);
-  void check_leak(const attribution& a, const event_view& e,
-                  const process_fields& p);
+  void check_leak(vm_security& sec, const attribution& a,
+                  const event_view& e, const process_fields& p);
   bool service_owner(std::string_view vm, std::string_view user) const;
   void delta_message(const delta& d, std::vector<correlator_message>& out);
   void on_delta(const delta& d, std::vector<correlator_message>& out);
@@ -261,37 +268,9 @@ private:
   string_map<string_map<baseline>> baselines_; ///< by vm_uuid, then series
   string_map<vm_security> security_;                      ///< by vm_uuid
   std::map<std::string, process_alert> process_alerts_;   ///< open, by key
-  /// A guest process: its VM, pid and start time (a reused pid is another
-  /// process). Looked up without building a string: every os:process
-  /// sample of the fleet finds its track here.
-  struct process_key {
-    std::string vm_uuid;
-    std::int64_t pid = 0;
-    std::int64_t start = 0;
-  };
-  struct process_key_view {
-    std::string_view vm_uuid;
-    std::int64_t pid = 0;
-    std::int64_t start = 0;
-  };
-  struct process_hash { // not noexcept: see string_hash
-    using is_transparent = void;
-    std::size_t operator()(const process_key_view& k) const;
-    std::size_t operator()(const process_key& k) const {
-      return (*this)(process_key_view{k.vm_uuid, k.pid, k.start});
-    }
-  };
-  struct process_eq {
-    using is_transparent = void;
-    template <class A, class B>
-    bool operator()(const A& a, const B& b) const noexcept {
-      return a.pid == b.pid && a.start == b.start
-             && std::string_view{a.vm_uuid} == std::string_view{b.vm_uuid};
-    }
-  };
   /// "vm_uuid|pid|start": the leak alert's id and the saved state's key.
-  static std::string key_text(const process_key& k);
-  std::unordered_map<process_key, rss_track, process_hash, process_eq> rss_;
+  static std::string key_text(std::string_view vm_uuid, std::int64_t pid,
+                              std::int64_t start);
   std::vector<correlator_message> pending_;  ///< raised in observe()
   string_map<held_events> held_;             ///< by source id
   std::size_t held_total_ = 0;               ///< events in held_
