@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include <fmt/format.h>
 
@@ -196,37 +197,35 @@ struct correlator::process_fields {
   explicit process_fields(const event_view& e) {
     bool seen_command = false, seen_user = false, seen_pid = false,
          seen_uid = false, seen_start = false;
-    auto take_text = [](bool& seen, std::string_view& to,
-                        const value_view& v) {
+    // The first occurrence decides, as find() does; its value counts if
+    // it has the type wanted: text into a string_view, an integer into
+    // an optional.
+    auto take = [](bool& seen, auto& to, const value_view& v) {
       if (seen)
         return;
       seen = true;
-      if (auto s = std::get_if<std::string_view>(&v))
-        to = *s;
-    };
-    auto take_int = [](bool& seen, std::optional<std::int64_t>& to,
-                       const value_view& v) {
-      if (seen)
-        return;
-      seen = true;
-      if (auto i = std::get_if<std::int64_t>(&v))
-        to = *i;
+      using wanted
+        = std::conditional_t<std::is_same_v<std::decay_t<decltype(to)>,
+                                            std::string_view>,
+                             std::string_view, std::int64_t>;
+      if (auto x = std::get_if<wanted>(&v))
+        to = *x;
     };
     for (const auto& f : e.fields) {
       switch (f.name.size()) {
         case 3:
           if (f.name == "pid")
-            take_int(seen_pid, pid, f.value);
+            take(seen_pid, pid, f.value);
           else if (f.name == "uid")
-            take_int(seen_uid, uid, f.value);
+            take(seen_uid, uid, f.value);
           break;
         case 4:
           if (f.name == "user")
-            take_text(seen_user, user, f.value);
+            take(seen_user, user, f.value);
           break;
         case 7:
           if (f.name == "command")
-            take_text(seen_command, command, f.value);
+            take(seen_command, command, f.value);
           break;
         case 9:
           if (!rss && f.name == "rss_bytes")
@@ -234,7 +233,7 @@ struct correlator::process_fields {
           break;
         case 10:
           if (f.name == "start_time")
-            take_int(seen_start, start_time, f.value);
+            take(seen_start, start_time, f.value);
           break;
         default:
           break;

@@ -1968,7 +1968,11 @@ time_ns source_phase(std::string_view source_id) noexcept {
 
 error batch_sink::write_frame(const std::string& source_id,
                               std::uint64_t sequence, std::string frame) {
-  auto b = wire::decode(std::move(frame));
+  // The sink's own frame, encoded by this process: no receiver's limits.
+  wire::limits lim;
+  lim.max_frame_bytes = lim.max_events = lim.max_fields = lim.max_string_bytes
+    = lim.max_name_bytes = std::numeric_limits<std::size_t>::max();
+  auto b = wire::decode(std::move(frame), lim);
   if (!b)
     return b.error();
   auto events = b->materialize().events;

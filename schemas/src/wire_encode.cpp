@@ -77,13 +77,6 @@ void append_value(std::string& out, const value_view& v) {
   put_value(pk, v);
 }
 
-void encode(const batch& b, std::string& out) {
-  msgpack_out pk{out};
-  put_envelope(pk, b.source_id, b.sequence, b.events.size());
-  for (const auto& e : b.events)
-    put_event(pk, e);
-}
-
 void encode_head(std::string_view source_id, std::uint64_t sequence,
                  std::size_t events, std::string& out) {
   msgpack_out pk{out};
@@ -94,6 +87,11 @@ void encode_events(std::span<const event> events, std::string& out) {
   msgpack_out pk{out};
   for (const auto& e : events)
     put_event(pk, e);
+}
+
+void encode(const batch& b, std::string& out) {
+  encode_head(b.source_id, b.sequence, b.events.size(), out);
+  encode_events(b.events, out);
 }
 
 std::string encode(const batch& b) {

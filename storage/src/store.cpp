@@ -444,10 +444,13 @@ struct series_hash { // not noexcept: see string_hash (schemas/hash.hpp)
 using rollup_map = std::unordered_map<series_key, rollup_entry, series_hash>;
 
 // LMDB keys are at most 511 bytes; the rollup key adds 8 + 2 + 8 bytes to
-// the host and metric names, which are separated by NUL.
-bool rollup_key_ok(std::string_view host, std::string_view metric) {
+// the host and metric names, which are separated by NUL. In two steps:
+// the host once per event, then each metric of a host that passed.
+bool rollup_host_ok(std::string_view host) {
+  return host.size() + 18 <= 511 && host.find('\0') == std::string_view::npos;
+}
+bool rollup_metric_ok(std::string_view host, std::string_view metric) {
   return host.size() + metric.size() + 18 <= 511
-         && host.find('\0') == std::string_view::npos
          && metric.find('\0') == std::string_view::npos;
 }
 
@@ -469,11 +472,10 @@ time_ns floor_div(time_ns t, time_ns span) {
   return q;
 }
 
-// Every finite numeric field feeds rollups (see rollup_key_ok; the host
-// is checked once per event).
+// Every finite numeric field whose key LMDB takes feeds rollups.
 template <class F>
 void for_each_metric(const event_view& e, F&& f) {
-  if (!rollup_key_ok(e.host, {}))
+  if (!rollup_host_ok(e.host))
     return;
   for (const auto& fld : e.fields) {
     double x;
@@ -483,8 +485,7 @@ void for_each_metric(const event_view& e, F&& f) {
       x = *d;
     else
       continue;
-    if (!std::isfinite(x) || e.host.size() + fld.name.size() + 18 > 511
-        || fld.name.find('\0') != std::string_view::npos)
+    if (!std::isfinite(x) || !rollup_metric_ok(e.host, fld.name))
       continue;
     f(fld.name, x);
   }
@@ -595,6 +596,8 @@ private:
   }
 
   std::string_view keep(std::string_view term) {
+    if (term.empty())
+      return {};
     if (term.size() > chars_left_) {
       auto n = std::max(chunk_chars, term.size());
       chars_.push_back(std::make_unique<char[]>(n));

@@ -1,4 +1,5 @@
-// event_view::find compares names by length, then by short loads.
+// event_view::find compares names with same_text (schemas/hash.hpp, also
+// the indexer's compare): by length, then by short loads.
 
 #include "parallax/schemas/event.hpp"
 

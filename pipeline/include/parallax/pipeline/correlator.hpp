@@ -227,7 +227,10 @@ private:
     /// Leak tracks of the VM's processes, by (pid, start time: a reused
     /// pid is another process), the keys apart in a run of memory that
     /// a process sample scans. A fleet-wide hash map missed the cache at
-    /// every sample (a tenth of the correlator's time).
+    /// every sample (a tenth of the correlator's time). The scan is
+    /// linear: fine for tens to a few hundred processes, the tracks of
+    /// gone ones included until the sweep (three windows); a VM with
+    /// thousands would want an index.
     std::vector<std::pair<std::int64_t, std::int64_t>> track_keys;
     std::vector<rss_track> tracks; ///< in track_keys' order
   };

@@ -128,7 +128,8 @@ std::string encode(const batch& b);
 /// events again under new sequence numbers (a load generator) or encodes
 /// them before it knows when they leave: the envelope (source id,
 /// sequence, number of events), then the events. encode_head() followed by
-/// encode_events() appends what encode() does.
+/// encode_events() appends what encode() does; `events` must be the number
+/// of events encoded after the head (the frame is malformed otherwise).
 void encode_head(std::string_view source_id, std::uint64_t sequence,
                  std::size_t events, std::string& out);
 void encode_events(std::span<const event> events, std::string& out);
