@@ -419,11 +419,11 @@ void correlator::check_leak(vm_security& sec, const attribution& a,
     tr.samples.pop_front();
   if (tr.samples.size() < opts_.leak_samples)
     return;
-  // A leak needs 16 MiB of growth over the window: short of that, a
-  // process not alerted stays so, whatever the fit (most samples stop
-  // here).
+  // A leak needs this much growth over the window: short of it, a process
+  // not alerted stays so, whatever the fit (most samples stop here).
+  constexpr double leak_min_growth = 16.0 * 1024 * 1024;
   double growth = tr.samples.back().second - tr.samples.front().second;
-  if (!tr.open && growth < 16.0 * 1024 * 1024)
+  if (!tr.open && growth < leak_min_growth)
     return;
   // Least squares of RSS over time (seconds from the first sample).
   double n = static_cast<double>(tr.samples.size());
@@ -450,7 +450,7 @@ void correlator::check_leak(vm_security& sec, const attribution& a,
   double se = n > 2 ? std::sqrt(sse / (n - 2) / (vx / n)) : 0;
   double t_stat = se > 0 ? slope / se : (slope > 0 ? 1e9 : 0);
   bool leaking = slope >= opts_.leak_min_bytes_per_s && t_stat >= 6
-                 && growth >= 16.0 * 1024 * 1024;
+                 && growth >= leak_min_growth;
   bool stopped = slope < opts_.leak_min_bytes_per_s / 4 || t_stat < 2;
   if (leaking == tr.open || (!leaking && !stopped))
     return;

@@ -104,6 +104,7 @@ void pack_block(packer& pk, const std::string& frame, std::string& out) {
   out.append(pk.scratch.data(), n);
 }
 
+// Returns the frame of a stored block, decompressing into `buf` if needed.
 result<std::string_view> unpack_block(std::string_view stored,
                                       std::string& buf) {
   if (stored.empty())
