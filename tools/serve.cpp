@@ -93,6 +93,7 @@ int serve(const config& loaded, const serve_hooks& hooks) {
     pcfg.collector.endpoint = cfg->collector_endpoint;
     pcfg.collector.limits = cfg->wire;
     pcfg.collector.max_inflight_bytes = cfg->max_inflight_bytes;
+    pcfg.collector.live_frame_bytes = cfg->live_frame_bytes;
     pcfg.collector.max_future = cfg->max_future;
     pcfg.rules = cfg->sourcetypes;
     pcfg.retention = cfg->retention;

@@ -5,6 +5,10 @@
 #include "parallax/pipeline/logging.hpp"
 #include "parallax/schemas/reply.hpp"
 
+#include "parallax/pipeline/string_map.hpp"
+
+#include <deque>
+
 #include <caf/send.hpp>
 #include <fmt/format.h>
 #include <zmq.h>
@@ -72,6 +76,7 @@ void collector::run() {
   auto& dups = m.get("collector", "replies_total", "duplicate");
   auto& failed = m.get("collector", "replies_total", "failed");
   auto& paused = m.get("collector", "backpressure_pauses_total");
+  auto& live = m.get("collector", "live_frames_total");
   std::uint64_t inflight = 0;
   bool was_paused = false;
   std::string buf;
@@ -95,12 +100,97 @@ void collector::run() {
     log::debug("collector", "rejected a batch from {}: {}",
                peek.source_id.empty() ? "?" : peek.source_id, err.render());
   };
+  // Decodes and validates a frame; passes it on, or rejects it.
+  auto take = [&](std::string peer, std::shared_ptr<frame_owner> owner) {
+    auto bytes = owner->msg.bytes();
+    auto frame = owner->msg.view();
+    received_bytes.add(bytes.size());
+    auto batch = wire::decode(bytes, owner, cfg_.limits);
+    if (!batch) {
+      reject(peer, frame, batch.error());
+      return;
+    }
+    // Times must be plausible: not before 1970, not beyond the allowed
+    // clock skew. One bad time rejects the batch, naming the event.
+    auto latest = now_ns() + to_ns(cfg_.max_future);
+    auto events = batch->events();
+    bool bad = false;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      for (const auto& f : events[i].fields)
+        if (f.name.front() == '_') {
+          reject(peer, frame,
+                 error{ec::invalid_value,
+                       fmt::format("event {}: field '{}': names starting "
+                                   "with _ are reserved for Parallax",
+                                   i, f.name)});
+          bad = true;
+          break;
+        }
+      if (bad)
+        break;
+      if (events[i].time == unknown_time)
+        continue; // the parser works it out
+      if (events[i].time < 0 || events[i].time > latest) {
+        reject(peer, frame,
+               error{ec::invalid_value,
+                     fmt::format("event {}: time {} ns is {}; see "
+                                 "parallax.collector.max-future",
+                                 i, events[i].time,
+                                 events[i].time < 0
+                                   ? "before 1970"
+                                   : "too far in the future")});
+        bad = true;
+        break;
+      }
+    }
+    if (bad)
+      return;
+    received_events.add(events.size());
+    sent_events.add(events.size());
+    inflight += bytes.size();
+    auto item = std::make_shared<ingest_item>();
+    item->batch = std::move(*batch);
+    item->peer = std::move(peer);
+    item->bytes = bytes.size();
+    item->times.received = now_ns();
+    caf::anon_send(cfg_.next, ingest_atom::value, std::move(item));
+  };
+  // Frames read while the credit is spent and not taken at once, in the
+  // order they came; a peer with one here has all its later ones here too.
+  struct parked_frame {
+    std::string peer;
+    std::shared_ptr<frame_owner> owner;
+  };
+  std::deque<parked_frame> parked;
+  std::uint64_t parked_bytes = 0;
+  string_map<std::size_t> parked_per_peer;
+  const auto live_bytes = cfg_.live_frame_bytes;
+  const auto credit = cfg_.max_inflight_bytes;
+  const auto reserve = live_bytes > 0 ? credit / 8 : 0;
+  const auto park_limit = live_bytes > 0 ? credit : 0;
+  auto unpark = [&] {
+    auto f = std::move(parked.front());
+    parked.pop_front();
+    parked_bytes -= f.owner->msg.bytes().size();
+    if (auto it = parked_per_peer.find(f.peer); --it->second == 0)
+      parked_per_peer.erase(it);
+    take(std::move(f.peer), std::move(f.owner));
+  };
+  // Whether the socket may be read: within the credit, or (live frames on)
+  // with room to park and to take live frames beyond it.
+  auto can_read = [&] {
+    return inflight < credit
+           || (parked_bytes < park_limit && inflight < credit + reserve);
+  };
   while (!stop_.load(std::memory_order_relaxed)) {
-    bool can_take = inflight < cfg_.max_inflight_bytes;
+    // What waited goes first, as the credit allows.
+    while (!parked.empty() && inflight < credit)
+      unpark();
+    bool can_take = inflight < credit;
     if (!can_take && !was_paused)
       paused.add();
     was_paused = !can_take;
-    bool want[] = {can_take, true};
+    bool want[] = {can_read(), true};
     auto ready = zmq::poll_in(socks, want, std::chrono::milliseconds{50});
     if (!ready) {
       log::error("collector", "{}", ready.error().message);
@@ -133,8 +223,14 @@ void collector::run() {
     }
     if (!(*ready)[0])
       continue;
-    // Drain what is waiting, within the credit.
-    while (inflight < cfg_.max_inflight_bytes) {
+    // Drain what is waiting, within the credit: beyond it, small frames
+    // of peers with nothing parked are taken from the reserve, the rest
+    // is parked.
+    while (can_read()) {
+      while (!parked.empty() && inflight < credit)
+        unpark();
+      if (!can_read())
+        break;
       auto parts = router_->recv(true);
       if (!parts)
         break;
@@ -150,58 +246,23 @@ void collector::run() {
       std::string peer{(*parts)[0].view()};
       auto owner = std::make_shared<frame_owner>(
         frame_owner{std::move((*parts)[1])});
-      auto bytes = owner->msg.bytes();
-      auto frame = owner->msg.view();
-      received_bytes.add(bytes.size());
-      auto batch = wire::decode(bytes, owner, cfg_.limits);
-      if (!batch) {
-        reject(peer, frame, batch.error());
+      auto size = owner->msg.bytes().size();
+      if (inflight < credit && parked.empty()) {
+        take(std::move(peer), std::move(owner));
         continue;
       }
-      // Times must be plausible: not before 1970, not beyond the allowed
-      // clock skew. One bad time rejects the batch, naming the event.
-      auto latest = now_ns() + to_ns(cfg_.max_future);
-      auto events = batch->events();
-      bool bad = false;
-      for (std::size_t i = 0; i < events.size(); ++i) {
-        for (const auto& f : events[i].fields)
-          if (f.name.front() == '_') {
-            reject(peer, frame,
-                   error{ec::invalid_value,
-                         fmt::format("event {}: field '{}': names starting "
-                                     "with _ are reserved for Parallax",
-                                     i, f.name)});
-            bad = true;
-            break;
-          }
-        if (bad)
-          break;
-        if (events[i].time == unknown_time)
-          continue; // the parser works it out
-        if (events[i].time < 0 || events[i].time > latest) {
-          reject(peer, frame,
-                 error{ec::invalid_value,
-                       fmt::format("event {}: time {} ns is {}; see "
-                                   "parallax.collector.max-future",
-                                   i, events[i].time,
-                                   events[i].time < 0
-                                     ? "before 1970"
-                                     : "too far in the future")});
-          bad = true;
-          break;
-        }
-      }
-      if (bad)
+      auto waiting = parked_per_peer.find(peer);
+      if (waiting == parked_per_peer.end() && size <= live_bytes
+          && inflight + size <= credit + reserve) {
+        live.add();
+        take(std::move(peer), std::move(owner));
         continue;
-      received_events.add(events.size());
-      sent_events.add(events.size());
-      inflight += bytes.size();
-      auto item = std::make_shared<ingest_item>();
-      item->batch = std::move(*batch);
-      item->peer = std::move(peer);
-      item->bytes = bytes.size();
-      item->times.received = now_ns();
-      caf::anon_send(cfg_.next, ingest_atom::value, std::move(item));
+      }
+      if (waiting == parked_per_peer.end())
+        waiting = parked_per_peer.emplace(peer, 0).first;
+      ++waiting->second;
+      parked_bytes += size;
+      parked.push_back({std::move(peer), std::move(owner)});
     }
   }
 }

@@ -50,6 +50,7 @@ config config::defaults() {
   }
   c.collector_endpoint = std::string{defaults::collector_endpoint};
   c.max_inflight_bytes = defaults::collector_max_inflight_bytes;
+  c.live_frame_bytes = defaults::collector_live_frame_bytes;
   c.max_future = defaults::collector_max_future;
   c.wire.max_frame_bytes = defaults::wire_max_frame_bytes;
   c.wire.max_events = defaults::wire_max_events;
@@ -445,12 +446,21 @@ const option table[] = {
    [](const config& c) { return quote(c.collector_endpoint); }},
   {{"parallax.collector.max-inflight-bytes", "size",
     "Bytes of frames that may wait for their commit. Beyond this the "
-    "collector stops reading (backpressure: clients see slower acks)."},
+    "collector takes no more (backpressure: clients see slower acks)."},
    [](config& c, const toml::node& n) {
      return want_size(n, std::uint64_t{1} << 20, std::uint64_t{1} << 34,
                       c.max_inflight_bytes);
    },
    [](const config& c) { return render_size(c.max_inflight_bytes); }},
+  {{"parallax.collector.live-frame-bytes", "size",
+    "While that credit is spent, frames up to this size (an agent's "
+    "periodic batch) from a client with nothing waiting still go through, "
+    "from a reserve of an eighth of the credit; larger ones wait in order. "
+    "0: every frame waits."},
+   [](config& c, const toml::node& n) {
+     return want_size(n, 0, std::uint64_t{1} << 30, c.live_frame_bytes);
+   },
+   [](const config& c) { return render_size(c.live_frame_bytes); }},
   {{"parallax.collector.max-future", "duration",
     "How far ahead of the server's clock an event time may be. A batch with "
     "a later time, or a time before 1970, is rejected (invalid_value)."},

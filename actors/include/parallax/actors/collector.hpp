@@ -9,15 +9,23 @@
 // PUSH/PULL pair and is routed to the client.
 //
 // Backpressure: the collector counts the bytes of frames sent to the indexer
-// and not yet answered. Above parallax.collector.max-inflight-bytes it stops
-// reading the ROUTER socket; ZeroMQ's receive high-water mark and TCP flow
-// control then slow the clients down, who see it as slower acks.
+// and not yet answered. Above parallax.collector.max-inflight-bytes it takes
+// no more frames; clients see slower acks. Agents' periodic batches should
+// not wait behind a bulk sender's backlog (their deltas are live), so while
+// the credit is spent the collector still reads: a frame of at most
+// parallax.collector.live-frame-bytes from a client with nothing waiting is
+// taken from a reserve of an eighth of the credit; any other frame waits,
+// parked in arrival order, until the credit allows (a client's frames keep
+// their order). Once a credit's worth is parked, or the reserve is spent,
+// it stops reading: ZeroMQ's receive high-water mark and TCP flow control
+// then slow the clients down. Memory held: at most 2 1/8 credits of frames.
 //
 // Caveats: the sockets belong to the collector's own thread (it is a socket
 // poller, not a scheduled actor). `start` binds before returning, so a bad
 // endpoint is reported to the caller; `stop` joins the thread.
 
 #include "parallax/pipeline/actors.hpp"
+#include "parallax/pipeline/defaults.hpp"
 #include "parallax/pipeline/metrics.hpp"
 #include "parallax/pipeline/zmq.hpp"
 #include "parallax/schemas/error.hpp"
@@ -37,7 +45,10 @@ struct collector_config {
   /// process (zmq::unique_inproc_endpoint). The indexer may connect first.
   std::string reply_endpoint;
   wire::limits limits;
-  std::uint64_t max_inflight_bytes = 64u << 20;
+  std::uint64_t max_inflight_bytes = defaults::collector_max_inflight_bytes;
+  /// Frames up to this size keep flowing while the credit is spent (see
+  /// above); 0: none do, the collector stops reading at the credit.
+  std::uint64_t live_frame_bytes = defaults::collector_live_frame_bytes;
   std::chrono::milliseconds max_future{std::chrono::hours{24}};
   zmq::context* zmq = nullptr;             ///< must outlive the collector
   metrics_registry* metrics = nullptr;     ///< must outlive the collector

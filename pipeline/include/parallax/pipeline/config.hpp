@@ -102,6 +102,7 @@ struct config {
   std::chrono::milliseconds compact_after{};     ///< parallax.storage.compact-after
   std::string collector_endpoint;                ///< parallax.collector.endpoint
   std::uint64_t max_inflight_bytes = 0;          ///< parallax.collector.max-inflight-bytes
+  std::uint64_t live_frame_bytes = 0;            ///< parallax.collector.live-frame-bytes
   std::chrono::milliseconds max_future{};        ///< parallax.collector.max-future
   wire::limits wire;                             ///< parallax.wire.*
   std::vector<sourcetype_rules> sourcetypes;     ///< parallax.sourcetypes."NAME".*
