@@ -7,6 +7,7 @@
 
 #include "parallax/pipeline/string_map.hpp"
 
+#include <algorithm>
 #include <deque>
 
 #include <caf/send.hpp>
@@ -168,10 +169,14 @@ void collector::run() {
   const auto credit = cfg_.max_inflight_bytes;
   const auto reserve = live_bytes > 0 ? credit / 8 : 0;
   const auto park_limit = live_bytes > 0 ? credit : 0;
+  // What a parked frame counts for: an empty one is not free to hold.
+  auto parked_cost = [](const frame_owner& o) {
+    return std::max<std::uint64_t>(o.msg.bytes().size(), 256);
+  };
   auto unpark = [&] {
     auto f = std::move(parked.front());
     parked.pop_front();
-    parked_bytes -= f.owner->msg.bytes().size();
+    parked_bytes -= parked_cost(*f.owner);
     if (auto it = parked_per_peer.find(f.peer); --it->second == 0)
       parked_per_peer.erase(it);
     take(std::move(f.peer), std::move(f.owner));
@@ -247,7 +252,9 @@ void collector::run() {
       auto owner = std::make_shared<frame_owner>(
         frame_owner{std::move((*parts)[1])});
       auto size = owner->msg.bytes().size();
-      if (inflight < credit && parked.empty()) {
+      // Within the credit; or beyond the wire limit: rejected, at once.
+      if ((inflight < credit && parked.empty())
+          || size > cfg_.limits.max_frame_bytes) {
         take(std::move(peer), std::move(owner));
         continue;
       }
@@ -261,7 +268,7 @@ void collector::run() {
       if (waiting == parked_per_peer.end())
         waiting = parked_per_peer.emplace(peer, 0).first;
       ++waiting->second;
-      parked_bytes += size;
+      parked_bytes += parked_cost(*owner);
       parked.push_back({std::move(peer), std::move(owner)});
     }
   }

@@ -207,6 +207,8 @@ TEST_CASE("collector: while the credit is spent, an agent's small frames "
   CHECK(taken >= 10);
   CHECK(taken < 15);
   CHECK(fx.counter("backpressure_pauses_total") >= 1);
+  // The rest was read and parked (less than a credit's worth).
+  CHECK(fx.counter("received_batches_total") == 15);
   // An agent's small frames are taken at once, in order.
   client agent{fx.zctx, fx.coll->endpoint()};
   for (std::uint64_t seq = 1; seq <= 3; ++seq)
@@ -244,6 +246,8 @@ TEST_CASE("collector: with live-frame-bytes 0, every frame waits for the "
   REQUIRE(fx.rec.wait_for("bulk", 1));
   auto taken = fx.rec.settle();
   CHECK(taken < 15);
+  // Nothing was read beyond the credit.
+  CHECK(fx.counter("received_batches_total") == taken);
   client agent{fx.zctx, fx.coll->endpoint()};
   agent.send(frame_of("agent", 1, 5));
   fx.rec.settle();

@@ -9,16 +9,21 @@
 // PUSH/PULL pair and is routed to the client.
 //
 // Backpressure: the collector counts the bytes of frames sent to the indexer
-// and not yet answered. Above parallax.collector.max-inflight-bytes it takes
-// no more frames; clients see slower acks. Agents' periodic batches should
-// not wait behind a bulk sender's backlog (their deltas are live), so while
-// the credit is spent the collector still reads: a frame of at most
-// parallax.collector.live-frame-bytes from a client with nothing waiting is
-// taken from a reserve of an eighth of the credit; any other frame waits,
-// parked in arrival order, until the credit allows (a client's frames keep
-// their order). Once a credit's worth is parked, or the reserve is spent,
-// it stops reading: ZeroMQ's receive high-water mark and TCP flow control
-// then slow the clients down. Memory held: at most 2 1/8 credits of frames.
+// and not yet answered. Above parallax.collector.max-inflight-bytes (the
+// credit) it takes no more frames; clients see slower acks. Agents'
+// periodic batches should not wait behind a bulk sender's backlog (their
+// deltas are live), so while the credit is spent the collector still reads:
+// a frame of at most parallax.collector.live-frame-bytes from a client with
+// nothing parked is taken from a reserve of an eighth of the credit; any
+// other frame is parked, in arrival order, until the credit allows (a
+// client's frames keep their order; a frame beyond the wire limit is
+// rejected at once). Once a credit's worth is parked (each frame counted at
+// least 256 bytes), or the reserve is spent, it stops reading: ZeroMQ's
+// receive high-water mark and TCP flow control then slow the clients down.
+// Memory held: the credit (overshot by at most one frame), the reserve, and
+// up to a credit of parked frames (overshot by at most one frame).
+// Left: an agent's frame that finds the reserve spent is parked, and so
+// are its later ones, behind the bulk frames parked before it.
 //
 // Caveats: the sockets belong to the collector's own thread (it is a socket
 // poller, not a scheduled actor). `start` binds before returning, so a bad

@@ -86,7 +86,8 @@ inline constexpr std::chrono::milliseconds storage_compact_after
 inline constexpr std::string_view collector_endpoint = "tcp://127.0.0.1:7400";
 
 /// Bytes of decoded frames that may wait for their commit; beyond this the
-/// collector stops reading new frames (clients see slower acks).
+/// collector takes no more frames but agents' small ones (clients see
+/// slower acks).
 inline constexpr std::uint64_t collector_max_inflight_bytes = 64u << 20;
 /// An agent's batch of a poll is a few KiB (the simulated fleet's: 7.7 KiB
 /// median, 14 KiB at the 99th percentile); a bulk sender's 1000 events,
