@@ -453,10 +453,11 @@ const option table[] = {
    },
    [](const config& c) { return render_size(c.max_inflight_bytes); }},
   {{"parallax.collector.live-frame-bytes", "size",
-    "While that credit is spent, frames up to this size (an agent's "
-    "periodic batch) from a client with nothing waiting still go through, "
-    "from a reserve of an eighth of the credit; larger ones wait in order. "
-    "0: every frame waits."},
+    "While that credit is spent, frames up to this size (an agent's or a "
+    "hypervisor poller's periodic batch) from a client with nothing waiting "
+    "still go through, from a reserve of an eighth of the credit; larger "
+    "ones wait in order. 0: every frame waits (the collector stops reading "
+    "at the credit)."},
    [](config& c, const toml::node& n) {
      return want_size(n, 0, std::uint64_t{1} << 30, c.live_frame_bytes);
    },
