@@ -105,7 +105,6 @@ void collector::run() {
   auto take = [&](std::string peer, std::shared_ptr<frame_owner> owner) {
     auto bytes = owner->msg.bytes();
     auto frame = owner->msg.view();
-    received_bytes.add(bytes.size());
     auto batch = wire::decode(bytes, owner, cfg_.limits);
     if (!batch) {
       reject(peer, frame, batch.error());
@@ -252,6 +251,7 @@ void collector::run() {
       auto owner = std::make_shared<frame_owner>(
         frame_owner{std::move((*parts)[1])});
       auto size = owner->msg.bytes().size();
+      received_bytes.add(size); // as received_batches: when read
       // Within the credit; or beyond the wire limit: rejected, at once.
       if ((inflight < credit && parked.empty())
           || size > cfg_.limits.max_frame_bytes) {

@@ -209,6 +209,7 @@ TEST_CASE("collector: while the credit is spent, an agent's small frames "
   CHECK(fx.counter("backpressure_pauses_total") >= 1);
   // The rest was read and parked (less than a credit's worth).
   CHECK(fx.counter("received_batches_total") == 15);
+  CHECK(fx.counter("received_bytes_total") == 15 * bulk_frame(1).size());
   // An agent's small frames are taken at once, in order.
   client agent{fx.zctx, fx.coll->endpoint()};
   for (std::uint64_t seq = 1; seq <= 3; ++seq)
