@@ -2177,6 +2177,12 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
   std::vector<std::pair<std::string, std::vector<event>>> pending;
   std::map<std::string, std::size_t> slot;
   bool limit_hit = false;
+  // Sleeps until `due`, or until stopped (checked every 100 ms at most).
+  auto sleep_until = [&](clock::time_point due) {
+    while (clock::now() < due && !stop.load())
+      std::this_thread::sleep_for(std::min<clock::duration>(
+        due - clock::now(), std::chrono::milliseconds{100}));
+  };
   auto send = [&](const std::string& id, std::vector<event>& evs) -> error {
     if (evs.empty())
       return {};
@@ -2188,12 +2194,9 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
       return err;
     evs.clear();
     if (opts.rate > 0 && !opts.live) {
-      auto due = t0 + std::chrono::duration_cast<clock::duration>(
-                        std::chrono::duration<double>(static_cast<double>(st.events)
-                                                      / opts.rate));
-      while (clock::now() < due && !stop.load())
-        std::this_thread::sleep_for(
-          std::min<clock::duration>(due - clock::now(), std::chrono::milliseconds{100}));
+      sleep_until(t0 + std::chrono::duration_cast<clock::duration>(
+                         std::chrono::duration<double>(
+                           static_cast<double>(st.events) / opts.rate)));
     }
     return {};
   };
@@ -2204,6 +2207,15 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
     return {};
   };
   // Paced replay: each source's step leaves at its own (compressed) time.
+  // Sleeps until the replay's time for a batch of simulated time `at` on
+  // its source's `phase` (or until stopped); returns that time.
+  auto wait_due = [&](time_ns at, time_ns phase) {
+    auto sim = static_cast<double>(at - fl->start() + phase);
+    auto due = t0 + std::chrono::duration_cast<clock::duration>(
+                      std::chrono::duration<double>(sim / 1e9 / opts.speed));
+    sleep_until(due);
+    return due;
+  };
   auto replay_step = [&](std::vector<sim_batch>& batches) -> error {
     // Each batch's phase, once; the step goes out in phase order.
     std::vector<std::pair<time_ns, sim_batch*>> order;
@@ -2216,12 +2228,7 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
                      });
     for (auto [phase, batch] : order) {
       auto& b = *batch;
-      auto sim = static_cast<double>(b.at - fl->start() + phase);
-      auto due = t0 + std::chrono::duration_cast<clock::duration>(
-                        std::chrono::duration<double>(sim / 1e9 / opts.speed));
-      while (clock::now() < due && !stop.load())
-        std::this_thread::sleep_for(std::min<clock::duration>(
-          due - clock::now(), std::chrono::milliseconds{100}));
+      auto due = wait_due(b.at, phase);
       if (stop.load())
         return {};
       if (!b.events.empty()) { // counted as send() counts batches
@@ -2289,12 +2296,7 @@ result<simulation_stats> run_simulation(const simulation_options& opts,
     std::vector<std::uint64_t> per_sourcetype(sourcetypes.size());
     t0 = clock::now();
     for (auto& f : frames) {
-      auto sim = static_cast<double>(f.at - fl->start() + f.phase);
-      auto due = t0 + std::chrono::duration_cast<clock::duration>(
-                        std::chrono::duration<double>(sim / 1e9 / opts.speed));
-      while (clock::now() < due && !stop.load())
-        std::this_thread::sleep_for(std::min<clock::duration>(
-          due - clock::now(), std::chrono::milliseconds{100}));
+      auto due = wait_due(f.at, f.phase);
       if (stop.load())
         break;
       st.behind.add(clock::now() - due);
