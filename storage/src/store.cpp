@@ -86,8 +86,9 @@ packer_pool& packers() {
   return pool;
 }
 
-// Sets `out` to the stored form of `frame`.
-void pack_block(packer& pk, const std::string& frame, std::string& out) {
+// Sets `out` to the stored form of the packer's frame.
+void pack_block(packer& pk, std::string& out) {
+  const auto& frame = pk.frame;
   auto bound = ZSTD_compressBound(frame.size());
   if (pk.scratch.size() < bound)
     pk.scratch.resize(bound);
@@ -906,7 +907,7 @@ void pack_blocks(std::vector<cut_block>& blocks, F&& meanwhile) {
     for (auto& b : blocks) {
       pk->frame.clear();
       wire::encode(block_source, b.first, b.events, pk->frame);
-      pack_block(*pk, pk->frame, b.value);
+      pack_block(*pk, b.value);
     }
     packers().give_back(std::move(pk));
   };
