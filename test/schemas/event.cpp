@@ -43,3 +43,30 @@ TEST_CASE("event: find matches the whole name at every length and offset") {
     CHECK(e.find(missing) == nullptr);
   }
 }
+
+TEST_CASE("event: valid_field_names finds a repeat among many names") {
+  using parallax::field;
+  std::vector<field> fs;
+  for (int i = 0; i < 200; ++i)
+    fs.push_back({"name_" + std::to_string(i), std::int64_t{i}});
+  CHECK(parallax::valid_field_names(fs, 255));
+  // A repeat at every distance, early and late.
+  for (std::size_t at : {1u, 2u, 13u, 64u, 199u}) {
+    auto copy = fs;
+    copy[at].name = copy[at / 2].name;
+    CHECK_FALSE(parallax::valid_field_names(copy, 255));
+  }
+  // Same length, first and last byte (one signature), different names.
+  std::vector<field> alike{{"abxz", 1.0}, {"acxz", 2.0}, {"adxz", 3.0}};
+  CHECK(parallax::valid_field_names(alike, 255));
+  alike.push_back({"acxz", 4.0});
+  CHECK_FALSE(parallax::valid_field_names(alike, 255));
+  // Empty, too long, not UTF-8.
+  CHECK_FALSE(parallax::valid_field_names(std::vector<field>{{"", 1.0}}, 255));
+  CHECK_FALSE(
+    parallax::valid_field_names(std::vector<field>{{"abcd", 1.0}}, 3));
+  CHECK_FALSE(
+    parallax::valid_field_names(std::vector<field>{{"ab\xff", 1.0}}, 255));
+  CHECK(parallax::valid_field_names(std::vector<field>{{"caf\xc3\xa9", 1.0}},
+                                    255));
+}

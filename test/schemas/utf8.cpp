@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
+
 using parallax::find_invalid_utf8;
 using parallax::is_valid_utf8;
 
@@ -28,4 +30,27 @@ TEST_CASE("utf8: invalid sequences are found at their first byte") {
   CHECK(find_invalid_utf8("\xe2\x82") == 0);        // truncated 3-byte
   CHECK(find_invalid_utf8("\xe2\x28\xa1") == 0);    // bad second byte
   CHECK(find_invalid_utf8("12345678\xff") == 8);    // after the fast path
+}
+
+TEST_CASE("utf8: the inline ASCII check sees a high bit anywhere, up to 64 "
+          "bytes") {
+  using parallax::is_short_ascii;
+  CHECK(is_short_ascii(""));
+  CHECK(is_short_ascii("window_start"));
+  std::string s(64, 'a');
+  CHECK(is_short_ascii(s));
+  // Every position: in the 8-byte words and in the tail.
+  for (std::size_t n : {1u, 7u, 8u, 9u, 15u, 16u, 63u, 64u})
+    for (std::size_t i = 0; i < n; ++i) {
+      std::string t(n, 'x');
+      t[i] = '\xc3';
+      CHECK_FALSE(is_short_ascii(t));
+      // Not ASCII, so decoded: a lone lead byte is invalid.
+      CHECK_FALSE(is_valid_utf8(t));
+    }
+  // Longer than 64: not checked inline; still valid UTF-8.
+  std::string longer(65, 'a');
+  CHECK_FALSE(is_short_ascii(longer));
+  CHECK(is_valid_utf8(longer));
+  CHECK_FALSE(is_valid_utf8(longer + "\xff"));
 }
