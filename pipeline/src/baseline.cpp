@@ -92,7 +92,11 @@ std::string_view to_string(severity s) noexcept {
 }
 
 baseline::baseline(baseline_options opts)
-  : opts_{opts}, season_(opts.season_buckets) {
+  : opts_{opts},
+    unit_{ew(1.0, opts.short_samples), ew(1.0, opts.dist_samples),
+          ew(1.0, opts.level_samples), ew(1.0, opts.scale_samples),
+          ew(1.0, opts.long_samples)},
+    season_(opts.season_buckets) {
 }
 
 std::size_t baseline::bucket_of(time_ns t) const {
@@ -150,15 +154,20 @@ baseline::verdict baseline::update(time_ns t, double x) {
     else {
       r = std::clamp(d / dt_, 0.05, 1000.0);
       // Geometric EWMA of the spacing, each step's influence bounded, so a
-      // few gaps or bursts do not move it much.
-      dt_ *= std::exp(0.05 * std::clamp(std::log(d / dt_), -1.0, 1.0));
+      // few gaps or bursts do not move it much. (A step of exactly dt_
+      // leaves it as it is: log(1) is 0.)
+      if (d != dt_)
+        dt_ *= std::exp(0.05 * std::clamp(std::log(d / dt_), -1.0, 1.0));
     }
     last_t_ = t;
   }
   ++n_;
   // Early on, run as a plain mean so the first samples are not overweighted.
   double start = 1.0 / static_cast<double>(n_);
-  auto alpha = [&](double tau) { return std::max(ew(r, tau), start); };
+  // The weight of this step for a time constant; `unit` is its ew(1, tau).
+  auto alpha = [&](double tau, double unit) {
+    return std::max(r == 1.0 ? unit : ew(r, tau), start);
+  };
 
   auto b = bucket_of(t);
   bool seasonal = false;
@@ -176,7 +185,8 @@ baseline::verdict baseline::update(time_ns t, double x) {
   v.warm = n_ > opts_.warmup_samples && t - first_t_ >= opts_.warmup_time;
 
   // Score: how unusual the recent deviations are for this series.
-  short_ += alpha(opts_.short_samples) * (std::min(z, opts_.z_cap) - short_);
+  short_ += alpha(opts_.short_samples, unit_.short_w)
+            * (std::min(z, opts_.z_cap) - short_);
   if (v.warm) {
     double sd = std::max(std::sqrt(dist_var_), opts_.min_dist_std);
     // -log10 of the tail probability, squashed into [0,1) without
@@ -192,7 +202,7 @@ baseline::verdict baseline::update(time_ns t, double x) {
         quiet_ = opts_.refractory_samples;
     }
   }
-  double ad = alpha(opts_.dist_samples);
+  double ad = alpha(opts_.dist_samples, unit_.dist);
   double dm = short_ - dist_mean_;
   dist_mean_ += ad * dm;
   dist_var_ = (1 - ad) * (dist_var_ + ad * dm * dm);
@@ -211,15 +221,15 @@ baseline::verdict baseline::update(time_ns t, double x) {
     double r_season = seasonal || season_.empty() ? resid
                                                   : x - level_ - season_[b].mean;
     double lim = clip * plain_scale;
-    level_ += std::min(1.0, alpha(opts_.level_samples) * boost)
+    level_ += std::min(1.0, alpha(opts_.level_samples, unit_.level) * boost)
               * std::clamp(r_plain, -lim, lim);
-    scale_ += alpha(opts_.scale_samples)
+    scale_ += alpha(opts_.scale_samples, unit_.scale)
               * (std::min(std::abs(r_plain), lim) - scale_);
-    long_scale_ += alpha(opts_.long_samples)
+    long_scale_ += alpha(opts_.long_samples, unit_.long_w)
                    * (std::min(std::abs(r_plain), lim) - long_scale_);
     if (!season_.empty()) {
       double slim = clip * std::max(season_scale_, floor);
-      season_scale_ += alpha(opts_.scale_samples)
+      season_scale_ += alpha(opts_.scale_samples, unit_.scale)
                        * (std::min(std::abs(r_season), slim) - season_scale_);
       // Per-visit weight: a time constant of `season_samples` periods,
       // whatever the sampling rate.

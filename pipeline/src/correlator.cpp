@@ -638,9 +638,9 @@ void correlator::resolve_gone_processes(
   }
 }
 
-void correlator::drift(const delta& d, std::string_view series, double value,
+void correlator::drift(string_map<baseline>& of_vm, const delta& d,
+                       std::string_view series, double value,
                        std::vector<correlator_message>& out) {
-  auto& of_vm = entry(baselines_, d.vm_uuid);
   auto it = of_vm.find(series);
   if (it == of_vm.end()) {
     // A difference of two large figures is often exactly 0 for a long
@@ -721,10 +721,22 @@ void correlator::delta_message(const delta& d,
 
 void correlator::on_delta(const delta& d,
                           std::vector<correlator_message>& out) {
-  auto series = d.mac.empty() ? d.metric : d.metric + "/" + d.mac;
-  drift(d, series + ".hv", d.hv_value, out);
-  drift(d, series + ".guest", d.guest_value, out);
-  drift(d, series + ".delta", d.abs_diff, out);
+  // The VM's baselines looked up once; the three series' names built in
+  // one buffer (kept: this runs for every delta).
+  auto& of_vm = entry(baselines_, d.vm_uuid);
+  auto& name = series_scratch_;
+  name.assign(d.metric);
+  if (!d.mac.empty())
+    name.append("/").append(d.mac);
+  auto stem = name.size();
+  auto series = [&](std::string_view suffix) -> std::string_view {
+    name.resize(stem);
+    name.append(suffix);
+    return name;
+  };
+  drift(of_vm, d, series(".hv"), d.hv_value, out);
+  drift(of_vm, d, series(".guest"), d.guest_value, out);
+  drift(of_vm, d, series(".delta"), d.abs_diff, out);
   // Hypervisor CPU the guest's processes do not explain.
   if (d.metric == "cpu_processes") {
     auto& sec = entry(security_, d.vm_uuid);

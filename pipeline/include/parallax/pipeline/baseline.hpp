@@ -208,6 +208,12 @@ private:
   std::size_t bucket_of(time_ns t) const;
 
   baseline_options opts_;
+  /// ew(1, tau) of the five time constants, from opts_ (not saved): a
+  /// step of exactly one sample is the usual one (windows come at their
+  /// interval), and expm1 was a quarter of update()'s cost.
+  struct unit_weights {
+    double short_w, dist, level, scale, long_w;
+  } unit_;
   // Everything below is saved.
   std::uint64_t n_ = 0;        // finite samples seen
   std::uint64_t ignored_ = 0;  // non-finite samples

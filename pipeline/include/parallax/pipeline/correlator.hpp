@@ -261,7 +261,8 @@ private:
   void on_delta(const delta& d, std::vector<correlator_message>& out);
   void on_silence(const silence& s, std::vector<correlator_message>& out);
   void resolve_gone_processes(std::vector<correlator_message>& out);
-  void drift(const delta& d, std::string_view series, double value,
+  void drift(string_map<baseline>& of_vm, const delta& d,
+             std::string_view series, double value,
              std::vector<correlator_message>& out);
   std::string log_context(const std::string& vm_uuid, time_ns t) const;
 
@@ -282,6 +283,7 @@ private:
   std::vector<delta> deltas_;                ///< scratch
   std::deque<std::vector<delta>> drift_rounds_; ///< see advance_windows()
   std::vector<silence> silences_;            ///< scratch
+  std::string series_scratch_;               ///< scratch of on_delta()
 };
 
 } // namespace parallax
