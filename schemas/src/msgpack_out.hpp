@@ -1,5 +1,6 @@
-// Appends MessagePack to a string. Every encoder of the library writes with
-// it: batches, replies and published messages.
+// Writes MessagePack: appended to a string (msgpack_out), or counted first
+// and then stored at a cursor (publish::encode). Every encoder of the
+// library writes with it: batches, replies and published messages.
 //
 // Each header and number takes its shortest form, as msgpack-cxx's packer
 // writes it (test/schemas/msgpack_out.cpp compares the bytes with the
@@ -13,6 +14,8 @@
 
 #pragma once
 
+#include "parallax/schemas/event.hpp"
+
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -20,9 +23,68 @@
 
 namespace parallax::detail {
 
-class msgpack_out {
+/// Where a packer's bytes go: appended to a string (the usual sink).
+struct string_sink {
+  std::string& out;
+  void put(char c) {
+    out.push_back(c);
+  }
+  void put(const char* p, std::size_t n) {
+    out.append(p, n);
+  }
+};
+
+/// Counts the bytes instead: with cursor_sink, a message whose size is
+/// worked out first is written with plain stores into a string resized
+/// once (publish::encode; a string's append checks and grows per call).
+struct size_sink {
+  std::size_t bytes = 0;
+  void put(char) {
+    ++bytes;
+  }
+  void put(const char*, std::size_t n) {
+    bytes += n;
+  }
+};
+
+/// Writes at a cursor into memory the caller has made room for.
+struct cursor_sink {
+  char* at;
+  void put(char c) {
+    *at++ = c;
+  }
+  void put(const char* p, std::size_t n) {
+    // Names and short values: two overlapping loads instead of a call.
+    if (n >= 8 && n <= 16) {
+      std::uint64_t a, b;
+      std::memcpy(&a, p, 8);
+      std::memcpy(&b, p + n - 8, 8);
+      std::memcpy(at, &a, 8);
+      std::memcpy(at + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+      std::uint32_t a, b;
+      std::memcpy(&a, p, 4);
+      std::memcpy(&b, p + n - 4, 4);
+      std::memcpy(at, &a, 4);
+      std::memcpy(at + n - 4, &b, 4);
+    } else if (n < 4) {
+      for (std::size_t i = 0; i < n; ++i)
+        at[i] = p[i];
+    } else {
+      std::memcpy(at, p, n);
+    }
+    at += n;
+  }
+};
+
+template <class Sink>
+class basic_msgpack_out {
 public:
-  explicit msgpack_out(std::string& out) noexcept : out_{out} {
+  explicit basic_msgpack_out(Sink sink) noexcept : sink_{sink} {
+  }
+
+  const Sink& sink() const noexcept {
+    return sink_;
   }
 
   void array(std::size_t n) {
@@ -44,25 +106,25 @@ public:
     if (n < 32) {
       byte(0xa0 | n);
     } else if (n < 256) {
-      char h[2] = {static_cast<char>(0xd9), static_cast<char>(n)};
-      out_.append(h, 2);
+      byte(0xd9);
+      byte(n);
     } else {
       sized(n, 0xda, 0xdb);
     }
-    out_.append(s.data(), n);
+    sink_.put(s.data(), n);
   }
 
   void uint(std::uint64_t v) {
     if (v < 128)
       byte(v);
     else if (v < 0x100)
-      be(0xcc, v, 1);
+      be<1>(0xcc, v);
     else if (v < 0x10000)
-      be(0xcd, v, 2);
+      be<2>(0xcd, v);
     else if (v < 0x100000000)
-      be(0xce, v, 4);
+      be<4>(0xce, v);
     else
-      be(0xcf, v, 8);
+      be<8>(0xcf, v);
   }
 
   void integer(std::int64_t v) {
@@ -74,19 +136,19 @@ public:
     if (v >= -32)
       byte(u); // negative fixint
     else if (v >= -128)
-      be(0xd0, u, 1);
+      be<1>(0xd0, u);
     else if (v >= -32768)
-      be(0xd1, u, 2);
+      be<2>(0xd1, u);
     else if (v >= -2147483648LL)
-      be(0xd2, u, 4);
+      be<4>(0xd2, u);
     else
-      be(0xd3, u, 8);
+      be<8>(0xd3, u);
   }
 
   void float64(double d) {
     std::uint64_t bits;
     std::memcpy(&bits, &d, sizeof bits);
-    be(0xcb, bits, 8);
+    be<8>(0xcb, bits);
   }
 
   void boolean(bool b) {
@@ -99,27 +161,56 @@ public:
 
 private:
   void byte(std::uint64_t b) {
-    out_.push_back(static_cast<char>(b & 0xff));
+    sink_.put(static_cast<char>(b & 0xff));
   }
 
-  // A type byte, then the low `bytes` bytes of `v`, big-endian.
-  void be(unsigned type, std::uint64_t v, int bytes) {
-    char buf[9];
+  // A type byte, then the low `Bytes` bytes of `v`, big-endian.
+  template <int Bytes>
+  void be(unsigned type, std::uint64_t v) {
+    char buf[Bytes + 1];
     buf[0] = static_cast<char>(type);
-    for (int i = 0; i < bytes; ++i)
-      buf[1 + i] = static_cast<char>((v >> (8 * (bytes - 1 - i))) & 0xff);
-    out_.append(buf, static_cast<std::size_t>(bytes) + 1);
+    for (int i = 0; i < Bytes; ++i)
+      buf[1 + i] = static_cast<char>((v >> (8 * (Bytes - 1 - i))) & 0xff);
+    sink_.put(buf, Bytes + 1);
   }
 
   // A 16- or 32-bit length after its type byte.
   void sized(std::size_t n, unsigned type16, unsigned type32) {
     if (n < 0x10000)
-      be(type16, n, 2);
+      be<2>(type16, n);
     else
-      be(type32, n, 4);
+      be<4>(type32, n);
   }
 
-  std::string& out_;
+  Sink sink_;
 };
+
+/// The packer appending to a string.
+class msgpack_out : public basic_msgpack_out<string_sink> {
+public:
+  explicit msgpack_out(std::string& out) noexcept
+    : basic_msgpack_out{string_sink{out}} {
+  }
+};
+
+/// A field's value: the one form a value has in batches, replies and
+/// published messages. Inline, for either kind of value (a published
+/// message's fields own theirs: no view is made per field).
+template <class Packer, class V>
+inline void put_value(Packer& pk, const V& v) {
+  switch (v.index()) {
+    case 0:
+      pk.str(std::get<0>(v));
+      break;
+    case 1:
+      pk.integer(std::get<1>(v));
+      break;
+    case 2:
+      pk.float64(std::get<2>(v));
+      break;
+    default:
+      pk.boolean(std::get<3>(v));
+  }
+}
 
 } // namespace parallax::detail

@@ -1,6 +1,6 @@
 // Published messages (schemas/README.md, "Published messages"). The encoder
-// writes values with the wire format's own helper, so a field has the same
-// MessagePack form in a batch and in a published message. The decoder is a
+// writes values with the wire format's own helper (detail::put_value), so a
+// field has the same MessagePack form in a batch and in a published message. The decoder is a
 // small pull reader like the batch decoder's: it knows the expected shape,
 // so every error names the element and the byte offset.
 
@@ -525,10 +525,12 @@ private:
 
 } // namespace
 
-void encode(std::string_view publisher, std::string_view topic,
-            std::uint64_t sequence, time_ns time,
-            std::span<const field> fields, std::string& out) {
-  detail::msgpack_out pk{out};
+namespace {
+
+template <class Packer>
+void put_message(Packer& pk, std::string_view publisher,
+                 std::string_view topic, std::uint64_t sequence, time_ns time,
+                 std::span<const field> fields) {
   pk.array(message_elements);
   pk.uint(major_version);
   pk.str(publisher);
@@ -538,8 +540,23 @@ void encode(std::string_view publisher, std::string_view topic,
   pk.map(fields.size());
   for (const auto& f : fields) {
     pk.str(f.name);
-    wire::append_value(out, view(f.value));
+    detail::put_value(pk, f.value);
   }
+}
+
+} // namespace
+
+void encode(std::string_view publisher, std::string_view topic,
+            std::uint64_t sequence, time_ns time,
+            std::span<const field> fields, std::string& out) {
+  // Sized first, then written with plain stores: appending piece by piece
+  // was most of the encoding's cost, for every message published.
+  detail::basic_msgpack_out<detail::size_sink> count{{}};
+  put_message(count, publisher, topic, sequence, time, fields);
+  auto at = out.size();
+  out.resize(at + count.sink().bytes);
+  detail::basic_msgpack_out<detail::cursor_sink> pk{{out.data() + at}};
+  put_message(pk, publisher, topic, sequence, time, fields);
 }
 
 std::string encode(const published_message& m) {

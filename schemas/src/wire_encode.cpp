@@ -8,25 +8,7 @@ namespace {
 
 using detail::msgpack_out;
 
-void put_value(msgpack_out& pk, const value_view& v) {
-  switch (v.index()) {
-    case 0:
-      pk.str(std::get<0>(v));
-      break;
-    case 1:
-      pk.integer(std::get<1>(v));
-      break;
-    case 2:
-      pk.float64(std::get<2>(v));
-      break;
-    default:
-      pk.boolean(std::get<3>(v));
-  }
-}
-
-void put_value(msgpack_out& pk, const value& v) {
-  put_value(pk, view(v));
-}
+using detail::put_value;
 
 // The envelope up to the event list header.
 void put_envelope(msgpack_out& pk, std::string_view source_id,
