@@ -32,6 +32,7 @@
 
 #include "parallax/pipeline/config.hpp"
 #include "parallax/pipeline/metrics.hpp"
+#include "parallax/pipeline/string_map.hpp"
 #include "parallax/pipeline/zmq.hpp"
 #include "parallax/schemas/error.hpp"
 #include "parallax/schemas/event.hpp"
@@ -39,7 +40,6 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -121,7 +121,7 @@ private:
   std::unique_ptr<zmq::socket> socket_;
   std::mutex mtx_;
   std::string body_;                                       // reused buffer
-  std::map<std::string, std::uint64_t, std::less<>> next_; // per topic
+  string_map<std::uint64_t> next_; // per topic: the next sequence number
   std::set<std::string, std::less<>> event_subs_; // event.* prefixes
   std::chrono::steady_clock::time_point subs_read_{};
   void read_subscriptions(); // with mtx_ held
