@@ -111,8 +111,9 @@ int serve(const config& loaded, const serve_hooks& hooks) {
       cc.rt_priority = cfg->correlator.rt_priority;
       cc.state_file = cfg->data_dir / "correlator.state";
       if ((*pub)->enabled()) {
-        cc.publish = [p = pub->get()](const correlator_message& m, const batch_times&) {
-          p->publish(m.topic, m.time, m.fields);
+        cc.publish = [p = pub->get()](const message_view& m,
+                                      const batch_times&) {
+          p->publish_view(m.topic, m.time, m.fields, m.names_checked);
         };
         cc.publish_events = [p = pub->get()](std::span<const event_view> evs) {
           p->publish_events(evs);

@@ -201,7 +201,7 @@ struct correlator_state {
   }
 
   // Publishes one message of the logic's, and counts it.
-  void emit(const correlator_message& msg, const batch_times& arrival) {
+  void emit(const message_view& msg, const batch_times& arrival) {
     if (cfg.publish)
       cfg.publish(msg, arrival);
     if (msg.sourcetype == "parallax:delta")
@@ -291,7 +291,7 @@ void drain_drift(self_ptr self) {
   while (!s.drift_arrivals.empty()) {
     auto arrival = s.drift_arrivals.front();
     s.drift_arrivals.pop_front();
-    s.logic->advance_drift(s.out, [&](const correlator_message& msg) {
+    s.logic->advance_drift(s.out, [&](const message_view& msg) {
       s.emit(msg, arrival);
     });
   }
@@ -357,7 +357,7 @@ void learn_batch(self_ptr self, ingest_ptr& item) {
   s.out.clear();
   // Each message goes out as soon as it is final; all are stored after.
   auto queued = s.logic->advance_windows(
-    s.out, [&](const correlator_message& msg) { s.emit(msg, arrival); });
+    s.out, [&](const message_view& msg) { s.emit(msg, arrival); });
   keep(self);
   if (queued) {
     if (s.drift_arrivals.empty())

@@ -411,9 +411,8 @@ int run_once(const correlate_options& o, run_figures& figures) {
       cc.options.admin_users = {"root", "deploy"};
       cc.options.service_owners = {{"app-*", {"appuser"}}};
       auto* p = pub->get();
-      cc.publish = [p, &lat](const correlator_message& m,
-                             const batch_times& t) {
-        p->publish(m.topic, m.time, m.fields);
+      cc.publish = [p, &lat](const message_view& m, const batch_times& t) {
+        p->publish_view(m.topic, m.time, m.fields, m.names_checked);
         auto now = now_ns();
         auto ms = [](time_ns from, time_ns to) {
           return static_cast<double>(to - from) / 1e6;

@@ -4,6 +4,7 @@
 #include "parallax/schemas/publish.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <charconv>
 #include <cmath>
@@ -45,15 +46,49 @@ std::string rfc3339(time_ns t) {
                      tm.tm_sec);
 }
 
-// Passes what `out` gained since `emitted` to `emit` (when given) and
-// moves `emitted` past it.
+// Passes what `out` gained since `emitted` to `emit` (when given), as
+// views, and moves `emitted` past it.
 void emit_since(const std::vector<correlator_message>& out,
-                std::size_t& emitted,
-                const std::function<void(const correlator_message&)>& emit) {
-  if (emit)
-    for (; emitted < out.size(); ++emitted)
-      emit(out[emitted]);
+                std::size_t& emitted, const message_emitter& emit) {
+  if (!emit) {
+    emitted = out.size();
+    return;
+  }
+  std::vector<field_view> fields;
+  for (; emitted < out.size(); ++emitted) {
+    const auto& m = out[emitted];
+    fields.clear();
+    for (const auto& f : m.fields)
+      fields.push_back({f.name, view(f.value)});
+    emit({m.topic, m.time, m.sourcetype, m.host, fields});
+  }
 }
+
+// A delta's fields, in order, each through `add(name, value)` (the name a
+// literal, a string value the delta's own): the one list both the
+// published view and the stored message are made from. The names are
+// literals (checked against valid_field_names by the tests:
+// message_view::names_checked).
+template <class Add>
+void delta_fields(const delta& d, Add&& add) {
+  add("vm", d.vm);
+  add("vm_uuid", d.vm_uuid);
+  add("metric", d.metric);
+  add("hv_value", d.hv_value);
+  add("guest_value", d.guest_value);
+  add("unit", d.unit);
+  add("abs_diff", d.abs_diff);
+  add("rel_diff", d.rel_diff);
+  add("explained_share", d.explained_share);
+  add("window_start", d.window_start);
+  add("window_end", d.window_end);
+  add("host", d.host);
+  add("correction", d.correction);
+  if (!d.mac.empty())
+    add("mac", d.mac);
+}
+
+constexpr std::size_t max_delta_fields = 14;
 
 bool contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -83,6 +118,18 @@ correlator_message alert_message(std::string_view topic, time_ns time,
 }
 
 } // namespace
+
+correlator_message materialize(const message_view& m) {
+  correlator_message c;
+  c.topic = std::string{m.topic};
+  c.time = m.time;
+  c.sourcetype = std::string{m.sourcetype};
+  c.host = std::string{m.host};
+  c.fields.reserve(m.fields.size());
+  for (const auto& f : m.fields)
+    c.fields.push_back({std::string{f.name}, materialize(f.value)});
+  return c;
+}
 
 baseline_options correlator_options::correlator_baseline_defaults() {
   baseline_options b;
@@ -693,30 +740,33 @@ void correlator::drift(string_map<baseline>& of_vm, const delta& d,
 
 void correlator::delta_message(const delta& d,
                                std::vector<correlator_message>& out) {
-  // Built in place: an initializer list would copy every field once more
-  // (this runs for each delta before it is published).
+  // Built in place: an initializer list would copy every field once more.
   auto& m = out.emplace_back();
   m.topic = publish::delta_topic(d.vm);
   m.time = d.window_end;
   m.sourcetype = "parallax:delta";
   m.host = d.host;
   auto& f = m.fields;
-  f.reserve(14);
-  f.emplace_back("vm", d.vm);
-  f.emplace_back("vm_uuid", d.vm_uuid);
-  f.emplace_back("metric", d.metric);
-  f.emplace_back("hv_value", d.hv_value);
-  f.emplace_back("guest_value", d.guest_value);
-  f.emplace_back("unit", d.unit);
-  f.emplace_back("abs_diff", d.abs_diff);
-  f.emplace_back("rel_diff", d.rel_diff);
-  f.emplace_back("explained_share", d.explained_share);
-  f.emplace_back("window_start", d.window_start);
-  f.emplace_back("window_end", d.window_end);
-  f.emplace_back("host", d.host);
-  f.emplace_back("correction", d.correction);
-  if (!d.mac.empty())
-    f.emplace_back("mac", d.mac);
+  f.reserve(max_delta_fields);
+  // Each field made in place from the literal and the delta's value.
+  delta_fields(d, [&](const auto& name, const auto& v) {
+    f.emplace_back(name, v);
+  });
+}
+
+void correlator::emit_delta(const delta& d, const message_emitter& emit) {
+  std::array<field_view, max_delta_fields> fields;
+  std::size_t n = 0;
+  delta_fields(d, [&](std::string_view name, const auto& v) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::string>)
+      fields[n++] = {name, std::string_view{v}};
+    else
+      fields[n++] = {name, v};
+  });
+  topic_scratch_.assign(publish::delta_prefix);
+  topic_scratch_.append(d.vm);
+  emit({topic_scratch_, d.window_end, "parallax:delta", d.host,
+        std::span<const field_view>{fields.data(), n}, true});
 }
 
 void correlator::on_delta(const delta& d,
@@ -836,17 +886,15 @@ void correlator::on_silence(const silence& s,
   out.push_back(std::move(a));
 }
 
-void correlator::advance(
-  std::vector<correlator_message>& out,
-  const std::function<void(const correlator_message&)>& emit) {
+void correlator::advance(std::vector<correlator_message>& out,
+                         const message_emitter& emit) {
   advance_windows(out, emit);
   while (!drift_rounds_.empty())
     advance_drift(out, emit);
 }
 
-bool correlator::advance_windows(
-  std::vector<correlator_message>& out,
-  const std::function<void(const correlator_message&)>& emit) {
+bool correlator::advance_windows(std::vector<correlator_message>& out,
+                                 const message_emitter& emit) {
   auto emitted = out.size();
   auto flush = [&] { emit_since(out, emitted, emit); };
   std::move(pending_.begin(), pending_.end(), std::back_inserter(out));
@@ -878,11 +926,17 @@ bool correlator::advance_windows(
       out.push_back(std::move(a));
     }
   }
-  // The deltas go out first, each as soon as it is made.
-  for (const auto& d : deltas_) {
+  // The deltas go out first, each published from a view of itself; their
+  // owned messages (for the store) are made once the last is out: a
+  // host's poll closes hundreds of windows at once, and its last delta
+  // should not wait for the copies of all the others.
+  flush();
+  if (emit)
+    for (const auto& d : deltas_)
+      emit_delta(d, emit);
+  for (const auto& d : deltas_)
     delta_message(d, out);
-    flush();
-  }
+  emitted = out.size();
   for (const auto& s : silences_)
     on_silence(s, out);
   resolve_gone_processes(out);
@@ -914,9 +968,8 @@ bool correlator::advance_windows(
   return true;
 }
 
-void correlator::advance_drift(
-  std::vector<correlator_message>& out,
-  const std::function<void(const correlator_message&)>& emit) {
+void correlator::advance_drift(std::vector<correlator_message>& out,
+                               const message_emitter& emit) {
   if (drift_rounds_.empty())
     return;
   auto round = std::move(drift_rounds_.front());

@@ -19,14 +19,25 @@ bool valid_name(std::string_view s) {
          && is_valid_utf8(s);
 }
 
-bool valid(std::string_view topic, std::span<const field> fields) {
+std::size_t string_bytes(const value& v) {
+  auto s = std::get_if<std::string>(&v);
+  return s ? s->size() : 0;
+}
+
+std::size_t string_bytes(const value_view& v) {
+  auto s = std::get_if<std::string_view>(&v);
+  return s ? s->size() : 0;
+}
+
+template <class Field>
+bool valid(std::string_view topic, std::span<const Field> fields,
+           bool names_checked) {
   publish::limits lim;
   if (!valid_name(topic) || fields.size() > lim.max_fields
-      || !valid_field_names(fields, lim.max_name_bytes))
+      || (!names_checked && !valid_field_names(fields, lim.max_name_bytes)))
     return false;
   for (const auto& f : fields)
-    if (auto s = std::get_if<std::string>(&f.value);
-        s && s->size() > lim.max_string_bytes)
+    if (string_bytes(f.value) > lim.max_string_bytes)
       return false;
   return true;
 }
@@ -118,9 +129,22 @@ bool publisher::wants_event(std::string_view topic) {
 
 publish_status publisher::publish(std::string_view topic, time_ns time,
                                   std::span<const field> fields) {
+  return publish_fields(topic, time, fields, false);
+}
+
+publish_status publisher::publish_view(std::string_view topic, time_ns time,
+                                       std::span<const field_view> fields,
+                                       bool names_checked) {
+  return publish_fields(topic, time, fields, names_checked);
+}
+
+template <class Field>
+publish_status publisher::publish_fields(std::string_view topic, time_ns time,
+                                         std::span<const Field> fields,
+                                         bool names_checked) {
   if (!socket_)
     return publish_status::off;
-  if (!valid(topic, fields)) {
+  if (!valid(topic, fields, names_checked)) {
     invalid_->add();
     return publish_status::invalid;
   }

@@ -91,8 +91,10 @@ event event_view::materialize() const {
   return e;
 }
 
-bool valid_field_names(std::span<const field> fields,
-                       std::size_t max_name_bytes) {
+namespace {
+
+template <class Field>
+bool valid_names(std::span<const Field> fields, std::size_t max_name_bytes) {
   // Repeats are looked for only among names that share a bit of a 64-bit
   // signature (of the length and the first and last bytes): a message's
   // dozen distinct names rarely do, so the check is linear, not n^2/2
@@ -113,6 +115,18 @@ bool valid_field_names(std::span<const field> fields,
     seen |= bit;
   }
   return true;
+}
+
+} // namespace
+
+bool valid_field_names(std::span<const field> fields,
+                       std::size_t max_name_bytes) {
+  return valid_names(fields, max_name_bytes);
+}
+
+bool valid_field_names(std::span<const field_view> fields,
+                       std::size_t max_name_bytes) {
+  return valid_names(fields, max_name_bytes);
 }
 
 } // namespace parallax

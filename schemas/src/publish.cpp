@@ -523,14 +523,10 @@ private:
   error err_;
 };
 
-} // namespace
-
-namespace {
-
-template <class Packer>
+template <class Packer, class Field>
 void put_message(Packer& pk, std::string_view publisher,
                  std::string_view topic, std::uint64_t sequence, time_ns time,
-                 std::span<const field> fields) {
+                 std::span<const Field> fields) {
   pk.array(message_elements);
   pk.uint(major_version);
   pk.str(publisher);
@@ -544,19 +540,32 @@ void put_message(Packer& pk, std::string_view publisher,
   }
 }
 
-} // namespace
-
-void encode(std::string_view publisher, std::string_view topic,
-            std::uint64_t sequence, time_ns time,
-            std::span<const field> fields, std::string& out) {
-  // Sized first, then written with plain stores: appending piece by piece
-  // was most of the encoding's cost, for every message published.
+// Sized first, then written with plain stores: appending piece by piece
+// was most of the encoding's cost, for every message published.
+template <class Field>
+void encode_sized(std::string_view publisher, std::string_view topic,
+                  std::uint64_t sequence, time_ns time,
+                  std::span<const Field> fields, std::string& out) {
   detail::basic_msgpack_out<detail::size_sink> count{{}};
   put_message(count, publisher, topic, sequence, time, fields);
   auto at = out.size();
   out.resize(at + count.sink().bytes);
   detail::basic_msgpack_out<detail::cursor_sink> pk{{out.data() + at}};
   put_message(pk, publisher, topic, sequence, time, fields);
+}
+
+} // namespace
+
+void encode(std::string_view publisher, std::string_view topic,
+            std::uint64_t sequence, time_ns time,
+            std::span<const field> fields, std::string& out) {
+  encode_sized(publisher, topic, sequence, time, fields, out);
+}
+
+void encode(std::string_view publisher, std::string_view topic,
+            std::uint64_t sequence, time_ns time,
+            std::span<const field_view> fields, std::string& out) {
+  encode_sized(publisher, topic, sequence, time, fields, out);
 }
 
 std::string encode(const published_message& m) {

@@ -159,7 +159,7 @@ ingest_sink spawn_sink(caf::actor_system& sys, sink_state& st) {
 struct published {
   std::mutex mu;
   std::vector<correlator_message> messages;
-  std::function<void(const correlator_message&)> hook;
+  std::function<void(const message_view&)> hook;
 
   std::size_t size() {
     std::lock_guard lock{mu};
@@ -177,11 +177,11 @@ correlator_config config_of(ingest_sink sink, metrics_registry& metrics,
   cc.nice = 0;
   // Never by age: only an empty mailbox, or the stop, lets it run.
   cc.drift_defer = std::chrono::hours{1};
-  cc.publish = [&pub](const correlator_message& m, const batch_times&) {
+  cc.publish = [&pub](const message_view& m, const batch_times&) {
     if (pub.hook)
       pub.hook(m);
     std::lock_guard lock{pub.mu};
-    pub.messages.push_back(m);
+    pub.messages.push_back(materialize(m));
   };
   return cc;
 }
@@ -215,11 +215,11 @@ struct full_mailbox {
     std::promise<void> all_sent;
     auto sent = all_sent.get_future().share();
     pub.hook = [sent, then = std::move(then),
-                first = true](const correlator_message& m) mutable {
+                first = true](const message_view& m) mutable {
       if (std::exchange(first, false))
         sent.wait_for(30s);
       if (then)
-        then(m);
+        then(materialize(m));
     };
     corr = spawn_correlator(*sys, config_of(spawn_sink(*sys, stored),
                                             metrics, pub));

@@ -394,7 +394,7 @@ TEST_CASE("ingest: at stop, the correlator's last published messages are "
   // Long enough for stop() to send its exit messages meanwhile.
   batch_times times;
   time_ns published_at = 0;
-  cc.publish = [&](const correlator_message&, const batch_times& t) {
+  cc.publish = [&](const message_view&, const batch_times& t) {
     if (published++ == 0) {
       times = t;
       published_at = now_ns();

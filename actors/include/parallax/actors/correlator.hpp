@@ -67,11 +67,12 @@ struct correlator_config {
   correlator_options options;
   ingest_sink next;                      ///< the indexer
   metrics_registry* metrics = nullptr;   ///< must outlive the actor
-  /// Called for every message, on the actor's thread; may be empty.
-  /// `times` says when the batch whose processing produced the message
-  /// passed each stage (ingest_item::times; the latency benchmark
+  /// Called for every message as soon as it is final, on the actor's
+  /// thread, with a view valid during the call (message_view); may be
+  /// empty. `times` says when the batch whose processing produced the
+  /// message passed each stage (ingest_item::times; the latency benchmark
   /// measures from `received`).
-  std::function<void(const correlator_message&, const batch_times& times)>
+  std::function<void(const message_view&, const batch_times& times)>
     publish;
   /// Called with every batch's events once they carry their VM, on the
   /// actor's thread; may be empty (serve: `event.<sourcetype>` topics).

@@ -46,6 +46,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -100,6 +101,27 @@ struct correlator_message {
   std::vector<field> fields;
 };
 
+/// A message as advance()'s `emit` sees it: views of the correlator's
+/// data, valid during the call. A delta is published from such a view of
+/// the delta itself, before its owned message (for the store) is made.
+/// `names_checked`: the field names are the correlator's own literals (a
+/// delta's; its tests check them against valid_field_names), so a
+/// publisher may skip that check.
+struct message_view {
+  std::string_view topic;
+  time_ns time = 0;
+  std::string_view sourcetype;
+  std::string_view host;
+  std::span<const field_view> fields;
+  bool names_checked = false;
+};
+
+/// An owned copy of `m`.
+correlator_message materialize(const message_view& m);
+
+/// What advance() calls with each message as soon as it is final.
+using message_emitter = std::function<void(const message_view&)>;
+
 struct correlator_counters {
   std::uint64_t drift_opened = 0;
   std::uint64_t drift_resolved = 0;
@@ -137,8 +159,7 @@ public:
   /// advance() is advance_windows() and then advance_drift() for every
   /// round queued.
   void advance(std::vector<correlator_message>& out,
-               const std::function<void(const correlator_message&)>& emit
-               = {});
+               const message_emitter& emit = {});
 
   /// advance() in two steps, for a caller with more batches waiting: the
   /// deltas (with silences, process sweeps and identity changes) now, what
@@ -153,12 +174,10 @@ public:
   /// and counters() do not reflect it; and an unexplained-load alert's
   /// log_context holds the guest's auth/cron lines as of when its round
   /// runs (lines that came in meanwhile may be among them).
-  bool advance_windows(
-    std::vector<correlator_message>& out,
-    const std::function<void(const correlator_message&)>& emit = {});
-  void advance_drift(
-    std::vector<correlator_message>& out,
-    const std::function<void(const correlator_message&)>& emit = {});
+  bool advance_windows(std::vector<correlator_message>& out,
+                       const message_emitter& emit = {});
+  void advance_drift(std::vector<correlator_message>& out,
+                     const message_emitter& emit = {});
   std::size_t drift_rounds() const noexcept {
     return drift_rounds_.size();
   }
@@ -258,6 +277,8 @@ private:
                   const event_view& e, const process_fields& p);
   bool service_owner(std::string_view vm, std::string_view user) const;
   void delta_message(const delta& d, std::vector<correlator_message>& out);
+  /// Publishes `d` through `emit` from a view of it (no owned message).
+  void emit_delta(const delta& d, const message_emitter& emit);
   void on_delta(const delta& d, std::vector<correlator_message>& out);
   void on_silence(const silence& s, std::vector<correlator_message>& out);
   void resolve_gone_processes(std::vector<correlator_message>& out);
@@ -284,6 +305,7 @@ private:
   std::deque<std::vector<delta>> drift_rounds_; ///< see advance_windows()
   std::vector<silence> silences_;            ///< scratch
   std::string series_scratch_;               ///< scratch of on_delta()
+  std::string topic_scratch_;                ///< scratch of emit_delta()
 };
 
 } // namespace parallax

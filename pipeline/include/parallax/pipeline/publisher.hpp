@@ -77,6 +77,14 @@ public:
   publish_status publish(std::string_view topic, time_ns time,
                          std::span<const field> fields);
 
+  /// publish() for fields that are views. With `names_checked` the caller
+  /// vouches that the field names pass valid_field_names (its own
+  /// literals, which its tests check): that check is skipped; the topic,
+  /// the number of fields and string sizes are checked as ever.
+  publish_status publish_view(std::string_view topic, time_ns time,
+                              std::span<const field_view> fields,
+                              bool names_checked = false);
+
   /// True if a subscriber asked for events on `topic` (`event.<sourcetype>`)
   /// with a prefix of it that starts with `event.`. Subscriptions are read
   /// from the socket at most every 50 ms. Thread-safe.
@@ -125,6 +133,10 @@ private:
   std::set<std::string, std::less<>> event_subs_; // event.* prefixes
   std::chrono::steady_clock::time_point subs_read_{};
   void read_subscriptions(); // with mtx_ held
+  template <class Field>
+  publish_status publish_fields(std::string_view topic, time_ns time,
+                                std::span<const Field> fields,
+                                bool names_checked);
   metrics_registry own_metrics_;                           // without `metrics`
   counter* published_ = nullptr;
   counter* dropped_ = nullptr;

@@ -110,5 +110,7 @@ event_view view_of(const event& e, std::span<const field_view> fields);
 /// decoders take.
 bool valid_field_names(std::span<const field> fields,
                        std::size_t max_name_bytes);
+bool valid_field_names(std::span<const field_view> fields,
+                       std::size_t max_name_bytes);
 
 } // namespace parallax

@@ -122,6 +122,11 @@ struct limits {
 void encode(std::string_view publisher, std::string_view topic,
             std::uint64_t sequence, time_ns time,
             std::span<const field> fields, std::string& out);
+/// The same for fields that are views (a message the caller has not built
+/// as owned fields: the correlator's deltas).
+void encode(std::string_view publisher, std::string_view topic,
+            std::uint64_t sequence, time_ns time,
+            std::span<const field_view> fields, std::string& out);
 
 /// Returns the body of `m`.
 std::string encode(const published_message& m);
