@@ -78,6 +78,7 @@ void collector::run() {
   auto& failed = m.get("collector", "replies_total", "failed");
   auto& paused = m.get("collector", "backpressure_pauses_total");
   auto& live = m.get("collector", "live_frames_total");
+  auto& parked_total = m.get("collector", "parked_frames_total");
   std::uint64_t inflight = 0;
   bool was_paused = false;
   std::string buf;
@@ -268,6 +269,7 @@ void collector::run() {
       if (waiting == parked_per_peer.end())
         waiting = parked_per_peer.emplace(peer, 0).first;
       ++waiting->second;
+      parked_total.add();
       parked_bytes += parked_cost(*owner);
       parked.push_back({std::move(peer), std::move(owner)});
     }

@@ -210,6 +210,7 @@ TEST_CASE("collector: while the credit is spent, an agent's small frames "
   // The rest was read and parked (less than a credit's worth).
   CHECK(fx.counter("received_batches_total") == 15);
   CHECK(fx.counter("received_bytes_total") == 15 * bulk_frame(1).size());
+  CHECK(fx.counter("parked_frames_total") == 15 - taken);
   // An agent's small frames are taken at once, in order.
   client agent{fx.zctx, fx.coll->endpoint()};
   for (std::uint64_t seq = 1; seq <= 3; ++seq)
@@ -224,6 +225,7 @@ TEST_CASE("collector: while the credit is spent, an agent's small frames "
   CHECK(fx.rec.count("mixed") == 0);
   CHECK(fx.rec.count("bulk") == taken);
   CHECK(fx.counter("live_frames_total") == 3);
+  CHECK(fx.counter("parked_frames_total") == 15 - taken + 2);
   // The credit comes back as the frames are answered: what waited is
   // taken, each client's frames in the order they were sent.
   std::size_t answered = 0;
@@ -261,4 +263,5 @@ TEST_CASE("collector: with live-frame-bytes 0, every frame waits for the "
   CHECK(fx.rec.count("agent") == 1);
   CHECK(sequences_of(fx.rec.snapshot(), "bulk") == one_to(15));
   CHECK(fx.counter("live_frames_total") == 0);
+  CHECK(fx.counter("parked_frames_total") == 0);
 }
