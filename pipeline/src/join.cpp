@@ -1,12 +1,12 @@
 #include "parallax/pipeline/join.hpp"
 
+#include "parallax/schemas/hash.hpp"
 #include "parallax/schemas/identity.hpp"
 #include "parallax/schemas/metric_pairs.hpp"
 
 #include <algorithm>
 #include <optional>
 
-#include <fmt/format.h>
 
 namespace parallax {
 
@@ -73,7 +73,7 @@ bool catalog_input(std::string_view prefix, std::string_view name) {
 
 void joiner::window::put(std::string_view key, double x) {
   for (auto& [k, m] : inputs)
-    if (k == key) {
+    if (same_text(k, key)) {
       m.sum += x;
       ++m.n;
       return;
@@ -195,7 +195,8 @@ void joiner::add(std::string_view vm_name, std::string_view vm_uuid,
     return;
   for (auto field : nic_fields)
     if (auto x = number(e, field)) {
-      key = fmt::format("{}:nic:{}|{}", os_net ? "guest" : "hv", field, *mac);
+      key.assign(os_net ? "guest:nic:" : "hv:nic:");
+      key.append(field).append("|").append(*mac);
       w->put(key, *x);
     }
 }
@@ -205,7 +206,7 @@ void joiner::close(vm_state& vm, window& w, bool correction,
                    std::vector<silence>& silences) {
   auto get = [&](std::string_view key) -> std::optional<double> {
     for (const auto& [k, m] : w.inputs)
-      if (k == key && m.n > 0)
+      if (m.n > 0 && same_text(k, key))
         return m.sum / static_cast<double>(m.n);
     return std::nullopt;
   };
@@ -270,12 +271,17 @@ void joiner::close(vm_state& vm, window& w, bool correction,
       if (p.per_nic) {
         auto hv_field = p.hv[0].substr(p.hv[0].find("nic:") + 4);
         auto guest_field = p.guest.substr(p.guest.find("nic:") + 4);
-        auto hv_prefix = fmt::format("hv:nic:{}|", hv_field);
+        // Keys built in place (this runs for every window of every VM).
+        std::string hv_prefix{"hv:nic:"};
+        hv_prefix.append(hv_field).append("|");
+        std::string guest_key;
         for (const auto& [k, m] : w.inputs) {
           if (!k.starts_with(hv_prefix) || m.n == 0)
             continue;
           auto mac = k.substr(hv_prefix.size());
-          auto g = get(fmt::format("guest:nic:{}|{}", guest_field, mac));
+          guest_key.assign("guest:nic:");
+          guest_key.append(guest_field).append("|").append(mac);
+          auto g = get(guest_key);
           if (g)
             emit(p, m.sum / static_cast<double>(m.n), *g, mac);
         }
