@@ -139,8 +139,11 @@ result<std::string_view> unpack_block(std::string_view stored,
 // -- byte helpers -------------------------------------------------------------
 
 void put_be64(std::string& out, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i)
-    out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  // One append, not eight push_backs: keys and counts of every write.
+  char b[8];
+  for (int i = 0; i < 8; ++i)
+    b[i] = static_cast<char>((v >> (8 * (7 - i))) & 0xff);
+  out.append(b, 8);
 }
 
 std::uint64_t get_be64(const void* p) {
