@@ -182,12 +182,14 @@ std::uint32_t segment_of(std::uint64_t id) {
   return static_cast<std::uint32_t>(id >> segment_bits);
 }
 
-void put_varint(std::string& out, std::uint64_t v) {
+// Writes `v` as a varint at `p` (at most 10 bytes); returns the end.
+char* put_varint(char* p, std::uint64_t v) {
   while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out.push_back(static_cast<char>(v));
+  *p++ = static_cast<char>(v);
+  return p;
 }
 
 bool get_varint(const unsigned char*& p, const unsigned char* end,
@@ -512,6 +514,10 @@ public:
   }
   std::uint64_t back() const noexcept {
     return (*this)[size_ - 1];
+  }
+  /// The ids after the first: element k - 1 is (*this)[k].
+  const std::vector<std::uint64_t>& rest() const noexcept {
+    return rest_;
   }
   void push_back(std::uint64_t id) {
     if (size_++ == 0)
@@ -1003,10 +1009,21 @@ int cut_postings(std::string_view bkey,
       kbuf.append(term);
       kbuf.push_back('\0');
       put_be64(kbuf, en.ids[i]);
-      vbuf.clear();
+      // The segment's ids as varint deltas, written at a cursor into room
+      // made once (at most 10 bytes each): pushing byte by byte was most
+      // of the cost of a write's largest part.
+      const auto& rest = en.ids.rest(); // rest[k - 1] is ids[k]
       auto j = i + 1;
-      for (; j < en.ids.size() && segment_of(en.ids[j]) == seg; ++j)
-        put_varint(vbuf, en.ids[j] - en.ids[j - 1]);
+      while (j < en.ids.size() && segment_of(rest[j - 1]) == seg)
+        ++j;
+      vbuf.resize((j - i - 1) * 10);
+      auto* p = vbuf.data();
+      auto prev = en.ids[i];
+      for (auto k = i + 1; k < j; ++k) {
+        p = put_varint(p, rest[k - 1] - prev);
+        prev = rest[k - 1];
+      }
+      vbuf.resize(static_cast<std::size_t>(p - vbuf.data()));
       if (auto rc = sink(std::string_view{kbuf}, std::string_view{vbuf});
           rc != 0)
         return rc;
