@@ -1152,6 +1152,57 @@ result<store> store::open(environment& env, const store_options& opts) {
   return s;
 }
 
+namespace {
+
+// Orders (bucket, event) pairs by bucket, keeping arrival order within a
+// bucket. A write's events fall in a handful of buckets: counted and
+// placed in one pass each, where a stable sort of a group's ~150,000
+// events (mostly equal keys) was a tenth of a write's instructions. More
+// than 64 buckets: the stable sort.
+void group_by_bucket(
+  std::vector<std::pair<std::int64_t, const event_view*>>& v) {
+  auto by_bucket = [](const auto& a, const auto& b) {
+    return a.first < b.first;
+  };
+  if (std::is_sorted(v.begin(), v.end(), by_bucket))
+    return;
+  std::vector<std::pair<std::int64_t, std::size_t>> counts; // bucket, n
+  std::size_t last = 0;
+  for (const auto& x : v) {
+    auto bucket = x.first;
+    if (last < counts.size() && counts[last].first == bucket) {
+      ++counts[last].second;
+      continue;
+    }
+    last = 0;
+    while (last < counts.size() && counts[last].first != bucket)
+      ++last;
+    if (last == counts.size()) {
+      if (counts.size() == 64) {
+        std::stable_sort(v.begin(), v.end(), by_bucket);
+        return;
+      }
+      counts.emplace_back(bucket, 0);
+    }
+    ++counts[last].second;
+  }
+  std::sort(counts.begin(), counts.end());
+  // Each bucket's first place in the output.
+  std::size_t at = 0;
+  for (auto& [bucket, n] : counts)
+    at += std::exchange(n, at);
+  std::vector<std::pair<std::int64_t, const event_view*>> out(v.size());
+  for (const auto& x : v) {
+    auto it = std::lower_bound(
+      counts.begin(), counts.end(), x.first,
+      [](const auto& c, std::int64_t b) { return c.first < b; });
+    out[it->second++] = x;
+  }
+  v.swap(out);
+}
+
+} // namespace
+
 result<write_result> store::write(std::span<const incoming_batch> group) {
   txn t{env_->handle(), true};
   if (t.status() != 0)
@@ -1180,8 +1231,7 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
       accepted.emplace_back(bucket_of(e.time), &e);
   }
   // Group by bucket, keeping arrival order within a bucket.
-  std::stable_sort(accepted.begin(), accepted.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  group_by_bucket(accepted);
   std::uint64_t next_id = 0;
   if (auto rc = get_meta_u64(w, meta_, next_id_key, next_id); rc != 0)
     return mdb_error("store: cannot read the next event id", rc);

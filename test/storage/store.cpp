@@ -276,6 +276,31 @@ TEST_CASE("store: written events are cataloged by bucket and scanned back") {
   CHECK(scan_all(f.store(), 472225).empty());
 }
 
+TEST_CASE("store: a write spread over more buckets than are counted "
+          "(64) keeps arrival order within each") {
+  fixture f;
+  // 70 buckets, each visited three times, interleaved: the stable sort.
+  // Then 5 buckets the same way: counted and placed.
+  for (int buckets : {70, 5}) {
+    std::vector<event> evs;
+    const time_ns base = (buckets == 70 ? 1'700'000'000 : 1'800'000'000) * sec;
+    for (int round = 0; round < 3; ++round)
+      for (int b = buckets - 1; b >= 0; --b)
+        evs.push_back(log_event(base + b * hour + round * sec, "h",
+                                "round " + std::to_string(round), {}));
+    auto res = ok(write_one(f.store(), "spread-" + std::to_string(buckets),
+                            1, evs));
+    CHECK(res.events == evs.size());
+    for (int b = 0; b < buckets; ++b) {
+      auto got = events_of(scan_all(f.store(), f.store().bucket_of(base)
+                                                  + b));
+      REQUIRE(got.size() == 3);
+      for (int round = 0; round < 3; ++round)
+        CHECK(got[round].raw == "round " + std::to_string(round));
+    }
+  }
+}
+
 TEST_CASE("store: times before 1970 fall into negative buckets") {
   fixture f;
   // floor(t / 1 h): -1 ns -> -1; -3600 s (exactly -span) -> -1;
