@@ -998,7 +998,8 @@ template <class Sink>
 int cut_postings(std::string_view bkey,
                  const std::vector<const term_map::value_type*>& sorted,
                  Sink&& sink) {
-  std::string kbuf, vbuf;
+  std::string kbuf;
+  std::vector<char> vbuf; // only grows: no zeroing per key
   for (const auto* kv : sorted) {
     const auto& term = kv->first;
     const auto& en = kv->second;
@@ -1010,22 +1011,24 @@ int cut_postings(std::string_view bkey,
       kbuf.push_back('\0');
       put_be64(kbuf, en.ids[i]);
       // The segment's ids as varint deltas, written at a cursor into room
-      // made once (at most 10 bytes each): pushing byte by byte was most
-      // of the cost of a write's largest part.
+      // made beforehand (at most 10 bytes each; the buffer only grows):
+      // pushing byte by byte was most of the cost of a write's largest
+      // part.
       const auto& rest = en.ids.rest(); // rest[k - 1] is ids[k]
       auto j = i + 1;
       while (j < en.ids.size() && segment_of(rest[j - 1]) == seg)
         ++j;
-      vbuf.resize((j - i - 1) * 10);
+      if (vbuf.size() < (j - i - 1) * 10)
+        vbuf.resize((j - i - 1) * 10);
       auto* p = vbuf.data();
       auto prev = en.ids[i];
       for (auto k = i + 1; k < j; ++k) {
         p = put_varint(p, rest[k - 1] - prev);
         prev = rest[k - 1];
       }
-      vbuf.resize(static_cast<std::size_t>(p - vbuf.data()));
-      if (auto rc = sink(std::string_view{kbuf}, std::string_view{vbuf});
-          rc != 0)
+      std::string_view value{vbuf.data(),
+                             static_cast<std::size_t>(p - vbuf.data())};
+      if (auto rc = sink(std::string_view{kbuf}, value); rc != 0)
         return rc;
       i = j;
     }
