@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <optional>
 
-
 namespace parallax {
 
 namespace {

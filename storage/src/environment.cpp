@@ -80,11 +80,11 @@ result<environment> environment::open(const std::filesystem::path& dir,
     return close_and(fail("cannot set map size", rc));
   if (auto rc = mdb_env_set_maxdbs(env, opts.max_dbs); rc != 0)
     return close_and(fail("cannot set max dbs", rc));
-  // MDB_NOMEMINIT: LMDB zeroes the unused tail of every page it mallocs
-  // for a write, so that leftover heap bytes never reach the file; here
-  // the heap holds events bound for the same store, and the zeroing was
-  // 3 % of the indexer's instructions (callgrind, store::write).
-  unsigned flags = MDB_NOTLS | MDB_NOMEMINIT;
+  // Not MDB_NOMEMINIT, though LMDB's zeroing of each new page's unused
+  // tail is 3 % of a write's instructions: without it leftover heap bytes
+  // (the HTTP token, other requests' data) could reach the file and its
+  // backups.
+  unsigned flags = MDB_NOTLS;
   if (opts.read_only)
     flags |= MDB_RDONLY;
   if (auto rc = mdb_env_open(env, dir.c_str(), flags, 0644); rc != 0)

@@ -999,7 +999,9 @@ int cut_postings(std::string_view bkey,
                  const std::vector<const term_map::value_type*>& sorted,
                  Sink&& sink) {
   std::string kbuf;
-  std::vector<char> vbuf; // only grows: no zeroing per key
+  // Only grows: no zeroing per key; never empty, so a term with one id
+  // gives LMDB an empty value that still points somewhere.
+  std::vector<char> vbuf(64);
   for (const auto* kv : sorted) {
     const auto& term = kv->first;
     const auto& en = kv->second;
