@@ -245,9 +245,9 @@ void joiner::close(vm_state& vm, window& w, bool correction,
   auto host = w.host.empty() ? vm.host : w.host;
   auto emit = [&](const metric_pair& p, double hv, double guest,
                   std::string mac) {
-    delta d;
+    // Made in place (the vm_uuid is set by advance(), which knows it).
+    auto& d = deltas.emplace_back();
     d.vm = vm.name;
-    d.vm_uuid = ""; // set by advance(), which knows the key
     d.host = host;
     d.metric = std::string{p.name};
     d.unit = std::string{p.unit};
@@ -260,7 +260,6 @@ void joiner::close(vm_state& vm, window& w, bool correction,
     d.rel_diff = hv != 0 ? (hv - guest) / hv : 0;
     d.explained_share = hv != 0 ? guest / hv : 0;
     d.correction = correction;
-    deltas.push_back(std::move(d));
     ++counters_.deltas;
     if (correction)
       ++counters_.corrections;
