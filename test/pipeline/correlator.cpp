@@ -469,3 +469,73 @@ TEST_CASE("correlator: guest events of a source no VM claims are held for "
   CHECK(c.counters().held_dropped >= rounds - 5);
   CHECK(c.counters().held_dropped < rounds);
 }
+
+TEST_CASE("correlator: in a process sample the first occurrence of a field "
+          "decides (as event_view::find does)") {
+  // One clean VM, then two hand-made samples from its agent, each naming
+  // two users: the first one counts.
+  sim::fleet_options fo;
+  fo.seed = 1;
+  fo.vms = 1;
+  fo.hosts = 1;
+  fo.start = 1'795'600'000 * s;
+  fo.duration = 12 * 60 * s;
+  auto fleet = sim::fleet::make(fo);
+  REQUIRE_MESSAGE(fleet, (fleet ? "" : fleet.error().message));
+  correlator_options co;
+  co.admin_users = {"root", "deploy"};
+  correlator c{co};
+  std::vector<correlator_message> out;
+  std::vector<sim::sim_batch> batches;
+  std::string agent;
+  time_ns last = 0;
+  while (fleet->step(batches)) {
+    for (auto& b : batches) {
+      if (b.source_id.starts_with("sim-agent:"))
+        agent = b.source_id;
+      test::as_parsed(b, [&](const event_view& v) {
+        c.observe(b.source_id, v);
+        last = std::max(last, v.time);
+      });
+      c.advance(out);
+    }
+    batches.clear();
+  }
+  REQUIRE_FALSE(agent.empty());
+  out.clear();
+  // Made as views directly: the wire decoder refuses repeated names, but
+  // an event_view from elsewhere in the process may carry them.
+  auto sample = [&](std::int64_t pid, std::vector<field> users) {
+    event e;
+    e.time = last + s;
+    e.index = "main";
+    e.host = "guest";
+    e.source = "proc";
+    e.sourcetype = "os:process";
+    e.fields = {{"pid", pid},
+                {"command", std::string{"sleeper"}},
+                {"uid", std::int64_t{1001}},
+                {"start_time", std::int64_t{1000 + pid}},
+                {"rss_bytes", std::int64_t{1} << 20},
+                {"cpu_pct", 0.5}};
+    e.fields.insert(e.fields.end(), users.begin(), users.end());
+    std::vector<field_view> fv;
+    for (const auto& f : e.fields)
+      fv.push_back({f.name, view(f.value)});
+    auto a = c.observe(agent, view_of(e, fv));
+    REQUIRE(a);
+    CHECK_FALSE(a->vm.empty());
+    c.advance(out);
+  };
+  // `user` twice: a human user first, then an administrator.
+  sample(4242, {{"user", std::string{"mallory"}},
+                {"user", std::string{"root"}}});
+  // And the other way round.
+  sample(4343, {{"user", std::string{"root"}},
+                {"user", std::string{"mallory"}}});
+  std::vector<std::string> non_admin;
+  for (const auto& m : out)
+    if (text_of(m, "kind") == "non_admin_process")
+      non_admin.push_back(text_of(m, "pid") + " " + text_of(m, "user"));
+  CHECK(non_admin == std::vector<std::string>{"4242 mallory"});
+}
