@@ -470,10 +470,11 @@ TEST_CASE("correlator: guest events of a source no VM claims are held for "
   CHECK(c.counters().held_dropped < rounds);
 }
 
-TEST_CASE("correlator: in a process sample the first occurrence of a field "
-          "decides (as event_view::find does)") {
-  // One clean VM, then two hand-made samples from its agent, each naming
-  // two users: the first one counts.
+namespace {
+
+// Runs one clean simulated VM for 12 minutes through `c`; returns its
+// agent's source id and the latest event time.
+std::pair<std::string, time_ns> one_clean_vm(correlator& c) {
   sim::fleet_options fo;
   fo.seed = 1;
   fo.vms = 1;
@@ -482,9 +483,6 @@ TEST_CASE("correlator: in a process sample the first occurrence of a field "
   fo.duration = 12 * 60 * s;
   auto fleet = sim::fleet::make(fo);
   REQUIRE_MESSAGE(fleet, (fleet ? "" : fleet.error().message));
-  correlator_options co;
-  co.admin_users = {"root", "deploy"};
-  correlator c{co};
   std::vector<correlator_message> out;
   std::vector<sim::sim_batch> batches;
   std::string agent;
@@ -502,40 +500,98 @@ TEST_CASE("correlator: in a process sample the first occurrence of a field "
     batches.clear();
   }
   REQUIRE_FALSE(agent.empty());
-  out.clear();
-  // Made as views directly: the wire decoder refuses repeated names, but
-  // an event_view from elsewhere in the process may carry them.
-  auto sample = [&](std::int64_t pid, std::vector<field> users) {
-    event e;
-    e.time = last + s;
-    e.index = "main";
-    e.host = "guest";
-    e.source = "proc";
-    e.sourcetype = "os:process";
-    e.fields = {{"pid", pid},
-                {"command", std::string{"sleeper"}},
-                {"uid", std::int64_t{1001}},
-                {"start_time", std::int64_t{1000 + pid}},
-                {"rss_bytes", std::int64_t{1} << 20},
-                {"cpu_pct", 0.5}};
-    e.fields.insert(e.fields.end(), users.begin(), users.end());
-    std::vector<field_view> fv;
-    for (const auto& f : e.fields)
-      fv.push_back({f.name, view(f.value)});
-    auto a = c.observe(agent, view_of(e, fv));
-    REQUIRE(a);
-    CHECK_FALSE(a->vm.empty());
-    c.advance(out);
+  return {agent, last};
+}
+
+// A process sample from `agent`, made as views directly (the wire decoder
+// refuses repeated names, but an event_view from elsewhere in the process
+// may carry them), observed and advanced.
+void process_sample(correlator& c, const std::string& agent, time_ns t,
+                    std::int64_t pid, const char* command,
+                    std::int64_t rss, std::vector<field> more,
+                    std::vector<correlator_message>& out) {
+  event e;
+  e.time = t;
+  e.index = "main";
+  e.host = "guest";
+  e.source = "proc";
+  e.sourcetype = "os:process";
+  e.fields = {{"pid", pid},
+              {"command", std::string{command}},
+              {"start_time", std::int64_t{1000 + pid}},
+              {"rss_bytes", rss},
+              {"cpu_pct", 0.5}};
+  e.fields.insert(e.fields.end(), more.begin(), more.end());
+  std::vector<field_view> fv;
+  for (const auto& f : e.fields)
+    fv.push_back({f.name, view(f.value)});
+  auto a = c.observe(agent, view_of(e, fv));
+  REQUIRE(a);
+  CHECK_FALSE(a->vm.empty());
+  c.advance(out);
+}
+
+} // namespace
+
+TEST_CASE("correlator: in a process sample the first occurrence of a field "
+          "decides (as event_view::find does)") {
+  // One clean VM, then two hand-made samples from its agent, each naming
+  // two users: the first one counts.
+  correlator_options co;
+  co.admin_users = {"root", "deploy"};
+  correlator c{co};
+  auto [agent, last] = one_clean_vm(c);
+  std::vector<correlator_message> out;
+  std::vector<field> human{{"uid", std::int64_t{1001}}};
+  auto users = [&](const char* first, const char* second) {
+    auto f = human;
+    f.push_back({"user", std::string{first}});
+    f.push_back({"user", std::string{second}});
+    return f;
   };
-  // `user` twice: a human user first, then an administrator.
-  sample(4242, {{"user", std::string{"mallory"}},
-                {"user", std::string{"root"}}});
-  // And the other way round.
-  sample(4343, {{"user", std::string{"root"}},
-                {"user", std::string{"mallory"}}});
+  // `user` twice: a human user first, then an administrator; and the
+  // other way round.
+  process_sample(c, agent, last + s, 4242, "sleeper", 1 << 20,
+                 users("mallory", "root"), out);
+  process_sample(c, agent, last + s, 4343, "sleeper", 1 << 20,
+                 users("root", "mallory"), out);
   std::vector<std::string> non_admin;
   for (const auto& m : out)
     if (text_of(m, "kind") == "non_admin_process")
       non_admin.push_back(text_of(m, "pid") + " " + text_of(m, "user"));
   CHECK(non_admin == std::vector<std::string>{"4242 mallory"});
+}
+
+TEST_CASE("correlator: a leak track moved when a gone process's is removed "
+          "keeps its history") {
+  // Three processes: one goes away after three samples (its track, and
+  // the simulated fleet's, are swept once gone three windows, the last
+  // track moving into each freed place), one stays flat, one grows 1 MiB/s
+  // steadily from the start. The grower's alert opens at its 18th sample
+  // (leak_samples), as it would with no sweep; a track that lost its
+  // samples in the move would open 18 samples after the sweep, if at all.
+  correlator c;
+  auto [agent, last] = one_clean_vm(c);
+  std::vector<correlator_message> out;
+  std::vector<field> owner{{"uid", std::int64_t{0}},
+                           {"user", std::string{"root"}}};
+  const time_ns base = last + 10 * s;
+  for (int k = 0; k < 30; ++k) {
+    auto t = base + k * 10 * s;
+    if (k < 3)
+      process_sample(c, agent, t, 501, "gone", 50 << 20, owner, out);
+    process_sample(c, agent, t, 502, "flat", 80 << 20, owner, out);
+    process_sample(c, agent, t, 503, "grower",
+                   (std::int64_t{100} << 20) + k * (std::int64_t{10} << 20),
+                   owner, out);
+  }
+  std::vector<std::string> leaks;
+  for (const auto& m : out)
+    if (text_of(m, "kind") == "memory_leak")
+      leaks.push_back(fmt::format("{} {} {} {}", text_of(m, "state"),
+                                  text_of(m, "process"), text_of(m, "pid"),
+                                  (m.time - base) / s));
+  // The fleet's own processes went quiet with the fleet: their tracks
+  // were swept (none was open), so the grower's moved at least once.
+  CHECK(leaks == std::vector<std::string>{"open grower 503 170"});
 }
