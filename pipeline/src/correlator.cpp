@@ -763,8 +763,7 @@ void correlator::emit_delta(const delta& d, const message_emitter& emit) {
     else
       fields[n++] = {name, v};
   });
-  topic_scratch_.assign(publish::delta_prefix);
-  topic_scratch_.append(d.vm);
+  publish::delta_topic(d.vm, topic_scratch_);
   emit({topic_scratch_, d.window_end, "parallax:delta", d.host,
         std::span<const field_view>{fields.data(), n}, true});
 }

@@ -18,10 +18,14 @@
 
 namespace parallax::publish {
 
+void delta_topic(std::string_view vm, std::string& out) {
+  out.reserve(delta_prefix.size() + vm.size());
+  out.assign(delta_prefix).append(vm);
+}
+
 std::string delta_topic(std::string_view vm) {
   std::string t;
-  t.reserve(delta_prefix.size() + vm.size());
-  t.append(delta_prefix).append(vm);
+  delta_topic(vm, t);
   return t;
 }
 

@@ -54,6 +54,8 @@ inline constexpr std::string_view event_prefix = "event.";
 
 /// "delta.web-01".
 std::string delta_topic(std::string_view vm);
+/// The same into `out` (replacing what it held; its room is kept).
+void delta_topic(std::string_view vm, std::string& out);
 /// "event.os:auth".
 std::string event_topic(std::string_view sourcetype);
 
