@@ -193,4 +193,14 @@ void add_agent_options(CLI::App& cmd, agent_args& args);
 
 int run_agent(const agent_args& args);
 
+/// `parallax bench paint`: the VM page's first paint in headless Chromium,
+/// measured by bench/browser/first_paint.mjs under node.
+struct paint_args {
+  std::string source;     ///< the source tree (bench/, test/, web/); empty: default
+  std::size_t loads = 9;  ///< warm loads after the cold one
+  bool json = false;
+};
+
+int run_bench_paint(const paint_args& args);
+
 } // namespace parallax::tools

@@ -484,6 +484,25 @@ int main(int argc, char** argv) {
   search_bench->add_flag("--json", search_opts.json,
                          "One machine-readable JSON line");
 
+  parallax::tools::paint_args paint_a;
+  auto paint_bench = bench->add_subcommand(
+    "paint", "First paint of the VM page (24 h of 20 s data, one VM) in "
+             "headless Chromium: navigation to both charts drawn, cold and "
+             "warm; needs node, web/node_modules and chromium "
+             "(scripts/setup.sh)");
+  paint_bench->add_option("--loads", paint_a.loads,
+                          "Warm loads after the cold one; the median is "
+                          "reported")
+    ->capture_default_str()
+    ->check(CLI::Range(1, 1000));
+  paint_bench->add_option("--source", paint_a.source,
+                          "The source tree holding bench/browser/, "
+                          "test/browser/ and web/ (default: "
+                          "$PARALLAX_SOURCE_DIR, else the tree this binary "
+                          "was built from)");
+  paint_bench->add_flag("--json", paint_a.json,
+                        "One machine-readable JSON line");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -539,5 +558,7 @@ int main(int argc, char** argv) {
     return parallax::bench::run_nab(nab_opts);
   if (*search_bench)
     return parallax::bench::run_search(search_opts);
+  if (*paint_bench)
+    return run_bench_paint(paint_a);
   return 2;
 }

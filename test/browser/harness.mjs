@@ -21,13 +21,16 @@ mkdirSync(ARTIFACTS, { recursive: true });
 
 let failures = 0;
 const cleanups = [];
+// PARALLAX_QUIET_OK=1 (`parallax bench paint`): only failures are printed,
+// on stderr, so that stdout holds the benchmark's figures alone.
+const QUIET = process.env.PARALLAX_QUIET_OK === '1';
 
 export function ok(what) {
-  console.log(`ok: ${what}`);
+  if (!QUIET) console.log(`ok: ${what}`);
 }
 export function fail(what) {
   failures++;
-  console.log(`FAIL: ${what}`);
+  (QUIET ? console.error : console.log)(`FAIL: ${what}`);
 }
 export function check(cond, what, detail = '') {
   if (cond) ok(what);
@@ -60,7 +63,8 @@ export async function main(name, seconds, body) {
   }
   clearTimeout(timer);
   await cleanup();
-  console.log(failures ? `${name}: ${failures} check(s) failed` : `${name}: all checks passed`);
+  if (failures) (QUIET ? console.error : console.log)(`${name}: ${failures} check(s) failed`);
+  else if (!QUIET) console.log(`${name}: all checks passed`);
   process.exit(failures ? 1 : 0);
 }
 
@@ -189,7 +193,7 @@ export async function browser({ width = 1400, height = 1000 } = {}) {
 export async function screenshot(page, name) {
   const path = join(ARTIFACTS, name);
   await page.screenshot({ path, fullPage: true });
-  console.log(`screenshot: ${path}`);
+  if (!QUIET) console.log(`screenshot: ${path}`);
   return path;
 }
 

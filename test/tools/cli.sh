@@ -72,6 +72,19 @@ out=$("$P" bench ingest --events 3000 --batch 500 --no-peer --data "$tmp/b" --js
 check "bench ingest runs end to end" 0 $rc
 contains "bench ingest reports a rate" "$out" '"events_per_s":'
 
+# bench paint itself runs in "browser: first_paint" (the same script); here
+# what it says when it cannot run.
+out=$("$P" bench paint --source "$tmp/no-tree" 2>&1); rc=$?
+check "bench paint with a --source that is no source tree is a usage error" 2 $rc
+contains "bench paint names the script it looked for" "$out" "$tmp/no-tree/bench/browser/first_paint.mjs"
+mkdir -p "$tmp/tree/bench/browser" "$tmp/tree/web"
+: > "$tmp/tree/bench/browser/first_paint.mjs"
+out=$("$P" bench paint --source "$tmp/tree" 2>&1); rc=$?
+check "bench paint without web/node_modules fails" 1 $rc
+contains "bench paint says what to run" "$out" "scripts/setup.sh"
+out=$("$P" bench paint --loads 0 2>&1); rc=$?
+check "bench paint --loads 0 is a usage error" 2 $rc
+
 out=$("$P" buckets --data "$tmp/b" 2>&1); rc=$?
 check "buckets lists the store" 0 $rc
 contains "buckets counts every event" "$out" "3000 events"
