@@ -243,7 +243,7 @@ struct full_mailbox {
 } // namespace
 
 TEST_CASE("correlator stage: with batches waiting, the deltas go first and "
-          "the drift work runs once the mailbox is empty; the same messages "
+          "the drift work runs once the mailbox is empty, the same messages "
           "per VM as advance() after every batch") {
   auto batches = fleet_batches();
   std::size_t fleet_events = 0;

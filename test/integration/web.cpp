@@ -82,7 +82,7 @@ json get_json(httplib::Client& http, const std::string& path,
 } // namespace
 
 TEST_CASE("web: the API, the event stream and static files of a server fed "
-          "by the simulator; parallax vm") {
+          "by the simulator, parallax vm") {
   temp_dir tmp{"parallax-web-"};
   // A web root of our own (the real one is web/, written separately).
   auto root = tmp.path / "www";

@@ -212,7 +212,7 @@ TEST_CASE("procfs: a process that vanishes mid-read is skipped silently") {
   CHECK(s.vanished() == 2);
 }
 
-TEST_CASE("procfs: unknown uids are named by number; kernel threads have no args") {
+TEST_CASE("procfs: unknown uids are named by number, kernel threads have no args") {
   test::temp_dir root;
   write_system(root.path);
   write_process(root.path, 2, "kthreadd", 0, 0, 1, 4321, 8765, "");
@@ -415,7 +415,7 @@ TEST_CASE("procfs: os:net counters and exact rates from two samples") {
   CHECK(get<double>(*e3, "tx_bytes_per_s") == 0.0);
 }
 
-TEST_CASE("procfs: os:net: a recreated interface starts afresh; one without "
+TEST_CASE("procfs: os:net: a recreated interface starts afresh, one without "
           "statistics is skipped") {
   test::temp_dir root;
   write_system(root.path);
@@ -456,7 +456,7 @@ struct collected {
 
 } // namespace
 
-TEST_CASE("log tail: complete lines only; rename-and-create rotation") {
+TEST_CASE("log tail: complete lines only, rename-and-create rotation") {
   test::temp_dir dir;
   auto log = dir.path / "auth.log";
   write(log, "one\ntwo\nthr");

@@ -293,7 +293,7 @@ TEST_CASE("correlator: drift work left behind waiting batches "
 }
 
 TEST_CASE("correlator: emit sees every message advance() appends, in the "
-          "same order and with the same fields; a delta's names need no "
+          "same order and with the same fields, a delta's names need no "
           "check") {
   // Deltas are published from views of themselves before their stored
   // messages are made: both come from one list of fields.

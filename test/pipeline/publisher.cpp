@@ -144,7 +144,7 @@ TEST_CASE("publisher: subscribers get only the topic prefixes they ask for") {
                                         "alert.security"});
 }
 
-TEST_CASE("publisher: a stuck subscriber never blocks publish(); drops are "
+TEST_CASE("publisher: a stuck subscriber never blocks publish(), drops are "
           "counted and show as a sequence gap") {
   zmq::context ctx;
   metrics_registry metrics;
@@ -259,7 +259,7 @@ TEST_CASE("publisher: a second publisher on a bound endpoint fails to start") {
 }
 
 TEST_CASE("publisher: publish_view sends what publish sends for the same "
-          "fields; names_checked skips only the name check") {
+          "fields, names_checked skips only the name check") {
   zmq::context ctx;
   metrics_registry metrics;
   auto pub = start(ctx, local(), &metrics);

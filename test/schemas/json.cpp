@@ -13,7 +13,7 @@ TEST_CASE("json: strings are escaped and invalid UTF-8 becomes U+FFFD") {
   CHECK(out == "\"a\\\"b\\\\c\\nd\\u0001caf\xc3\xa9 \xef\xbf\xbd!\"");
 }
 
-TEST_CASE("json: values keep their type; non-finite floats become strings") {
+TEST_CASE("json: values keep their type, non-finite floats become strings") {
   auto render = [](value_view v) {
     std::string out;
     json::append_value(out, v);

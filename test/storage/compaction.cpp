@@ -125,7 +125,7 @@ std::string key_of(const event& e) {
 
 } // namespace
 
-TEST_CASE("compaction: same events, summaries and index answers; series "
+TEST_CASE("compaction: same events, summaries and index answers, series "
           "side by side") {
   storage::store_options so;
   so.block_events = 16;
