@@ -6,5 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh -DPARALLAX_WERROR=ON
-cd build
-ctest --output-on-failure -j "${PARALLAX_JOBS:-2}" "$@"
+cd "${PARALLAX_BUILD_DIR:-build}"
+# A filter that selects nothing (a typo, or a label whose tests were not
+# registered) is a failure, not a green run of zero tests.
+ctest --output-on-failure --no-tests=error -j "${PARALLAX_JOBS:-2}" "$@"

@@ -180,7 +180,9 @@ export async function browser({ width = 1400, height = 1000 } = {}) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+    // The resource's address too: a test that expects one failed request
+    // can tell it from any other.
+    if (m.type() === 'error') errors.push(`console: ${m.text()}${m.location()?.url ? ` (${m.location().url})` : ''}`);
   });
   page.on('requestfailed', (r) => {
     // aborted requests are the page leaving (or a newer load), not errors

@@ -90,6 +90,7 @@ check "buckets lists the store" 0 $rc
 contains "buckets counts every event" "$out" "3000 events"
 
 out=$("$P" buckets --data "$tmp/b" --json 2>&1); rc=$?
+check "buckets --json succeeds" 0 $rc
 contains "buckets --json prints objects" "$out" '"events":'
 
 out=$("$P" rebuild-summaries --data "$tmp/b" 2>&1); rc=$?
