@@ -32,6 +32,7 @@ config config::defaults() {
   c.bucket_span = defaults::storage_bucket_span;
   c.rollup_interval = defaults::storage_rollup_interval;
   c.block_events = defaults::storage_block_events;
+  c.run_min_terms = defaults::storage_run_min_terms;
   c.retention = defaults::storage_retention;
   c.compact_after = defaults::storage_compact_after;
   for (const auto& d : defaults::search_rules) {
@@ -96,11 +97,15 @@ config config::defaults() {
   return c;
 }
 
+static_assert(defaults::storage_run_min_terms
+              == storage::store_options{}.run_min_terms);
+
 storage::store_options store_options_of(const config& cfg) {
   storage::store_options o;
   o.bucket_span = to_ns(cfg.bucket_span);
   o.rollup_interval = to_ns(cfg.rollup_interval);
   o.block_events = static_cast<std::size_t>(cfg.block_events);
+  o.run_min_terms = static_cast<std::size_t>(cfg.run_min_terms);
   return o;
 }
 
@@ -413,6 +418,17 @@ const option table[] = {
      return want_uint(n, 1, 65'536, c.block_events);
    },
    [](const config& c) { return std::to_string(c.block_events); }},
+  {{"parallax.storage.run-min-terms", "integer",
+    "A write that brings a bucket at least this many distinct terms stores "
+    "their postings as one sorted run (keys of about 4 KB of packed terms) "
+    "instead of one key per term: far fewer B-tree puts for a busy commit. "
+    "A term lookup seeks once per run of a 2^18-event segment, so slower "
+    "commits keep per-term keys; compaction turns a bucket's runs back "
+    "into per-term keys. 0: never."},
+   [](config& c, const toml::node& n) {
+     return want_uint(n, 0, std::uint64_t{1} << 32, c.run_min_terms);
+   },
+   [](const config& c) { return std::to_string(c.run_min_terms); }},
   {{"parallax.storage.retention", "duration",
     "Buckets that ended longer ago than this are dropped whole, checked "
     "every minute; \"0s\" keeps everything."},

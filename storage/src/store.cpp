@@ -28,6 +28,7 @@ namespace parallax::storage {
 namespace {
 
 constexpr std::string_view next_id_key = "next-id";
+constexpr std::string_view next_run_key = "next-run";
 constexpr std::string_view span_key = "bucket-span";
 // meta "compacted" [bucket] -> u64 events of the bucket at its last compaction
 // Most bytes (about) of a block a compaction writes (see compact()).
@@ -1038,6 +1039,128 @@ int cut_postings(std::string_view bkey,
   return 0;
 }
 
+// -- Runs ----------------------------------------------------------------------
+//
+// A write that brings a bucket thousands of new terms (a busy fleet's
+// commit: ~75,000 terms per 150,000 events, most seen once) made one
+// LMDB put per term and segment, each into a random leaf page among the
+// bucket's earlier terms: half of a write's instructions and most of its
+// dirty pages. Such a write now stores its postings as a run: the terms in
+// order, packed into values of about `run_chunk_bytes`, keyed by the last
+// term each holds, in the `runs` table:
+//
+//   [bucket][segment be32][run be32][last term] -> entries
+//   entry = varint term length, term, varint n, then n bytes of ids:
+//           varint (first id - segment base), varint deltas
+//
+// A run's keys follow one another, so its puts append. A lookup seeks once
+// per run of a segment to the chunk whose last term is not below the term
+// and scans that chunk. Small writes keep one key per term (above): a
+// bucket fed slowly would otherwise gather a run per commit. Runs are
+// numbered store-wide (meta `next-run`); compaction rewrites a bucket's
+// postings as per-term keys and drops its runs.
+constexpr std::size_t run_chunk_bytes = 4000;
+
+std::uint64_t segment_base(std::uint32_t seg) {
+  return std::uint64_t{seg} << segment_bits;
+}
+
+// Calls sink(key, value) for each chunk of the run `run` made of `sorted`'s
+// postings, whose ids lie in segments [first_seg, last_seg].
+template <class Sink>
+int cut_run(std::string_view bkey, std::uint32_t run,
+            const std::vector<const term_map::value_type*>& sorted,
+            std::uint32_t first_seg, std::uint32_t last_seg, Sink&& sink) {
+  std::vector<std::size_t> next(sorted.size(), 0); // per term: first id left
+  std::string chunk, key;
+  std::vector<char> ids(64); // only grows
+  chunk.reserve(run_chunk_bytes + 512);
+  char len[10];
+  for (auto seg = first_seg; seg <= last_seg; ++seg) {
+    auto base = segment_base(seg);
+    std::string_view last;
+    auto flush = [&]() -> int {
+      if (chunk.empty())
+        return 0;
+      key = bkey;
+      put_be32(key, seg);
+      put_be32(key, run);
+      key.append(last);
+      auto rc = sink(std::string_view{key}, std::string_view{chunk});
+      chunk.clear();
+      return rc;
+    };
+    for (std::size_t t = 0; t < sorted.size(); ++t) {
+      const auto& list = sorted[t]->second.ids;
+      auto i = next[t];
+      if (i >= list.size() || segment_of(list[i]) != seg)
+        continue;
+      auto j = i;
+      while (j < list.size() && segment_of(list[j]) == seg)
+        ++j;
+      next[t] = j;
+      if (ids.size() < (j - i) * 10)
+        ids.resize((j - i) * 10);
+      auto* p = put_varint(ids.data(), list[i] - base);
+      for (auto k = i + 1; k < j; ++k)
+        p = put_varint(p, list[k] - list[k - 1]);
+      const auto& term = sorted[t]->first;
+      chunk.append(len, put_varint(len, term.size()));
+      chunk.append(term);
+      auto n = static_cast<std::size_t>(p - ids.data());
+      chunk.append(len, put_varint(len, n));
+      chunk.append(ids.data(), n);
+      last = term;
+      if (chunk.size() >= run_chunk_bytes)
+        if (auto rc = flush(); rc != 0)
+          return rc;
+    }
+    if (auto rc = flush(); rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+// Calls f(term, ids) for each entry of a run's chunk, in order, until f
+// returns false; `base` is the chunk's segment base. False: the chunk is
+// damaged.
+template <class F>
+bool for_each_run_entry(std::string_view chunk, std::uint64_t base, F&& f) {
+  auto p = reinterpret_cast<const unsigned char*>(chunk.data());
+  auto e = p + chunk.size();
+  while (p < e) {
+    std::uint64_t tlen = 0, n = 0;
+    if (!get_varint(p, e, tlen) || tlen > static_cast<std::uint64_t>(e - p))
+      return false;
+    std::string_view term{reinterpret_cast<const char*>(p), tlen};
+    p += tlen;
+    if (!get_varint(p, e, n) || n == 0 || n > static_cast<std::uint64_t>(e - p))
+      return false;
+    auto ids = p;
+    p += n;
+    if (!f(term, ids, p, base))
+      break;
+  }
+  return true;
+}
+
+// Appends the ids an entry holds (the bytes [ids, end)).
+bool decode_run_ids(const unsigned char* ids, const unsigned char* end,
+                    std::uint64_t base, std::vector<std::uint64_t>& out) {
+  std::uint64_t d = 0;
+  if (!get_varint(ids, end, d))
+    return false;
+  auto id = base + d;
+  out.push_back(id);
+  while (ids < end) {
+    if (!get_varint(ids, end, d))
+      return false;
+    id += d;
+    out.push_back(id);
+  }
+  return true;
+}
+
 } // namespace
 
 void rollup_cell::add(double x) {
@@ -1123,6 +1246,18 @@ result<store> store::open(environment& env, const store_options& opts) {
       s.tuples_ = dbi;
     else if (rc != MDB_NOTFOUND)
       return mdb_error("store: cannot open table tuples", rc);
+  }
+  // So did the runs table (postings of large writes): an older store gets
+  // it here, empty; read-only, there are no runs to read.
+  {
+    MDB_dbi dbi;
+    auto rc = mdb_dbi_open(t.get(), "runs", read_only ? 0 : MDB_CREATE, &dbi);
+    if (rc == 0) {
+      s.runs_ = dbi;
+      s.has_runs_ = true;
+    } else if (rc != MDB_NOTFOUND) {
+      return mdb_error("store: cannot open table runs", rc);
+    }
   }
   // The bucket span is fixed at creation.
   auto key = as_val(span_key);
@@ -1279,9 +1414,29 @@ result<write_result> store::write(std::span<const incoming_batch> group) {
           return mdb_error("store: cannot write a block", rc);
       }
     }
-    // Postings and summaries, in term order for locality.
+    // Postings and summaries, in term order for locality: a run when the
+    // write brings many terms (see "Runs"), else one key per term.
     auto sorted = sorted_terms(terms);
-    {
+    if (has_runs_ && opts_.run_min_terms > 0
+        && sorted.size() >= opts_.run_min_terms && !blocks.empty()) {
+      std::uint64_t run = 0;
+      if (rc = get_meta_u64(w, meta_, next_run_key, run); rc != 0)
+        return mdb_error("store: cannot read the next run number", rc);
+      const auto& tail = blocks.back();
+      auto first_seg = segment_of(blocks.front().first);
+      auto last_seg = segment_of(tail.first + tail.events.size() - 1);
+      put_cursor out{w, runs_};
+      rc = cut_run(bkey, static_cast<std::uint32_t>(run), sorted, first_seg,
+                   last_seg, [&](std::string_view k, std::string_view v) {
+                     return out.put(k, v);
+                   });
+      if (rc != 0)
+        return mdb_error("store: cannot write postings", rc);
+      if (rc = put_meta_u64(w, meta_, next_run_key,
+                            (run + 1) & 0xffffffffu);
+          rc != 0)
+        return mdb_error("store: cannot record the next run number", rc);
+    } else {
       put_cursor out{w, postings_};
       rc = cut_postings(bkey, sorted, [&](std::string_view k,
                                           std::string_view v) {
@@ -1586,7 +1741,77 @@ result<std::vector<std::uint64_t>> snapshot::postings(std::int64_t bucket,
   mdb_cursor_close(cur);
   if (rc != 0 && rc != MDB_NOTFOUND)
     return mdb_error("store: cannot read postings", rc);
+  if (st_->has_runs_) {
+    auto per_term = out.size();
+    if (auto err = run_postings(bkey, term, out))
+      return err;
+    // A segment's runs and per-term keys come from different writes.
+    if (out.size() > per_term && !std::is_sorted(out.begin(), out.end()))
+      std::sort(out.begin(), out.end());
+  }
   return out;
+}
+
+error snapshot::run_postings(std::string_view bkey, std::string_view term,
+                             std::vector<std::uint64_t>& out) const {
+  MDB_cursor* cur = nullptr;
+  if (auto rc = mdb_cursor_open(t_, st_->runs_, &cur); rc != 0)
+    return mdb_error("store: cannot read runs", rc);
+  // Per segment, per run: a seek to the chunk whose last term is not below
+  // `term` (landing on a later run or segment names where to go next).
+  std::uint32_t seg = 0, run = 0;
+  std::string k;
+  bool damaged = false;
+  int rc = 0;
+  for (;;) {
+    k = bkey;
+    put_be32(k, seg);
+    put_be32(k, run);
+    k.append(term);
+    auto key = as_val(k);
+    MDB_val val;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (rc != 0 || key.mv_size < 16 || !as_view(key).starts_with(bkey))
+      break;
+    auto p = static_cast<const char*>(key.mv_data);
+    auto found_seg = static_cast<std::uint32_t>(get_be64(p + 8) >> 32);
+    auto found_run = static_cast<std::uint32_t>(get_be64(p + 8) & 0xffffffffu);
+    if (found_seg != seg || found_run != run) { // nothing in (seg, run)
+      seg = found_seg;
+      run = found_run;
+      continue;
+    }
+    auto ok = for_each_run_entry(
+      as_view(val), segment_base(seg),
+      [&](std::string_view t, const unsigned char* ids,
+          const unsigned char* end, std::uint64_t base) {
+        if (t < term)
+          return true;
+        if (t == term && !decode_run_ids(ids, end, base, out))
+          damaged = true;
+        return false; // sorted: found, or not in this run
+      });
+    if (!ok || damaged) {
+      damaged = true;
+      break;
+    }
+    if (run == std::numeric_limits<std::uint32_t>::max()) {
+      if (seg == std::numeric_limits<std::uint32_t>::max())
+        break;
+      ++seg;
+      run = 0;
+    } else {
+      ++run;
+    }
+  }
+  mdb_cursor_close(cur);
+  if (damaged)
+    return error{ec::storage_error,
+                 fmt::format("store: a run of bucket {} is damaged",
+                             bucket_from_key(bkey.data()))};
+  if (rc != 0 && rc != MDB_NOTFOUND)
+    return mdb_error("store: cannot read runs", rc);
+  return {};
 }
 
 result<std::uint64_t> snapshot::count(std::int64_t bucket, std::string_view name,
@@ -1785,6 +2010,9 @@ result<std::size_t> store::drop_before(time_ns cutoff) {
                      catalog_})
       if (auto rc = delete_prefix(t.get(), dbi, prefix); rc != 0)
         return mdb_error("store: cannot drop a bucket", rc);
+    if (has_runs_)
+      if (auto rc = delete_prefix(t.get(), runs_, prefix); rc != 0)
+        return mdb_error("store: cannot drop a bucket", rc);
     auto mk = std::string{compacted_key} + prefix;
     auto mkey = as_val(mk);
     if (auto rc = mdb_del(t.get(), meta_, &mkey, nullptr);
@@ -1855,6 +2083,30 @@ result<compact_result> store::compact(std::int64_t bucket) {
                            });
     if (rc != 0)
       return mdb_error("store: cannot read postings", rc);
+    // A run's entries count as the keys they stand for.
+    bool damaged = false;
+    if (has_runs_)
+      rc = for_each_prefixed(
+        snap->t_, runs_, bkey, [&](const MDB_val& key, const MDB_val& val) {
+          if (key.mv_size < 16)
+            return true;
+          auto seg = static_cast<std::uint32_t>(
+            get_be64(static_cast<const char*>(key.mv_data) + 8) >> 32);
+          damaged = !for_each_run_entry(
+            as_view(val), segment_base(seg),
+            [&](std::string_view, const unsigned char*, const unsigned char*,
+                std::uint64_t) {
+              ++res.postings_before;
+              return true;
+            });
+          return !damaged;
+        });
+    if (damaged)
+      return error{ec::storage_error,
+                   fmt::format("store: a run of bucket {} is damaged",
+                               bucket)};
+    if (rc != 0)
+      return mdb_error("store: cannot read runs", rc);
   }
   // 2. The new order: events of one series side by side, in time order.
   // A process's samples (`pid`) form a series of their own within a VM's.
@@ -1953,6 +2205,9 @@ result<compact_result> store::compact(std::int64_t bucket) {
   }
   for (auto dbi : {blocks_, postings_})
     if (auto rc = delete_prefix(w, dbi, bkey); rc != 0)
+      return mdb_error("store: cannot compact a bucket", rc);
+  if (has_runs_)
+    if (auto rc = delete_prefix(w, runs_, bkey); rc != 0)
       return mdb_error("store: cannot compact a bucket", rc);
   auto put_all = [&](unsigned dbi,
                      const std::vector<std::pair<std::string, std::string>>& kvs)

@@ -1228,3 +1228,168 @@ TEST_CASE("store: postings span segments of 2^18 ids in order") {
   CHECK(ok(f.store().postings(b0, "rare")) == rare_ids);
   CHECK(ok(f.store().postings(b0, "absent")).empty());
 }
+
+// -- runs ----------------------------------------------------------------------
+
+namespace {
+
+// Entries of the store's `runs` table in bucket `b` (-1: all); -1 when the
+// store has no such table.
+long run_keys(fixture& f, std::int64_t b = -1) {
+  MDB_txn* t = nullptr;
+  REQUIRE(mdb_txn_begin(f.env->handle(), nullptr, MDB_RDONLY, &t) == 0);
+  MDB_dbi dbi;
+  long n = -1;
+  if (mdb_dbi_open(t, "runs", 0, &dbi) == 0) {
+    n = 0;
+    MDB_cursor* c = nullptr;
+    REQUIRE(mdb_cursor_open(t, dbi, &c) == 0);
+    MDB_val k, v;
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+      REQUIRE(k.mv_size >= 16);
+      auto p = static_cast<const unsigned char*>(k.mv_data);
+      std::uint64_t raw = 0;
+      for (int i = 0; i < 8; ++i)
+        raw = (raw << 8) | p[i];
+      auto bucket = static_cast<std::int64_t>(raw ^ (std::uint64_t{1} << 63));
+      n += b < 0 || bucket == b;
+    }
+    mdb_cursor_close(c);
+  }
+  mdb_txn_abort(t);
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("store: writes of many terms are stored as runs and read back "
+          "exactly, mixed with per-term writes, across segments") {
+  // The same 300,000 events (ids cross the segment boundary at 262,144,
+  // inside one write) into a store that writes runs for groups of >= 500
+  // terms and one that never does; small groups in between take the
+  // per-term path in both. Every term's postings equal what was written.
+  storage::store_options with_runs, without;
+  with_runs.run_min_terms = 500;
+  without.run_min_terms = 0;
+  fixture fr{with_runs}, fk{without};
+  std::map<std::string, ids> want;
+  std::mt19937_64 rng{11};
+  std::uint64_t id = 0, seq = 0;
+  auto group = [&](std::size_t n, std::size_t vocabulary) {
+    std::vector<event> evs;
+    for (std::size_t i = 0; i < n; ++i, ++id) {
+      auto w = "w" + std::to_string(rng() % vocabulary);
+      evs.push_back(log_event(t0 + static_cast<time_ns>(id), "web-01",
+                              w + " common"));
+      want[w].push_back(id);
+      want["common"].push_back(id);
+    }
+    ++seq;
+    ok(write_one(fr.store(), "src", seq, evs));
+    ok(write_one(fk.store(), "src", seq, evs));
+  };
+  for (int round = 0; round < 6; ++round) {
+    group(49'000, 40'000); // thousands of terms: a run
+    group(1'000, 50);      // fewer than 500 terms: per-term keys
+  }
+  REQUIRE(id == 300'000);
+  CHECK(run_keys(fr) > 0);
+  CHECK(run_keys(fk) == 0);
+  std::size_t checked = 0;
+  for (const auto& [term, expected] : want) {
+    auto got = ok(fr.store().postings(b0, term));
+    if (got != expected) {
+      CAPTURE(term);
+      CHECK(got == expected);
+      CHECK(ok(fk.store().postings(b0, term)) == expected);
+      break;
+    }
+    ++checked;
+  }
+  CHECK(checked == want.size());
+  CHECK(checked > 30'000);
+  CHECK(ok(fr.store().postings(b0, "absent")).empty());
+  CHECK(ok(fr.store().postings(b0, "w")).empty()); // a prefix of terms
+  CHECK(ok(fr.store().postings(b0, "w999999")).empty()); // after them all
+  CHECK(ok(fr.store().postings(b0 + 1, "common")).empty());
+
+  // Compaction rewrites the bucket's postings as per-term keys (with new
+  // ids: events of a series side by side), drops its runs and counts their
+  // entries as the keys they stood for.
+  auto r = ok(fr.st->compact(b0));
+  REQUIRE(r.done);
+  CHECK(run_keys(fr, b0) == 0);
+  CHECK(r.postings_before >= want.size());
+  std::map<std::uint64_t, std::string> raw;
+  for (const auto& [i, e] : scan_all(fr.store(), b0))
+    raw[i] = *e.raw;
+  REQUIRE(raw.size() == 300'000);
+  for (const std::string term : {"w17", "w39999", "w49"}) {
+    auto got = ok(fr.store().postings(b0, term));
+    CHECK(got.size() == want[term].size());
+    for (auto i : got)
+      CHECK(raw[i] == term + " common");
+  }
+  CHECK(ok(fr.store().postings(b0, "common")).size() == 300'000);
+}
+
+TEST_CASE("store: drop_before drops a bucket's runs too") {
+  storage::store_options so;
+  so.run_min_terms = 10;
+  fixture f{so};
+  std::vector<event> a, b;
+  for (int i = 0; i < 100; ++i) {
+    a.push_back(log_event(t0 + i, "h", "old" + std::to_string(i)));
+    b.push_back(log_event(t0 + 2 * hour + i, "h", "new" + std::to_string(i)));
+  }
+  ok(write_one(f.store(), "a", 1, a));
+  ok(write_one(f.store(), "a", 2, b));
+  REQUIRE(run_keys(f, b0) > 0);
+  REQUIRE(run_keys(f, b0 + 2) > 0);
+  CHECK(ok(f.store().drop_before(t0 + hour)) == 1);
+  CHECK(run_keys(f, b0) == 0);
+  CHECK(run_keys(f, b0 + 2) > 0);
+  CHECK(ok(f.store().postings(b0 + 2, "new42")) == ids{142});
+}
+
+TEST_CASE("store: a store from before runs opens, read-only and writable") {
+  storage::store_options so;
+  so.run_min_terms = 10;
+  fixture f{so};
+  std::vector<event> evs;
+  for (int i = 0; i < 50; ++i)
+    evs.push_back(log_event(t0 + i, "h", "word" + std::to_string(i)));
+  so.run_min_terms = 0;
+  f.close();
+  // An older store: written with per-term keys only, no runs table.
+  {
+    storage::store_options old;
+    old.run_min_terms = 0;
+    auto env = ok(storage::environment::open(f.dir(), f.env_opts));
+    auto s = ok(storage::store::open(env, old));
+    ok(write_one(s, "a", 1, evs));
+    MDB_txn* t = nullptr;
+    REQUIRE(mdb_txn_begin(env.handle(), nullptr, 0, &t) == 0);
+    MDB_dbi dbi;
+    REQUIRE(mdb_dbi_open(t, "runs", 0, &dbi) == 0);
+    REQUIRE(mdb_drop(t, dbi, 1) == 0);
+    REQUIRE(mdb_txn_commit(t) == 0);
+  }
+  {
+    storage::environment_options ro;
+    ro.read_only = true;
+    auto env = ok(storage::environment::open(f.dir(), ro));
+    auto s = ok(storage::store::open(env, so));
+    CHECK(ok(s.postings(b0, "word7")) == ids{7});
+  }
+  f.store_opts.run_min_terms = 10;
+  f.open(); // writable: the runs table is made, and used
+  CHECK(run_keys(f) == 0);
+  std::vector<event> more;
+  for (int i = 0; i < 50; ++i)
+    more.push_back(log_event(t0 + 100 + i, "h", "word" + std::to_string(i)));
+  ok(write_one(f.store(), "a", 2, more));
+  CHECK(run_keys(f) > 0);
+  CHECK(ok(f.store().postings(b0, "word7")) == ids{7, 57});
+}

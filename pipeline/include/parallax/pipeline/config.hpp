@@ -98,6 +98,7 @@ struct config {
   std::chrono::milliseconds bucket_span{};       ///< parallax.storage.bucket-span
   std::chrono::milliseconds rollup_interval{};   ///< parallax.storage.rollup-interval
   std::uint64_t block_events = 0;                ///< parallax.storage.block-events
+  std::uint64_t run_min_terms = 0;               ///< parallax.storage.run-min-terms
   std::chrono::milliseconds retention{};         ///< parallax.storage.retention
   std::chrono::milliseconds compact_after{};     ///< parallax.storage.compact-after
   std::string collector_endpoint;                ///< parallax.collector.endpoint

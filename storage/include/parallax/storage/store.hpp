@@ -75,6 +75,11 @@ struct store_options {
   time_ns rollup_interval = time_ns{60} * 1'000'000'000;
   /// Most events per stored block (parallax.storage.block-events).
   std::size_t block_events = 128;
+  /// A write that brings a bucket at least this many distinct terms stores
+  /// its postings as one sorted run (keys of ~4 KB of packed terms) instead
+  /// of one key per term; 0: never (parallax.storage.run-min-terms). See
+  /// store.cpp, "Runs".
+  std::size_t run_min_terms = 16384;
 };
 
 /// One batch of a write group.
@@ -263,7 +268,8 @@ private:
   environment* env_;
   store_options opts_;
   unsigned blocks_ = 0, postings_ = 0, summaries_ = 0, rollups_ = 0,
-           catalog_ = 0, sources_ = 0, meta_ = 0, tuples_ = 0;
+           catalog_ = 0, sources_ = 0, meta_ = 0, tuples_ = 0, runs_ = 0;
+  bool has_runs_ = false; ///< false: an older store opened read-only
 };
 
 /// A consistent read of the store: every read through one snapshot sees
@@ -297,6 +303,9 @@ public:
 
 private:
   friend class store;
+  // Appends the ids of `term` in the bucket's runs (bkey: its key prefix).
+  error run_postings(std::string_view bkey, std::string_view term,
+                     std::vector<std::uint64_t>& out) const;
   snapshot(const store& st, MDB_txn* t) : st_{&st}, t_{t} {
   }
   const store* st_ = nullptr;
