@@ -32,6 +32,25 @@ MDB_val as_val(std::string_view s) {
   return MDB_val{s.size(), const_cast<char*>(s.data())};
 }
 
+// Writes the format record `v` (creating the meta database) and commits.
+int write_format(MDB_env* env, format_version v) {
+  MDB_txn* txn = nullptr;
+  if (auto rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != 0)
+    return rc;
+  MDB_dbi dbi;
+  auto record = encode_format(v);
+  auto key = as_val(format_key);
+  MDB_val val{record.size(), record.data()};
+  int rc = mdb_dbi_open(txn, meta_db.data(), MDB_CREATE, &dbi);
+  if (rc == 0)
+    rc = mdb_put(txn, dbi, &key, &val, 0);
+  if (rc != 0) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  return mdb_txn_commit(txn);
+}
+
 } // namespace
 
 std::string describe_mdb(int rc) {
@@ -120,14 +139,22 @@ result<environment> environment::open(const std::filesystem::path& dir,
                         | (std::uint32_t{bytes[5]} << 16)
                         | (std::uint32_t{bytes[6]} << 8) | bytes[7];
       mdb_txn_abort(txn);
-      if (v != static_cast<std::uint32_t>(format_version::latest))
+      constexpr auto latest = static_cast<std::uint32_t>(format_version::latest);
+      constexpr auto oldest = static_cast<std::uint32_t>(format_version::v1);
+      if (v < oldest || v > latest)
         return close_and(error{
           ec::storage_version,
           fmt::format("{} holds storage format {}; this parallax reads "
-                      "format {}. Nothing was changed: use a parallax of "
-                      "the matching version, or another data directory",
-                      dir.string(), v,
-                      static_cast<std::uint32_t>(format_version::latest))});
+                      "formats {} to {}. Nothing was changed: use a "
+                      "parallax of the matching version, or another data "
+                      "directory",
+                      dir.string(), v, oldest, latest)});
+      if (v == latest || opts.read_only)
+        return environment{env, dir, static_cast<format_version>(v)};
+      // An older format opened writable: upgraded (only the record changes
+      // here; what the newer format adds starts empty).
+      if (rc = write_format(env, format_version::latest); rc != 0)
+        return close_and(fail("cannot upgrade the format record", rc));
       return environment{env, dir, format_version::latest};
     }
   } else if (rc != MDB_NOTFOUND) {
@@ -140,21 +167,8 @@ result<environment> environment::open(const std::filesystem::path& dir,
                            fmt::format("no Parallax store in {}",
                                        dir.string())});
   // A fresh store: write the format record.
-  if (rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != 0)
-    return close_and(fail("cannot begin write transaction", rc));
-  if (rc = mdb_dbi_open(txn, meta_db.data(), MDB_CREATE, &dbi); rc != 0) {
-    mdb_txn_abort(txn);
-    return close_and(fail("cannot create the meta database", rc));
-  }
-  auto record = encode_format(format_version::latest);
-  auto key = as_val(format_key);
-  MDB_val val{record.size(), record.data()};
-  if (rc = mdb_put(txn, dbi, &key, &val, 0); rc != 0) {
-    mdb_txn_abort(txn);
+  if (rc = write_format(env, format_version::latest); rc != 0)
     return close_and(fail("cannot write the format record", rc));
-  }
-  if (rc = mdb_txn_commit(txn); rc != 0)
-    return close_and(fail("cannot commit the format record", rc));
   return environment{env, dir, format_version::latest};
 }
 

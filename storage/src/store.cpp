@@ -1105,6 +1105,10 @@ int cut_run(std::string_view bkey, std::uint32_t run,
       for (auto k = i + 1; k < j; ++k)
         p = put_varint(p, list[k] - list[k - 1]);
       const auto& term = sorted[t]->first;
+      // A run is found by its chunks' last terms: the terms must come in
+      // LMDB's key order (memcmp, shorter first), as sorted_terms makes it.
+      if (!last.empty() && !(last < term))
+        return EINVAL;
       chunk.append(len, put_varint(len, term.size()));
       chunk.append(term);
       auto n = static_cast<std::size_t>(p - ids.data());
@@ -1745,9 +1749,12 @@ result<std::vector<std::uint64_t>> snapshot::postings(std::int64_t bucket,
     auto per_term = out.size();
     if (auto err = run_postings(bkey, term, out))
       return err;
-    // A segment's runs and per-term keys come from different writes.
-    if (out.size() > per_term && !std::is_sorted(out.begin(), out.end()))
-      std::sort(out.begin(), out.end());
+    // Each part is in id order (runs are numbered in write order, so in id
+    // order too, but for a wrap of the 32-bit run number): one merge.
+    auto mid = out.begin() + static_cast<std::ptrdiff_t>(per_term);
+    if (!std::is_sorted(mid, out.end()))
+      std::sort(mid, out.end());
+    std::inplace_merge(out.begin(), mid, out.end());
   }
   return out;
 }

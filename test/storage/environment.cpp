@@ -72,6 +72,34 @@ TEST_CASE("storage: another format version is refused and nothing changes") {
   CHECK(slurp(dir / "data.mdb") == before);
 }
 
+TEST_CASE("storage: a format 1 store opens read-only as it is and is "
+          "upgraded to 2 when opened writable") {
+  temp_dir tmp;
+  auto dir = tmp.path / "store";
+  { REQUIRE(storage::environment::open(dir)); }
+  write_format_record(dir, std::string_view{"PLXS\0\0\0\x01", 8});
+  auto before = slurp(dir / "data.mdb");
+  storage::environment_options ro;
+  ro.read_only = true;
+  {
+    auto env = storage::environment::open(dir, ro);
+    REQUIRE(env);
+    CHECK(env->version() == storage::format_version::v1);
+  }
+  CHECK(slurp(dir / "data.mdb") == before);
+  {
+    auto env = storage::environment::open(dir);
+    REQUIRE(env);
+    CHECK(env->version() == storage::format_version::v2);
+  }
+  // The record says 2 now: an older parallax (format 1 only) refuses it
+  // instead of missing what format 2 indexes in its runs table.
+  auto env = storage::environment::open(dir, ro);
+  REQUIRE(env);
+  CHECK(env->version() == storage::format_version::v2);
+  CHECK(storage::format_version::latest == storage::format_version::v2);
+}
+
 TEST_CASE("storage: an LMDB store that is not Parallax's is refused") {
   temp_dir tmp;
   write_format_record(tmp.path, "something else");

@@ -18,6 +18,8 @@
 
 #include "temp_dir.hpp"
 
+#include <set>
+
 #include <doctest/doctest.h>
 #include <lmdb.h>
 
@@ -1392,4 +1394,50 @@ TEST_CASE("store: a store from before runs opens, read-only and writable") {
   ok(write_one(f.store(), "a", 2, more));
   CHECK(run_keys(f) > 0);
   CHECK(ok(f.store().postings(b0, "word7")) == ids{7, 57});
+}
+
+TEST_CASE("store: runs hold terms with long shared prefixes, of 7 to 9 "
+          "bytes and in UTF-8, in buckets written alternately") {
+  // The same groups into a store writing runs (>= 10 terms) and one that
+  // does not; every term reads back the same from both (and is there).
+  // Buckets b0 and b0 + 1 alternate, so each bucket's run numbers have
+  // gaps (b0: 0, 2, 4; b0 + 1: 1, 3, 5).
+  storage::store_options with_runs, without;
+  with_runs.run_min_terms = 10;
+  without.run_min_terms = 0;
+  fixture fr{with_runs}, fk{without};
+  std::set<std::string> words, tags;
+  std::uint64_t seq = 0;
+  for (int round = 0; round < 6; ++round) {
+    auto b = round % 2 == 0 ? t0 : t0 + hour;
+    std::vector<event> evs;
+    for (int i = 0; i < 300; ++i) {
+      auto n = std::to_string((i * 7 + round) % 97);
+      const std::string ws[] = {"abcdefg", "abcdefgh", "abcdefghi",
+                                "abcdefgh" + n, "größe" + n, "東京" + n};
+      const auto& w = ws[(i + round) % 6];
+      auto tag = "host-web-000000000000-" + n;
+      evs.push_back(log_event(b + i, "h", w + " x", {{"tag", str(tag)}}));
+      words.insert(w);
+      tags.insert("tag=" + tag);
+    }
+    ++seq;
+    ok(write_one(fr.store(), "src", seq, evs));
+    ok(write_one(fk.store(), "src", seq, evs));
+  }
+  REQUIRE(run_keys(fr, b0) > 0);
+  REQUIRE(run_keys(fr, b0 + 1) > 0);
+  CHECK(run_keys(fk) == 0);
+  std::size_t checked = 0;
+  for (auto bucket : {b0, b0 + 1})
+    for (const auto* set : {&words, &tags})
+      for (const auto& term : *set) {
+        CAPTURE(term);
+        auto want = ok(fk.store().postings(bucket, term));
+        auto got = ok(fr.store().postings(bucket, term));
+        CHECK(got == want);
+        checked += !want.empty();
+      }
+  // Most terms occur in both buckets; all of them in one at least.
+  CHECK(checked > words.size() + tags.size());
 }

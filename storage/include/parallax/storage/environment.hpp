@@ -23,10 +23,17 @@ namespace parallax::storage {
 
 /// The on-disk format of a store. Bump `latest` whenever a persisted layout
 /// changes; a reader that meets another version refuses to touch the data.
+///
+/// v2 added the `runs` table (postings of large writes, see store.cpp): a
+/// v1 reader would miss every event indexed there, so v2 must refuse it.
+/// This build reads v1 as it is (read-only: no runs) and upgrades a v1
+/// store it opens writable by rewriting the record, nothing else (the runs
+/// table is made empty by store::open).
 enum class format_version : std::uint32_t {
   invalid = 0,
   v1 = 1,
-  latest = v1,
+  v2 = 2,
+  latest = v2,
 };
 
 struct environment_options {

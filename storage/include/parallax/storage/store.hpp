@@ -9,6 +9,9 @@
 //                                                   events as a wire batch frame
 //   postings   [bucket][segment][term] 00 [first id] -> event ids, varint deltas
 //              (a segment is 2^18 ids: commits touch only the newest one)
+//   runs       [bucket][segment][run][last term] -> ~4 KB of packed terms with
+//              their ids: the postings of a write that brought the bucket
+//              >= run_min_terms terms (format 2; store.cpp, "Runs")
 //   summaries  [bucket][name=value]              -> u64 count of events
 //   rollups    [bucket][series] 00 [interval]    -> count, sum, min, max, sum of squares
 //   tuples     [bucket][index 00 host 00 source 00 sourcetype] -> u64 count of
@@ -18,7 +21,7 @@
 //   sources    source id                         -> committed sequences: all
 //                                                   below a floor, plus those
 //                                                   above it (at most 1024)
-//   meta       "format", "next-id", "bucket-span"
+//   meta       "format", "next-id", "next-run", "bucket-span"
 // A bucket is floor(time / span); event ids grow globally, so within a bucket
 // every new key sorts after the existing ones and writes stay sequential.
 //
@@ -269,7 +272,11 @@ private:
   store_options opts_;
   unsigned blocks_ = 0, postings_ = 0, summaries_ = 0, rollups_ = 0,
            catalog_ = 0, sources_ = 0, meta_ = 0, tuples_ = 0, runs_ = 0;
-  bool has_runs_ = false; ///< false: an older store opened read-only
+  /// False: a format-1 store opened read-only (no runs table). Fixed at
+  /// open: a reader that opened such a store before a writer upgraded it
+  /// sees the runs written since only once it opens the store again (the
+  /// CLI opens it per command; the server's own search uses its store).
+  bool has_runs_ = false;
 };
 
 /// A consistent read of the store: every read through one snapshot sees
