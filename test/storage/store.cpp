@@ -1362,9 +1362,8 @@ TEST_CASE("store: a store from before runs opens, read-only and writable") {
   std::vector<event> evs;
   for (int i = 0; i < 50; ++i)
     evs.push_back(log_event(t0 + i, "h", "word" + std::to_string(i)));
-  so.run_min_terms = 0;
   f.close();
-  // An older store: written with per-term keys only, no runs table.
+  // A format-1 store: per-term keys only, no runs table, record 1.
   {
     storage::store_options old;
     old.run_min_terms = 0;
@@ -1376,17 +1375,22 @@ TEST_CASE("store: a store from before runs opens, read-only and writable") {
     MDB_dbi dbi;
     REQUIRE(mdb_dbi_open(t, "runs", 0, &dbi) == 0);
     REQUIRE(mdb_drop(t, dbi, 1) == 0);
+    REQUIRE(mdb_dbi_open(t, "meta", 0, &dbi) == 0);
+    MDB_val key{6, const_cast<char*>("format")};
+    MDB_val val{8, const_cast<char*>("PLXS\0\0\0\x01")};
+    REQUIRE(mdb_put(t, dbi, &key, &val, 0) == 0);
     REQUIRE(mdb_txn_commit(t) == 0);
   }
   {
     storage::environment_options ro;
     ro.read_only = true;
     auto env = ok(storage::environment::open(f.dir(), ro));
+    CHECK(env.version() == storage::format_version::v1);
     auto s = ok(storage::store::open(env, so));
     CHECK(ok(s.postings(b0, "word7")) == ids{7});
   }
-  f.store_opts.run_min_terms = 10;
-  f.open(); // writable: the runs table is made, and used
+  f.open(); // writable: upgraded to format 2, the runs table made and used
+  CHECK(f.env->version() == storage::format_version::v2);
   CHECK(run_keys(f) == 0);
   std::vector<event> more;
   for (int i = 0; i < 50; ++i)
