@@ -377,10 +377,12 @@ int run_vm(const vm_args& args) {
   std::optional<storage::environment> env;
   std::optional<storage::store> st;
   std::unique_ptr<source> src;
-  if (args.server) {
-    src = std::make_unique<http_source>(*args.server, cfg->http.token);
-  } else {
-    // Read-only, like `parallax search`: beside a running server.
+  // Read-only, like `parallax search`: beside a running server. Returns
+  // the exit code of a failure, 0 when open.
+  auto open_store = [&]() -> int {
+    src.reset();
+    st.reset();
+    env.reset(); // one environment per process at a time (LMDB)
     storage::environment_options eo;
     eo.read_only = true;
     eo.map_size = cfg->storage_map_size;
@@ -397,11 +399,22 @@ int run_vm(const vm_args& args) {
     }
     st.emplace(std::move(*s));
     src = std::make_unique<store_source>(*st, search_options_of(*cfg));
-  }
+    return 0;
+  };
+  if (args.server)
+    src = std::make_unique<http_source>(*args.server, cfg->http.token);
+  else if (auto rc = open_store(); rc != 0)
+    return rc;
   bool tty = ::isatty(STDOUT_FILENO) != 0;
   style sty{tty && !args.once};
   const auto& stop = stop_on_signals();
-  for (;;) {
+  for (bool first = true;; first = false) {
+    // A format-1 store read as it was opened has no runs table: should a
+    // newer server upgrade it meanwhile, what it indexes in runs would be
+    // missed. Such a store is opened again for every refresh.
+    if (!first && env && env->version() != storage::format_version::latest)
+      if (auto rc = open_store(); rc != 0)
+        return rc;
     auto [cols, rows] = terminal_size();
     auto width = std::clamp<std::size_t>(cols, 60, 200);
     auto j = src->vm(args.name, args.earliest, width > 24 ? width - 24 : 8);

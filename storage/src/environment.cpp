@@ -32,11 +32,8 @@ MDB_val as_val(std::string_view s) {
   return MDB_val{s.size(), const_cast<char*>(s.data())};
 }
 
-// Writes the format record `v` (creating the meta database) and commits.
-int write_format(MDB_env* env, format_version v) {
-  MDB_txn* txn = nullptr;
-  if (auto rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != 0)
-    return rc;
+// Writes the format record `v` (creating the meta database) in `txn`.
+int put_format(MDB_txn* txn, format_version v) {
   MDB_dbi dbi;
   auto record = encode_format(v);
   auto key = as_val(format_key);
@@ -44,7 +41,15 @@ int write_format(MDB_env* env, format_version v) {
   int rc = mdb_dbi_open(txn, meta_db.data(), MDB_CREATE, &dbi);
   if (rc == 0)
     rc = mdb_put(txn, dbi, &key, &val, 0);
-  if (rc != 0) {
+  return rc;
+}
+
+// The same in a transaction of its own, committed.
+int write_format(MDB_env* env, format_version v) {
+  MDB_txn* txn = nullptr;
+  if (auto rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != 0)
+    return rc;
+  if (auto rc = put_format(txn, v); rc != 0) {
     mdb_txn_abort(txn);
     return rc;
   }
@@ -145,17 +150,15 @@ result<environment> environment::open(const std::filesystem::path& dir,
         return close_and(error{
           ec::storage_version,
           fmt::format("{} holds storage format {}; this parallax reads "
-                      "formats {} to {}. Nothing was changed: use a "
-                      "parallax of the matching version, or another data "
-                      "directory",
-                      dir.string(), v, oldest, latest)});
-      if (v == latest || opts.read_only)
-        return environment{env, dir, static_cast<format_version>(v)};
-      // An older format opened writable: upgraded (only the record changes
-      // here; what the newer format adds starts empty).
-      if (rc = write_format(env, format_version::latest); rc != 0)
-        return close_and(fail("cannot upgrade the format record", rc));
-      return environment{env, dir, format_version::latest};
+                      "formats {} to {}. Nothing was changed: use {}, or "
+                      "another data directory",
+                      dir.string(), v, oldest, latest,
+                      v > latest ? "the newer parallax that wrote it"
+                                 : "a parallax of the matching version")});
+      // An older format stays as it is here: store::open upgrades it when
+      // it opens the store writable, in the transaction that adds what
+      // the newer format needs.
+      return environment{env, dir, static_cast<format_version>(v)};
     }
   } else if (rc != MDB_NOTFOUND) {
     mdb_txn_abort(txn);
@@ -235,6 +238,14 @@ environment& environment::operator=(environment&& other) noexcept {
     other.env_ = nullptr;
   }
   return *this;
+}
+
+int environment::put_latest_format(MDB_txn* txn) const {
+  return put_format(txn, format_version::latest);
+}
+
+void environment::mark_upgraded() noexcept {
+  version_ = format_version::latest;
 }
 
 environment::~environment() {

@@ -1286,10 +1286,19 @@ result<store> store::open(environment& env, const store_options& opts) {
   } else if (rc != 0 && rc != MDB_NOTFOUND) {
     return mdb_error("store: cannot read the bucket span", rc);
   }
+  // An older format opened writable: the record says the latest in the
+  // transaction that made what it adds (the runs table), so neither is on
+  // disk without the other, and nothing changes when a check above fails.
+  bool upgrade = !read_only && env.version() != format_version::latest;
+  if (upgrade)
+    if (rc = env.put_latest_format(t.get()); rc != 0)
+      return mdb_error("store: cannot upgrade the format record", rc);
   // Handles opened in a transaction stay valid only if it commits (also a
   // read-only one); an aborted transaction closes them.
   if (rc = t.commit(); rc != 0)
     return mdb_error("store: cannot commit table creation", rc);
+  if (upgrade)
+    env.mark_upgraded();
   if (fill_tuples)
     if (auto err = s.rebuild_summaries())
       return err;

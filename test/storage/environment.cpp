@@ -1,4 +1,5 @@
 #include "parallax/storage/environment.hpp"
+#include "parallax/storage/store.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -72,32 +73,70 @@ TEST_CASE("storage: another format version is refused and nothing changes") {
   CHECK(slurp(dir / "data.mdb") == before);
 }
 
-TEST_CASE("storage: a format 1 store opens read-only as it is and is "
-          "upgraded to 2 when opened writable") {
+TEST_CASE("storage: a format 1 store opens as it is, and store::open "
+          "upgrades it to 2 unless it fails") {
   temp_dir tmp;
   auto dir = tmp.path / "store";
-  { REQUIRE(storage::environment::open(dir)); }
+  {
+    auto env = storage::environment::open(dir);
+    REQUIRE(env);
+    REQUIRE(storage::store::open(*env));
+  }
   write_format_record(dir, std::string_view{"PLXS\0\0\0\x01", 8});
   auto before = slurp(dir / "data.mdb");
   storage::environment_options ro;
   ro.read_only = true;
-  {
+  auto version_on_disk = [&] {
     auto env = storage::environment::open(dir, ro);
+    REQUIRE(env);
+    return env->version();
+  };
+  CHECK(version_on_disk() == storage::format_version::v1);
+  {
+    // Writable: the environment alone changes nothing.
+    auto env = storage::environment::open(dir);
     REQUIRE(env);
     CHECK(env->version() == storage::format_version::v1);
   }
   CHECK(slurp(dir / "data.mdb") == before);
   {
+    // A store::open that fails (another bucket span) upgrades nothing.
     auto env = storage::environment::open(dir);
     REQUIRE(env);
+    storage::store_options other;
+    other.bucket_span *= 2;
+    auto s = storage::store::open(*env, other);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code == ec::config_bad_value);
+    CHECK(env->version() == storage::format_version::v1);
+  }
+  CHECK(version_on_disk() == storage::format_version::v1);
+  {
+    auto env = storage::environment::open(dir);
+    REQUIRE(env);
+    REQUIRE(storage::store::open(*env));
     CHECK(env->version() == storage::format_version::v2);
   }
   // The record says 2 now: an older parallax (format 1 only) refuses it
   // instead of missing what format 2 indexes in its runs table.
-  auto env = storage::environment::open(dir, ro);
-  REQUIRE(env);
-  CHECK(env->version() == storage::format_version::v2);
+  CHECK(version_on_disk() == storage::format_version::v2);
   CHECK(storage::format_version::latest == storage::format_version::v2);
+}
+
+TEST_CASE("storage: a format newer than this build's is refused, naming "
+          "the newer parallax") {
+  temp_dir tmp;
+  auto dir = tmp.path / "store";
+  { REQUIRE(storage::environment::open(dir)); }
+  write_format_record(dir, std::string_view{"PLXS\0\0\0\x03", 8});
+  auto env = storage::environment::open(dir);
+  REQUIRE_FALSE(env);
+  CHECK(env.error().message.find("format 3") != std::string::npos);
+  CHECK(env.error().message.find("newer parallax") != std::string::npos);
+  write_format_record(dir, std::string_view{"PLXS\0\0\0\x00", 8});
+  env = storage::environment::open(dir);
+  REQUIRE_FALSE(env);
+  CHECK(env.error().message.find("format 0") != std::string::npos);
 }
 
 TEST_CASE("storage: an LMDB store that is not Parallax's is refused") {

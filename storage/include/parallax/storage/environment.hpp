@@ -18,17 +18,19 @@
 #include <string>
 
 struct MDB_env;
+struct MDB_txn;
 
 namespace parallax::storage {
 
 /// The on-disk format of a store. Bump `latest` whenever a persisted layout
-/// changes; a reader that meets another version refuses to touch the data.
+/// changes; a reader that meets a version it does not know refuses to
+/// touch the data.
 ///
 /// v2 added the `runs` table (postings of large writes, see store.cpp): a
-/// v1 reader would miss every event indexed there, so v2 must refuse it.
-/// This build reads v1 as it is (read-only: no runs) and upgrades a v1
-/// store it opens writable by rewriting the record, nothing else (the runs
-/// table is made empty by store::open).
+/// v1 reader would miss every event indexed there, so it must refuse v2.
+/// This build reads v1 as it is, and store::open upgrades a v1 store it
+/// opens writable: the empty runs table and the new record, in one
+/// transaction.
 enum class format_version : std::uint32_t {
   invalid = 0,
   v1 = 1,
@@ -53,8 +55,9 @@ std::string describe_mdb(int rc);
 class environment {
 public:
   /// Opens (and, unless read-only, creates) the store in `dir`. Fails with
-  /// `storage_version` if the store has another format version, changing
-  /// nothing on disk.
+  /// `storage_version` if the store has a format this build does not read
+  /// (nothing changed on disk); an older one it reads is left as it is
+  /// (version() says which; store::open upgrades it).
   static result<environment> open(const std::filesystem::path& dir,
                                   const environment_options& opts = {});
 
@@ -76,6 +79,12 @@ public:
   format_version version() const noexcept {
     return version_;
   }
+
+  /// For store::open's upgrade of an older store: puts the latest format
+  /// record in `txn`, a write transaction on this environment, and, once
+  /// that committed, mark_upgraded() makes version() say so.
+  int put_latest_format(MDB_txn* txn) const;
+  void mark_upgraded() noexcept;
 
   /// Drops this process's page-table mappings of the store (madvise
   /// MADV_DONTNEED on LMDB's shared, read-only file map). The data stays in

@@ -275,7 +275,8 @@ private:
   /// False: a format-1 store opened read-only (no runs table). Fixed at
   /// open: a reader that opened such a store before a writer upgraded it
   /// sees the runs written since only once it opens the store again (the
-  /// CLI opens it per command; the server's own search uses its store).
+  /// CLI opens it per command, `parallax vm` for every refresh while the
+  /// store it opened was format 1; the server's search uses its store).
   bool has_runs_ = false;
 };
 
