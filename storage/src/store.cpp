@@ -533,6 +533,30 @@ private:
   std::vector<std::uint64_t> rest_;
 };
 
+// Where the stretch of `ids` from `i` that lies in ids[i]'s segment ends.
+std::size_t segment_end(const id_list& ids, std::size_t i) {
+  auto seg = segment_of(ids[i]);
+  const auto& rest = ids.rest(); // rest[k - 1] is ids[k]
+  auto j = i + 1;
+  while (j < ids.size() && segment_of(rest[j - 1]) == seg)
+    ++j;
+  return j;
+}
+
+// Writes ids (i, j) as varint deltas from the id before each, at `p`,
+// into room made beforehand (at most 10 bytes each); returns the end.
+// Pushing byte by byte was most of the cost of a write's largest part.
+char* put_id_deltas(char* p, const id_list& ids, std::size_t i,
+                    std::size_t j) {
+  const auto& rest = ids.rest(); // rest[k - 1] is ids[k]
+  auto prev = ids[i];
+  for (auto k = i + 1; k < j; ++k) {
+    p = put_varint(p, rest[k - 1] - prev);
+    prev = rest[k - 1];
+  }
+  return p;
+}
+
 struct term_entry {
   id_list ids;
   std::uint64_t summary = 0; // events with this field term
@@ -1013,22 +1037,11 @@ int cut_postings(std::string_view bkey,
       kbuf.append(term);
       kbuf.push_back('\0');
       put_be64(kbuf, en.ids[i]);
-      // The segment's ids as varint deltas, written at a cursor into room
-      // made beforehand (at most 10 bytes each; the buffer only grows):
-      // pushing byte by byte was most of the cost of a write's largest
-      // part.
-      const auto& rest = en.ids.rest(); // rest[k - 1] is ids[k]
-      auto j = i + 1;
-      while (j < en.ids.size() && segment_of(rest[j - 1]) == seg)
-        ++j;
+      // The segment's other ids as deltas (the buffer only grows).
+      auto j = segment_end(en.ids, i);
       if (vbuf.size() < (j - i - 1) * 10)
         vbuf.resize((j - i - 1) * 10);
-      auto* p = vbuf.data();
-      auto prev = en.ids[i];
-      for (auto k = i + 1; k < j; ++k) {
-        p = put_varint(p, rest[k - 1] - prev);
-        prev = rest[k - 1];
-      }
+      auto* p = put_id_deltas(vbuf.data(), en.ids, i, j);
       std::string_view value{vbuf.data(),
                              static_cast<std::size_t>(p - vbuf.data())};
       if (auto rc = sink(std::string_view{kbuf}, value); rc != 0)
@@ -1095,15 +1108,12 @@ int cut_run(std::string_view bkey, std::uint32_t run,
       auto i = next[t];
       if (i >= list.size() || segment_of(list[i]) != seg)
         continue;
-      auto j = i;
-      while (j < list.size() && segment_of(list[j]) == seg)
-        ++j;
+      auto j = segment_end(list, i);
       next[t] = j;
       if (ids.size() < (j - i) * 10)
         ids.resize((j - i) * 10);
-      auto* p = put_varint(ids.data(), list[i] - base);
-      for (auto k = i + 1; k < j; ++k)
-        p = put_varint(p, list[k] - list[k - 1]);
+      auto* p = put_id_deltas(put_varint(ids.data(), list[i] - base), list,
+                              i, j);
       const auto& term = sorted[t]->first;
       // A run is found by its chunks' last terms: the terms must come in
       // LMDB's key order (memcmp, shorter first), as sorted_terms makes it.
