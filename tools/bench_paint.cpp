@@ -5,6 +5,8 @@
 
 #include "commands.hpp"
 
+#include "parallax/bench/stats.hpp"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -23,29 +25,6 @@ extern char** environ;
 namespace parallax::tools {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-// The first executable `name` on $PATH; empty when there is none.
-fs::path on_path(const char* name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  std::size_t start = 0;
-  while (start <= dirs.size()) {
-    auto end = dirs.find(':', start);
-    if (end == std::string::npos)
-      end = dirs.size();
-    auto candidate = fs::path{dirs.substr(start, end - start)} / name;
-    std::error_code ec;
-    if (end > start && fs::is_regular_file(candidate, ec)
-        && ::access(candidate.c_str(), X_OK) == 0)
-      return candidate;
-    start = end + 1;
-  }
-  return {};
-}
-
-} // namespace
 
 int run_bench_paint(const paint_args& args) {
   constexpr const char* who = "parallax bench paint";
@@ -71,7 +50,7 @@ int run_bench_paint(const paint_args& args) {
                  who, (source / "web").c_str());
     return 1;
   }
-  auto node = on_path("node");
+  fs::path node = bench::find_on_path("node");
   if (node.empty()) {
     std::fprintf(stderr,
                  "%s: node is not on PATH (scripts/setup.sh installs "

@@ -602,23 +602,6 @@ struct rg_figures {
   std::string error;
 };
 
-std::string find_on_path(std::string_view name) {
-  const char* path = std::getenv("PATH");
-  std::string_view rest = path ? path : "/usr/bin:/bin";
-  while (true) {
-    auto colon = rest.find(':');
-    auto dir = rest.substr(0, colon);
-    if (!dir.empty()) {
-      auto candidate = fs::path{dir} / name;
-      if (::access(candidate.c_str(), X_OK) == 0)
-        return candidate.string();
-    }
-    if (colon == std::string_view::npos)
-      return {};
-    rest.remove_prefix(colon + 1);
-  }
-}
-
 std::string shell_quote(std::string_view s) {
   std::string q = "'";
   for (char ch : s) {

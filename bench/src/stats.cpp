@@ -1,6 +1,8 @@
 #include "parallax/bench/stats.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -45,6 +47,25 @@ bool read_all(int fd, void* p, std::size_t n) {
     n -= static_cast<std::size_t>(r);
   }
   return true;
+}
+
+std::string find_on_path(std::string_view name) {
+  const char* path = std::getenv("PATH");
+  std::string_view rest = path ? path : "/usr/bin:/bin";
+  while (true) {
+    auto colon = rest.find(':');
+    auto dir = rest.substr(0, colon);
+    if (!dir.empty()) {
+      auto candidate = std::filesystem::path{dir} / name;
+      std::error_code ec;
+      if (std::filesystem::is_regular_file(candidate, ec)
+          && ::access(candidate.c_str(), X_OK) == 0)
+        return candidate.string();
+    }
+    if (colon == std::string_view::npos)
+      return {};
+    rest.remove_prefix(colon + 1);
+  }
 }
 
 unsigned long long peak_rss_bytes() {

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace parallax::bench {
@@ -16,6 +18,10 @@ double percentile(std::vector<double> xs, double q);
 /// client process; false when the other end is gone.
 bool write_all(int fd, const void* p, std::size_t n);
 bool read_all(int fd, void* p, std::size_t n);
+
+/// The first executable regular file `name` in a directory of $PATH
+/// (/usr/bin:/bin without one), or empty: a peer's or a runner's binary.
+std::string find_on_path(std::string_view name);
 
 /// Peak resident set size of this process in bytes (VmHWM), or 0.
 unsigned long long peak_rss_bytes();
